@@ -1,0 +1,138 @@
+"""The small dataclasses that plugins return from hooks.
+
+Hooks return these rather than loose dicts so the core can validate what a plugin
+contributes (a missing field or a duplicate name is a startup error naming the plugin),
+and so the contract is visible to type checkers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from marshmallow import Schema
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """A plugin's metadata, declared as ``plugin = Plugin(...)`` in its package ``__init__``.
+
+    The package ``__init__`` holds metadata only, so reading it is cheap; the module named
+    by ``hooks`` (default ``<package>.hooks``) holds the ``@hookimpl`` functions and is what
+    gets registered with the plugin manager.
+    """
+
+    name: str
+    version: str = "0.0.0"
+    summary: str = ""
+    #: Other plugins this one needs; a tenant that enables this plugin must enable them
+    #: too, and their migrations run first.
+    requires: tuple[str, ...] = ()
+    #: marshmallow schema of the plugin's per-tenant settings (defaults via load_default).
+    settings: type[Schema] | None = None
+    #: Dotted name of the hooks module; default: "<package>.hooks".
+    hooks: str | None = None
+    #: Dotted name of a module of ``@hookspec`` functions this plugin declares for other
+    #: plugins (named ``crm_<plugin>_*``), added to the manager before any registration.
+    hookspecs: str | None = None
+
+
+@dataclass(frozen=True)
+class NavItem:
+    """An entry in the web app's navigation."""
+
+    label: str
+    endpoint: str  # Flask endpoint name, e.g. "sample.index"
+    order: int = 100
+    icon: str = ""
+    #: Roles that see the item; empty means every signed-in user.
+    roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DashboardWidget:
+    """A widget on the dashboard page: ``render`` returns an HTML fragment (already escaped)."""
+
+    name: str
+    title: str
+    render: Callable[[], str]
+    order: int = 100
+    roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RecordPanel:
+    """A panel on a record's page (a lead, contact, company or deal): ``render`` returns an
+    HTML fragment (already escaped), shown in the page's side column under ``title``."""
+
+    name: str
+    title: str
+    render: Callable[[], str]
+    order: int = 100
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema or data change of a plugin.
+
+    ``name`` must sort in application order (``0001_initial``, ``0002_add_colour`` ...)
+    and never change once released. ``apply(db)`` runs inside a transaction; the core
+    records it in ``crm_migrations`` in the same transaction.
+    """
+
+    name: str
+    apply: Callable[[Any], None]
+
+
+@dataclass(frozen=True)
+class SignalReceiver:
+    """Connect ``func(tenant, **data)`` to the signal named ``signal`` (see crmcore.signals).
+
+    The core wraps the function: it is skipped for tenants that do not have the plugin on,
+    and an exception in it is logged with the plugin's name and contained.
+    """
+
+    signal: str
+    func: Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class ScheduledJob:
+    """A time-driven job, run once per tenant that has the plugin on.
+
+    ``trigger`` is an APScheduler 3 trigger name ("interval", "cron" or "date") and
+    ``trigger_args`` its arguments, e.g. ``{"minutes": 5}`` or ``{"hour": 2}``.
+    ``func(tenant)`` runs inside an app context with the tenant as the current tenant.
+    """
+
+    id: str
+    func: Callable[[Any], Any]
+    trigger: str = "interval"
+    trigger_args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskHandler:
+    """Handles durable tasks of one ``kind`` (see crmcore.tasks).
+
+    ``func(task)`` receives the task row (``task.payload``, ``task.attempts``,
+    ``task.idempotency_key``). When ``transactional`` is true the handler runs in the same
+    database transaction that marks the task done, so its database effects happen exactly
+    once even if the worker dies midway. Handlers that call the outside world set
+    ``transactional=False`` and must be idempotent (they may run again after a crash).
+    """
+
+    kind: str
+    func: Callable[[Any], Any]
+    max_attempts: int | None = None
+    transactional: bool = True
+
+
+@dataclass(frozen=True)
+class Permission:
+    """A permission a plugin adds to the role matrix: ``"<plugin>:<action>"`` granted to
+    ``roles``. Check it in a view with ``crmcore.api.common.require(name)``."""
+
+    name: str
+    roles: tuple[str, ...]
+    description: str = ""

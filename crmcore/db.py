@@ -1,0 +1,251 @@
+"""Database: one peewee database per process, tenant scoping, and after-commit hooks.
+
+* ``database`` is a :class:`peewee.DatabaseProxy` that every model binds to; ``init_database``
+  points it at SQLite (the embedded default: a file in the instance folder, WAL, foreign
+  keys, busy timeout) or PostgreSQL (pooled) from a URL.
+* :class:`TenantModel` is the base of every tenant-owned table: its ``select``, ``update``
+  and ``delete`` are filtered by the current tenant, and new rows get the current tenant,
+  so forgetting a filter cannot leak another tenant's rows. Without a current tenant
+  those queries raise :class:`NoTenantError` instead of silently reading everything.
+* :func:`atomic` is ``database.atomic()`` plus :func:`on_commit` callbacks, which is how
+  signals are sent after the transaction commits (and never when it rolls back).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+from urllib.parse import parse_qsl, unquote, urlparse
+
+import peewee
+from playhouse.pool import PooledPostgresqlDatabase
+
+database = peewee.DatabaseProxy()
+
+
+class NoTenantError(RuntimeError):
+    """A tenant-scoped query ran with no current tenant (a bug in the caller)."""
+
+
+def utcnow() -> dt.datetime:
+    """Naive UTC now: how every timestamp is stored (both backends compare them alike)."""
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+# --------------------------------------------------------------------------- connection
+
+
+def make_database(url: str, instance_dir: Path | str | None = None) -> peewee.Database:
+    """Build a peewee database from a URL: ``sqlite:///crm.db`` or ``postgresql://...``.
+
+    A relative SQLite path is relative to the instance folder. ``?search_path=s`` on a
+    PostgreSQL URL selects a schema (the test suite gives each test its own).
+    """
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        raw = unquote(parsed.path[1:] if parsed.path.startswith("/") else parsed.path)
+        if raw in ("", ":memory:"):
+            path = ":memory:"
+        else:
+            p = Path(raw)
+            if not p.is_absolute():
+                p = Path(instance_dir or ".") / p
+            p.parent.mkdir(parents=True, exist_ok=True)
+            path = str(p)
+        return peewee.SqliteDatabase(
+            path,
+            pragmas={
+                "journal_mode": "wal",
+                "foreign_keys": 1,
+                "busy_timeout": 10000,
+                "synchronous": "normal",
+            },
+        )
+    if parsed.scheme in ("postgres", "postgresql"):
+        params = dict(parse_qsl(parsed.query))
+        kwargs: dict[str, Any] = {
+            "host": parsed.hostname or "127.0.0.1",
+            "port": parsed.port or 5432,
+            "user": unquote(parsed.username) if parsed.username else None,
+            "password": unquote(parsed.password) if parsed.password else None,
+        }
+        search_path = params.pop("search_path", None)
+        if search_path:
+            kwargs["options"] = f"-c search_path={search_path}"
+        kwargs.update(params)
+        return PooledPostgresqlDatabase(
+            parsed.path.lstrip("/"),
+            max_connections=int(kwargs.pop("max_connections", 32)),
+            stale_timeout=300,
+            timeout=10,
+            **{k: v for k, v in kwargs.items() if v is not None},
+        )
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///... or postgresql://...")
+
+
+def init_database(url: str, instance_dir: Path | str | None = None) -> peewee.Database:
+    """Point the shared proxy at the database for ``url`` and return it."""
+    if database.obj is not None and not database.obj.is_closed():
+        database.obj.close()
+    db = make_database(url, instance_dir)
+    database.initialize(db)
+    return db
+
+
+@contextmanager
+def connection() -> Iterator[None]:
+    """An open connection for the block; closed afterwards only if this opened it
+    (peewee's connection_context() would also close a connection the caller holds)."""
+    opened = database.is_closed()
+    if opened:
+        database.connect()
+    try:
+        yield
+    finally:
+        if opened and not database.is_closed():
+            database.close()
+
+
+def is_postgres() -> bool:
+    return isinstance(database.obj, peewee.PostgresqlDatabase)
+
+
+# --------------------------------------------------------------------------- transactions
+
+_local = threading.local()
+
+
+@contextmanager
+def atomic() -> Iterator[Any]:
+    """A transaction (or savepoint when nested) whose :func:`on_commit` callbacks run
+    after the outermost transaction commits, and are dropped if it rolls back."""
+    stack: list[list[Callable[[], Any]]] = getattr(_local, "stack", None) or []
+    _local.stack = stack
+    stack.append([])
+    try:
+        with database.atomic() as txn:
+            yield txn
+    except BaseException:
+        stack.pop()
+        raise
+    callbacks = stack.pop()
+    if stack:  # a savepoint: its callbacks wait for the outer transaction
+        stack[-1].extend(callbacks)
+        return
+    for callback in callbacks:
+        callback()
+
+
+def on_commit(callback: Callable[[], Any]) -> None:
+    """Run ``callback`` after the current :func:`atomic` block commits (now if none)."""
+    stack = getattr(_local, "stack", None)
+    if stack:
+        stack[-1].append(callback)
+    else:
+        callback()
+
+
+# --------------------------------------------------------------------------- tenancy
+
+_current_tenant: contextvars.ContextVar["Tenant | None"] = contextvars.ContextVar(
+    "crm_current_tenant", default=None
+)
+
+
+def current_tenant() -> "Tenant | None":
+    """The tenant of the current request, job or task, or None."""
+    return _current_tenant.get()
+
+
+def require_tenant_id() -> int:
+    tenant = _current_tenant.get()
+    if tenant is None:
+        raise NoTenantError(
+            "tenant-scoped query without a current tenant; wrap it in tenant_context(tenant)"
+        )
+    return tenant.id
+
+
+@contextmanager
+def tenant_context(tenant: "Tenant | None") -> Iterator["Tenant | None"]:
+    """Make ``tenant`` the current tenant inside the block."""
+    token = _current_tenant.set(tenant)
+    try:
+        yield tenant
+    finally:
+        _current_tenant.reset(token)
+
+
+class IdField(peewee.AutoField):
+    """An auto-increment primary key that is never reused.
+
+    SQLite's plain INTEGER PRIMARY KEY hands the id of a deleted newest row to the next
+    insert; ids are in audit trails, ETags ("id-version") and URLs, so a reused id would
+    mix two records' histories. AUTOINCREMENT forbids reuse; PostgreSQL sequences never
+    reuse anyway.
+    """
+
+    def ddl(self, ctx: Any) -> Any:
+        node = super().ddl(ctx)
+        if isinstance(database.obj, peewee.SqliteDatabase):
+            node = peewee.NodeList((node, peewee.SQL("AUTOINCREMENT")))
+        return node
+
+
+class BaseModel(peewee.Model):
+    """Base of every model: bound to the shared database proxy."""
+
+    id = IdField()
+
+    class Meta:
+        database = database
+        legacy_table_names = False
+
+
+class Tenant(BaseModel):
+    """A company using this CRM instance. Its configuration lives in config/tenants/<slug>.toml;
+    this row gives it a stable id for foreign keys."""
+
+    slug = peewee.CharField(max_length=64, unique=True)
+    name = peewee.CharField(max_length=200)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "crm_tenants"
+
+    def __repr__(self) -> str:
+        return f"<Tenant {self.slug}>"
+
+
+class TenantModel(BaseModel):
+    """Base of tenant-owned models: every normal query is scoped to the current tenant."""
+
+    tenant = peewee.ForeignKeyField(
+        Tenant, on_delete="CASCADE", index=True, default=require_tenant_id, backref="+"
+    )
+
+    @classmethod
+    def select(cls, *fields: Any) -> peewee.ModelSelect:
+        return super().select(*fields).where(cls.tenant == require_tenant_id())
+
+    @classmethod
+    def update(cls, __data: Any = None, **update: Any) -> peewee.ModelUpdate:
+        return super().update(__data, **update).where(cls.tenant == require_tenant_id())
+
+    @classmethod
+    def delete(cls) -> peewee.ModelDelete:
+        return super().delete().where(cls.tenant == require_tenant_id())
+
+    @classmethod
+    def select_all_tenants(cls, *fields: Any) -> peewee.ModelSelect:
+        """An unscoped select, for cross-tenant maintenance code only (say why at the call)."""
+        return super().select(*fields)
+
+    @classmethod
+    def update_all_tenants(cls, __data: Any = None, **update: Any) -> peewee.ModelUpdate:
+        """An unscoped update, for cross-tenant maintenance code only (say why at the call)."""
+        return super().update(__data, **update)

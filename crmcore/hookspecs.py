@@ -1,0 +1,254 @@
+"""The extension contract: every hook a plugin can implement.
+
+Two kinds of hooks:
+
+* **Startup hooks** are called once, on the whole plugin manager, while the app is built:
+  they declare what a plugin *has* (models, migrations, blueprints, receivers, jobs,
+  task handlers, commands). Everything declared exists for every tenant; whether it
+  *acts* for a tenant is decided at run time by the tenant's enabled plugins (routes
+  answer 404, receivers and jobs skip).
+* **Runtime hooks** are called per request or per job through the tenant's subset hook
+  caller, so only plugins the tenant has enabled are asked.
+
+Every hook returns data (dataclasses from :mod:`crmcore.contrib`) rather than acting, so
+the core validates it and decides the order (explicit ``order`` fields; pluggy itself
+calls implementations in LIFO registration order). docs/hooks.md documents each hook with
+an example; tests/core/test_hook_reference.py fails when a hook is undocumented or untested.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from crmcore import hookspec
+
+if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
+    import click
+    import flask
+    import flask_smorest
+    import peewee
+
+    from crmcore.contrib import (
+        DashboardWidget,
+        Migration,
+        NavItem,
+        Permission,
+        RecordPanel,
+        ScheduledJob,
+        SignalReceiver,
+        TaskHandler,
+    )
+    from crmcore.models import Tenant, User
+
+
+# ---------------------------------------------------------------------------------------
+# Startup hooks: called once on the whole manager while the app is created
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def crm_models() -> list[type[peewee.Model]]:
+    """Declare the plugin's peewee models.
+
+    Called once at app creation; a model not bound to the core's database (through
+    :class:`crmcore.db.BaseModel` or :class:`crmcore.db.TenantModel`) stops the start with
+    an error naming the plugin. Tables are created by the plugin's migrations
+    (:func:`crm_migrations`), never implicitly. Tenant-owned models subclass
+    :class:`crmcore.db.TenantModel` and are named ``<plugin>_<entity>`` in the database.
+
+    :return: a list of model classes.
+    """
+
+
+@hookspec
+def crm_migrations() -> list[Migration]:
+    """Declare the plugin's migrations, oldest first.
+
+    Called by ``crm migrate`` (and at start-up of ``crm run``). Pending migrations run in
+    plugin dependency order (a plugin's ``requires`` first), each in its own transaction
+    with its record in ``crm_migrations``. A released migration is never edited: add a
+    new one.
+
+    :return: a list of :class:`crmcore.contrib.Migration`.
+    """
+
+
+@hookspec
+def crm_api_blueprints() -> list[flask_smorest.Blueprint]:
+    """Declare flask-smorest blueprints for the REST API.
+
+    Called once at app creation; each blueprint is registered on the single ``Api``
+    under ``/api/v1`` (give it ``url_prefix="/<plugin>"``), so its operations appear in
+    the OpenAPI document. Requests need a bearer token or a session; for a tenant that
+    does not have the plugin on, every route of the blueprint answers 404.
+
+    :return: a list of ``flask_smorest.Blueprint``.
+    """
+
+
+@hookspec
+def crm_web_blueprints() -> list[flask.Blueprint]:
+    """Declare Flask blueprints for web pages (usually ``url_prefix="/app/<plugin>"``).
+
+    Called once at app creation. Templates go in ``templates/<plugin>/`` inside the
+    blueprint's folder and extend ``"crm/base.html"``. For a tenant without the plugin,
+    every route of the blueprint answers 404. Every page requires a signed-in user (others
+    are sent to the sign-in page), unless the blueprint is one of public pages (a chat
+    widget) and sets ``bp.crm_public = True``.
+
+    :return: a list of ``flask.Blueprint``.
+    """
+
+
+@hookspec
+def crm_signal_receivers() -> list[SignalReceiver]:
+    """Declare receivers for signals (see :mod:`crmcore.signals`).
+
+    Called once at app creation; each receiver is connected strongly. It is called with
+    the tenant as sender (and as the current tenant) and the signal's keyword data, only
+    for tenants that have the plugin on; an exception is logged with the plugin name and
+    does not reach the sender. Receivers must be quick: enqueue a task for anything slow
+    or fallible.
+
+    :return: a list of :class:`crmcore.contrib.SignalReceiver`.
+    """
+
+
+@hookspec
+def crm_scheduled_jobs() -> list[ScheduledJob]:
+    """Declare time-driven jobs (APScheduler 3 triggers).
+
+    Called once when the scheduler starts (in ``crm worker`` or ``crm run``). Each firing
+    runs ``func(tenant)`` once for every tenant that has the plugin on at that moment.
+    Job ids are explicit and namespaced: ``"<plugin>:<job>"``.
+
+    :return: a list of :class:`crmcore.contrib.ScheduledJob`.
+    """
+
+
+@hookspec
+def crm_task_handlers() -> list[TaskHandler]:
+    """Declare handlers for durable tasks (see :mod:`crmcore.tasks`).
+
+    Called once at app creation. ``kind`` is namespaced (``"<plugin>.<action>"``); two
+    handlers for one kind is a startup error. A task whose tenant does not have the
+    plugin on is cancelled, not run.
+
+    :return: a list of :class:`crmcore.contrib.TaskHandler`.
+    """
+
+
+@hookspec
+def crm_permissions() -> list[Permission]:
+    """Declare permissions of the plugin, added to the role matrix.
+
+    Called once at app creation. Names are ``"<plugin>:<action>"``; ``roles`` lists the
+    roles (admin, manager, agent, viewer) that have it. A name declared twice, or one
+    not prefixed with the plugin's name, is a startup error. Views check it with
+    ``@require("<plugin>:<action>")`` (crmcore.api.common): 401 without credentials,
+    403 without the permission.
+
+    :return: a list of :class:`crmcore.contrib.Permission`.
+    """
+
+
+@hookspec
+def crm_cli_commands(cli: click.Group) -> None:
+    """Add commands to the ``crm`` command line.
+
+    Called when the ``crm`` command lists its commands or meets a name that is not built
+    in (at most once per invocation); a raising implementation is reported as a warning
+    and the built-in commands still work. Add commands with ``@cli.command()`` or
+    ``cli.add_command(...)``; name them after the plugin (``crm sample hello``) to avoid
+    clashes. Use :func:`crmcore.cli.with_app` to get an app context in a command (it passes
+    the CRM state as the first argument).
+
+    :param cli: the top-level click group.
+    """
+
+
+@hookspec
+def crm_startup(app: flask.Flask) -> None:
+    """Run once after the app is fully built (all plugins registered, blueprints added).
+
+    For setup that needs the finished app: registering template filters, error handlers,
+    extensions. Not called per tenant, and not the place for database writes.
+
+    :param app: the Flask application.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# Runtime hooks: called per request/job through the tenant's subset hook caller
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def crm_nav_items(tenant: Tenant, user: User | None) -> list[NavItem]:
+    """Contribute entries to the web app's navigation for this tenant and user.
+
+    Called on each page render for a signed-in user (pages without one have no
+    navigation), only for plugins the tenant has on. Items are sorted by ``order`` then
+    label and filtered by ``roles`` against the user's role.
+
+    :param tenant: the current tenant.
+    :param user: the signed-in user.
+    :return: a list of :class:`crmcore.contrib.NavItem`.
+    """
+
+
+@hookspec
+def crm_dashboard_widgets(tenant: Tenant, user: User | None) -> list[DashboardWidget]:
+    """Contribute widgets to the dashboard page.
+
+    Called when the dashboard renders, only for plugins the tenant has on. Widgets are
+    sorted by ``order``; a widget whose ``render`` raises is replaced by an error note and
+    logged with the plugin's name.
+
+    :param tenant: the current tenant.
+    :param user: the signed-in user.
+    :return: a list of :class:`crmcore.contrib.DashboardWidget`.
+    """
+
+
+@hookspec
+def crm_record_panels(tenant: Tenant, user: User, entity: str, record: Any) -> list[RecordPanel]:
+    """Contribute panels to a record's page (lead, contact, company or deal).
+
+    Called when the record's page renders, only for plugins the tenant has on. Panels are
+    sorted by ``order`` then title and shown beside the record's fields; a panel whose
+    ``render`` raises is replaced by an error note and logged with the plugin's name (as a
+    raising implementation is), and the page still shows.
+
+    :param tenant: the current tenant.
+    :param user: the signed-in user.
+    :param entity: ``"lead"``, ``"contact"``, ``"company"`` or ``"deal"``.
+    :param record: the record (a peewee model of :mod:`crmcore.entities.models`).
+    :return: a list of :class:`crmcore.contrib.RecordPanel`.
+    """
+
+
+@hookspec
+def crm_template_context(tenant: Tenant, user: User | None) -> dict[str, Any]:
+    """Add variables to the context of every rendered template.
+
+    Called on each template render in a request with a tenant, only for plugins the
+    tenant has on. Keys the core already sets (``tenant``, ``user``, ``nav_items``,
+    ``csrf_token``) are not overwritten; a key offered by two plugins is logged.
+
+    :param tenant: the current tenant.
+    :param user: the signed-in user, or None.
+    :return: a dict of extra template variables.
+    """
+
+
+@hookspec
+def crm_demo_data(tenant: Tenant) -> None:
+    """Seed demonstration data for ``tenant`` (called by ``crm run --demo``).
+
+    Called for plugins the demo tenant has on, inside an app context with the tenant as
+    the current tenant and an open database connection. Must be idempotent: ``crm run
+    --demo`` calls it at every start, so check before inserting.
+
+    :param tenant: the demo tenant.
+    """

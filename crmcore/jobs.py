@@ -1,0 +1,134 @@
+"""Scheduled jobs (APScheduler 3) and the background runner of ``crm worker``/``crm run``.
+
+Plugins declare jobs with ``crm_scheduled_jobs``. Each firing runs the job once for every
+tenant that has the plugin on *at that moment* (so a config reload applies at once),
+each tenant in its own app context, an exception logged with the plugin's name.
+
+One scheduler per deployment: every worker process may start a scheduler, but a job
+only runs in the process holding the ``scheduler`` lease (a row in ``crm_leases`` that
+the holder renews and that another process takes over once it expires). APScheduler 3
+has no supported shared job store across processes, and jobs come from code, so each
+scheduler keeps its jobs in memory and the lease decides who acts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from crmcore import db
+from crmcore.contrib import ScheduledJob
+from crmcore.db import tenant_context, utcnow
+from crmcore.models import Lease
+
+if TYPE_CHECKING:
+    from crmcore.app import CRM
+
+log = logging.getLogger("crmcore.jobs")
+
+LEASE_NAME = "scheduler"
+
+
+def acquire_lease(name: str, holder: str, ttl: float) -> bool:
+    """Take or renew the lease ``name`` for ``holder``; False if someone else holds it."""
+    now = utcnow()
+    expires = now + dt.timedelta(seconds=ttl)
+    with db.atomic():
+        Lease.insert(name=name, holder=holder, expires_at=expires).on_conflict_ignore().execute()
+        taken = (
+            Lease.update(holder=holder, expires_at=expires)
+            .where((Lease.name == name) & ((Lease.holder == holder) | (Lease.expires_at < now)))
+            .execute()
+        )
+    return bool(taken)
+
+
+def release_lease(name: str, holder: str) -> None:
+    Lease.delete().where((Lease.name == name) & (Lease.holder == holder)).execute()
+
+
+class Scheduler:
+    """The APScheduler of one process, running plugin jobs per tenant under the lease."""
+
+    def __init__(self, crm: "CRM", holder: str, lease_seconds: float = 60.0):
+        self.crm = crm
+        self.holder = holder
+        self.lease_seconds = lease_seconds
+        self.jobs: dict[str, tuple[str, ScheduledJob]] = {}
+        self._aps = BackgroundScheduler(timezone=dt.timezone.utc)
+        self._lock = threading.Lock()
+        for plugin, jobs in crm.host.call_startup("crm_scheduled_jobs"):
+            for job in jobs:
+                if job.id in self.jobs:
+                    raise ValueError(f"scheduled job id {job.id!r} declared twice ({self.jobs[job.id][0]} and {plugin})")
+                self.jobs[job.id] = (plugin, job)
+
+    def start(self) -> None:
+        for job_id, (plugin, job) in self.jobs.items():
+            self._aps.add_job(
+                self.fire,
+                trigger=job.trigger,
+                args=[job_id],
+                id=job_id,
+                name=f"{plugin}:{job.func.__name__}",
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=60,
+                **job.trigger_args,
+            )
+        # Renew the lease well before it expires so leadership does not flap.
+        self._aps.add_job(self.is_leader, "interval", seconds=max(1.0, self.lease_seconds / 3), id="crm:lease", replace_existing=True)
+        self._aps.start()
+        log.info("scheduler started with %d job(s) (holder %s)", len(self.jobs), self.holder)
+
+    def shutdown(self) -> None:
+        if self._aps.running:
+            self._aps.shutdown(wait=True)
+        try:
+            with db.database.connection_context():
+                release_lease(LEASE_NAME, self.holder)
+        except Exception:  # the database may already be gone at exit
+            log.debug("could not release the scheduler lease", exc_info=True)
+
+    def is_leader(self) -> bool:
+        with self._lock, db.database.connection_context():
+            return acquire_lease(LEASE_NAME, self.holder, self.lease_seconds)
+
+    def fire(self, job_id: str) -> None:
+        """What APScheduler calls: run the job for each enabled tenant, if we lead."""
+        if not self.is_leader():
+            log.debug("job %s skipped: another process holds the scheduler lease", job_id)
+            return
+        self.run_job(job_id)
+
+    def run_job(self, job_id: str) -> list[str]:
+        """Run a job now for every tenant that has its plugin on; return their slugs."""
+        plugin, job = self.jobs[job_id]
+        ran: list[str] = []
+        with self.crm.app.app_context(), db.database.connection_context():
+            self.crm.config_store.maybe_reload()
+            for slug, tenant_config in sorted(self.crm.config.tenants.items()):
+                if plugin not in tenant_config.plugins and not self.crm.host.infos[plugin].always_on:
+                    continue
+                tenant = self.crm.tenant(slug)
+                if tenant is None:
+                    continue
+                try:
+                    with tenant_context(tenant):
+                        job.func(tenant)
+                    ran.append(slug)
+                except Exception:
+                    log.exception("plugin %r: job %s failed for tenant %r", plugin, job_id, slug)
+        return ran
+
+
+def job_summary(scheduler: Scheduler) -> list[dict[str, Any]]:
+    return [
+        {"id": job_id, "plugin": plugin, "trigger": job.trigger, "args": job.trigger_args}
+        for job_id, (plugin, job) in sorted(scheduler.jobs.items())
+    ]

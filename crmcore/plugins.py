@@ -1,0 +1,254 @@
+"""Plugin discovery, dependency order and per-tenant hook callers.
+
+Plugins come from three places, registered the same way:
+
+* the core's own built-in plugin (``crmcore.builtin``, always on);
+* the ``crm.plugins`` entry-point group (the bundled plugins and any ``pip install``-ed
+  one): the entry point names the plugin's *package*, whose ``plugin = Plugin(...)`` is
+  its metadata, and whose ``hooks`` module is registered with pluggy;
+* an optional plugins directory of packages with the same shape.
+
+Per-tenant enablement uses pluggy's ``subset_hook_caller``: a live proxy of a hook
+without the plugins a tenant has not enabled. They are cached per (hook, disabled set),
+as pytest caches its FSHookProxy, because building one per call would leak (pluggy #346).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import logging
+import sys
+import threading
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Iterable
+
+import pluggy
+from marshmallow import Schema
+
+from crmcore import hookspecs
+from crmcore.contrib import Plugin
+
+log = logging.getLogger("crmcore.plugins")
+
+ENTRY_POINT_GROUP = "crm.plugins"
+CORE = "core"
+
+
+class PluginError(RuntimeError):
+    """A plugin is malformed or its startup hook failed (names the plugin)."""
+
+
+@dataclass
+class PluginInfo:
+    """What the core knows about one installed plugin."""
+
+    name: str
+    version: str
+    summary: str
+    requires: tuple[str, ...]
+    settings: type[Schema] | None
+    package: str
+    source: str  # "builtin", "entry point (dist x.y)", "plugins dir"
+    hooks_module: ModuleType | None = None
+    error: str | None = None
+    always_on: bool = False
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+def _load_package(package: ModuleType, source: str, always_on: bool = False) -> tuple[PluginInfo, ModuleType | None]:
+    meta = getattr(package, "plugin", None)
+    if not isinstance(meta, Plugin):
+        raise PluginError(f"{package.__name__}: no `plugin = crmcore.Plugin(...)` metadata in the package")
+    info = PluginInfo(
+        name=meta.name,
+        version=meta.version,
+        summary=meta.summary,
+        requires=tuple(meta.requires),
+        settings=meta.settings,
+        package=package.__name__,
+        source=source,
+        always_on=always_on,
+    )
+    if meta.hookspecs:
+        info_specs = importlib.import_module(meta.hookspecs)
+    else:
+        info_specs = None
+    hooks = importlib.import_module(meta.hooks or f"{package.__name__}.hooks")
+    info.hooks_module = hooks
+    if meta.settings is not None:
+        info.defaults = meta.settings().load({})
+    return info, info_specs
+
+
+class PluginHost:
+    """The plugin manager plus what the core knows of each plugin."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager("crm")
+        self.pm.add_hookspecs(hookspecs)
+        self.infos: dict[str, PluginInfo] = {}
+        self._subset_cache: dict[tuple[str, frozenset[str]], Any] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ discovery
+
+    def discover(self, plugins_dir: Path | None = None, entry_points: bool = True) -> None:
+        """Find and register every plugin: built-in, entry points, plugins directory."""
+        import crmcore.builtin
+
+        self._add(crmcore.builtin, "builtin", always_on=True)
+        if entry_points:
+            for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+                dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "?"
+                try:
+                    package = ep.load()
+                except Exception as exc:  # a broken plugin must not stop the instance
+                    self._broken(ep.name, f"entry point ({dist})", exc)
+                    continue
+                self._add(package, f"entry point ({dist})", expected_name=ep.name, dist_version=ep.dist.version if ep.dist else None)
+        if plugins_dir and plugins_dir.is_dir():
+            if str(plugins_dir) not in sys.path:
+                sys.path.insert(0, str(plugins_dir))
+            for child in sorted(plugins_dir.iterdir()):
+                if (child / "__init__.py").exists():
+                    try:
+                        package = importlib.import_module(child.name)
+                    except Exception as exc:
+                        self._broken(child.name, f"plugins dir {plugins_dir}", exc)
+                        continue
+                    self._add(package, f"plugins dir {plugins_dir}", expected_name=child.name)
+        self._check_requirements()
+
+    def _broken(self, name: str, source: str, exc: BaseException) -> None:
+        log.error("plugin %r (%s) failed to load:\n%s", name, source, "".join(traceback.format_exception(exc)))
+        self.infos[name] = PluginInfo(name, "?", "", (), None, "?", source, error=f"{type(exc).__name__}: {exc}")
+
+    def _add(self, package: ModuleType, source: str, *, always_on: bool = False, expected_name: str | None = None, dist_version: str | None = None) -> None:
+        try:
+            info, specs = _load_package(package, source, always_on)
+        except Exception as exc:
+            self._broken(expected_name or package.__name__, source, exc)
+            return
+        if expected_name and info.name != expected_name:
+            self._broken(expected_name, source, PluginError(f"entry point {expected_name!r} names plugin {info.name!r}: they must match"))
+            return
+        if info.name in self.infos:
+            raise PluginError(f"two plugins are named {info.name!r}: {self.infos[info.name].source} and {source}")
+        if dist_version and info.version == "0.0.0":
+            info.version = dist_version
+        try:
+            if specs is not None:
+                self.pm.add_hookspecs(specs)
+            self.pm.register(info.hooks_module, name=info.name)
+        except Exception as exc:  # e.g. pluggy rejecting a misspelt hook argument
+            self._broken(info.name, source, exc)
+            return
+        self.infos[info.name] = info
+
+    def register(self, package: ModuleType, source: str = "registered") -> PluginInfo:
+        """Register one more plugin package at run time (tests; embedding)."""
+        self._add(package, source)
+        self._check_requirements()
+        self._subset_cache.clear()
+        return self.infos[package.plugin.name]
+
+    def unregister(self, name: str) -> None:
+        info = self.infos.pop(name)
+        if info.hooks_module is not None and self.pm.is_registered(info.hooks_module):
+            self.pm.unregister(info.hooks_module)
+        self._subset_cache.clear()
+
+    def _check_requirements(self) -> None:
+        for info in self.infos.values():
+            if info.error:
+                continue
+            missing = [r for r in info.requires if r not in self.infos or self.infos[r].error]
+            if missing:
+                info.error = f"requires plugin(s) not installed or broken: {', '.join(missing)}"
+                log.error("plugin %r %s", info.name, info.error)
+                # A plugin that cannot work contributes nothing (no routes, receivers ...).
+                if info.hooks_module is not None and self.pm.is_registered(info.hooks_module):
+                    self.pm.unregister(info.hooks_module)
+
+    # ------------------------------------------------------------------ order
+
+    def ordered(self) -> list[PluginInfo]:
+        """Working plugins in dependency order (requirements first, then by name)."""
+        done: list[PluginInfo] = []
+        seen: set[str] = set()
+        visiting: set[str] = set()
+
+        def visit(name: str) -> None:
+            if name in seen:
+                return
+            if name in visiting:
+                raise PluginError(f"plugin dependency cycle through {name!r}")
+            visiting.add(name)
+            for req in sorted(self.infos[name].requires):
+                visit(req)
+            visiting.discard(name)
+            seen.add(name)
+            done.append(self.infos[name])
+
+        working = sorted(n for n, i in self.infos.items() if not i.error)
+        for name in [CORE] + [n for n in working if n != CORE] if CORE in working else working:
+            visit(name)
+        return done
+
+    def working(self) -> set[str]:
+        return {n for n, i in self.infos.items() if not i.error}
+
+    def plugin_of(self, impl_plugin: Any) -> str:
+        return self.pm.get_name(impl_plugin) or "?"
+
+    # ------------------------------------------------------------------ calling
+
+    def call_startup(self, hook_name: str, /, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call a startup hook on every plugin; results as (plugin, result) in dependency
+        order. A raising implementation is a startup error naming the plugin."""
+        results: dict[str, Any] = {}
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            name = impl.plugin_name
+            try:
+                result = impl.function(*[kwargs[a] for a in impl.argnames])
+            except Exception as exc:
+                raise PluginError(f"plugin {name!r}: hook {hook_name} failed: {exc}") from exc
+            if result is not None:
+                results[name] = result
+        order = {info.name: i for i, info in enumerate(self.ordered())}
+        return sorted(results.items(), key=lambda kv: order.get(kv[0], len(order)))
+
+    def hook_for(self, enabled: Iterable[str], hook_name: str) -> Any:
+        """The subset hook caller of ``hook_name`` without plugins outside ``enabled``
+        (the core is always included). Cached per (hook, disabled set)."""
+        disabled = frozenset(n for n, i in self.infos.items() if n not in enabled and not i.always_on and i.hooks_module is not None)
+        key = (hook_name, disabled)
+        caller = self._subset_cache.get(key)
+        if caller is None:
+            with self._lock:
+                caller = self._subset_cache.get(key)
+                if caller is None:
+                    modules = [self.infos[n].hooks_module for n in disabled]
+                    caller = self.pm.subset_hook_caller(hook_name, remove_plugins=modules)
+                    self._subset_cache[key] = caller
+        return caller
+
+    def call_contained(self, enabled: Iterable[str], hook_name: str, /, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call a runtime hook for the enabled plugins, one implementation at a time: an
+        exception in one is logged with the plugin's name and the others still answer
+        (pluggy alone would stop at the first raising implementation)."""
+        caller = self.hook_for(enabled, hook_name)
+        results = []
+        for impl in reversed(caller.get_hookimpls()):  # pluggy's own call order
+            try:
+                result = impl.function(*[kwargs[a] for a in impl.argnames])
+            except Exception:
+                log.exception("plugin %r: hook %s failed; its contribution is skipped", impl.plugin_name, hook_name)
+                continue
+            if result is not None:
+                results.append((impl.plugin_name, result))
+        return results

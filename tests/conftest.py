@@ -1,0 +1,68 @@
+"""Shared test set-up. The fixtures themselves come from crmcore.testing (a pytest plugin
+that plugin authors get too); this adds the sample third-party plugin, installed with pip
+into a temporary folder exactly as an integrator's plugin would be."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SAMPLE_SRC = Path(__file__).parent / "sample_plugin"
+
+
+@pytest.fixture(scope="session")
+def sample_plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pip-install tests/sample_plugin into a target folder and put it on sys.path, so the
+    CRM finds it through its `crm.plugins` entry point. Returns the folder (for PYTHONPATH
+    of subprocesses)."""
+    build = tmp_path_factory.mktemp("sample-src")
+    src = build / "sample_plugin"
+    shutil.copytree(SAMPLE_SRC, src)  # keep build/ and egg-info out of the source tree
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index", "--target", str(target), str(src)],
+        check=True,
+    )
+    sys.path.insert(0, str(target))
+    importlib.invalidate_caches()
+    return target
+
+
+@pytest.fixture
+def sample_env(crm_env, sample_plugin_path):
+    """Two tenants: alpha has the sample plugin on, beta does not."""
+    crm_env.write_tenant("alpha", plugins=["sample"], settings={"sample": {"greeting": "Hi alpha"}})
+    crm_env.write_tenant("beta")
+    crm_env.create_app()
+    return crm_env
+
+
+def subprocess_env(sample_plugin_path: Path | None = None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
+    paths = [str(Path(__file__).parent.parent)]
+    if sample_plugin_path is not None:
+        paths.insert(0, str(sample_plugin_path))
+    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
+    env.update(extra)
+    return env
+
+
+def stop_process(proc) -> str:
+    """Terminate (then kill) a test subprocess; return what it printed."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    output = proc.stdout.read() if proc.stdout else ""
+    if proc.stdout:
+        proc.stdout.close()
+    return output

@@ -1,0 +1,36 @@
+"""The repository's own promises: the package ships every module, and CI runs exactly the
+README's test command."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_package_is_listed_in_pyproject():
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = set()
+    for top, name in (("crmcore", "crmcore"), ("plugins", "crm_plugins")):
+        for init in (ROOT / top).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / top)
+            found.add(".".join([name, *rel.parts]))
+    assert found == listed, f"pyproject.toml [tool.setuptools] packages differs: missing {found - listed}, stale {listed - found}"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## Run the tests\s+```bash\n(.+?)\n```", readme, re.S)
+    assert block, "README.md has no '## Run the tests' bash block"
+    command = block.group(1).strip()
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert f'TEST_COMMAND="{command}"' in ci
+
+
+def test_bundled_plugins_register_through_entry_points():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    entry_points = project.get("entry-points", {}).get("crm.plugins", {})
+    bundled = {p.name for p in (ROOT / "plugins").iterdir() if (p / "__init__.py").exists()}
+    assert {v.removeprefix("crm_plugins.") for v in entry_points.values()} == bundled

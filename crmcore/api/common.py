@@ -1,0 +1,286 @@
+"""What every API resource shares: permissions, ETags, keyset pagination, errors.
+
+Permissions are named ``<area>:<action>`` and granted to roles by :data:`PERMISSIONS`
+(plugins add theirs through ``crm_permissions``); docs/api.md has the matrix.
+Pagination is keyset ("cursor") based: the cursor encodes the last row's sort key, so
+page 10,000 costs the same as page 1 (an OFFSET would scan every skipped row).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime as dt
+import decimal
+import functools
+import json
+from typing import Any, Callable
+
+import peewee
+from flask import g, request
+from flask_smorest import abort
+from marshmallow import Schema, ValidationError, fields, validate
+
+from crmcore.entities.service import Conflict, StaleVersion
+
+ROLES = ("admin", "manager", "agent", "viewer")
+
+#: permission -> roles that have it
+PERMISSIONS: dict[str, tuple[str, ...]] = {
+    "records:read": ("admin", "manager", "agent", "viewer"),
+    "records:write": ("admin", "manager", "agent"),
+    "records:delete": ("admin", "manager"),
+    "records:bulk": ("admin", "manager"),
+    "records:import": ("admin", "manager"),
+    "records:export": ("admin", "manager"),
+    "records:merge": ("admin", "manager"),
+    "privacy:manage": ("admin",),
+    "pipelines:manage": ("admin", "manager"),
+    "custom_fields:manage": ("admin",),
+    "audit:read": ("admin", "manager"),
+    "analytics:read": ("admin", "manager", "agent", "viewer"),
+}
+
+
+def has_permission(permission: str, role: str | None = None) -> bool:
+    """Whether ``role`` (default: the caller's) has ``permission``: the core's matrix
+    plus the permissions plugins declare through ``crm_permissions``."""
+    from crmcore.app import crm_state
+
+    role = role if role is not None else g.get("role")
+    return role in crm_state().permissions.get(permission, ())
+
+
+def require(permission: str) -> Callable:
+    """View decorator: 401 without credentials, 403 without the permission."""
+
+    def decorator(func: Callable) -> Callable:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if g.get("role") is None:
+                abort(401, message="authentication required")
+            if not has_permission(permission):
+                abort(403, message=f"your role ({g.role}) lacks the permission {permission}")
+            return func(*args, **kwargs)
+
+        wrapper._crm_permission = permission  # read by the OpenAPI/permission docs
+        return wrapper
+
+    return decorator
+
+
+# --------------------------------------------------------------------------- ETags
+
+
+def etag_for(record: Any) -> str:
+    return f'"{record.id}-{record.version}"'
+
+
+def if_match_version(record: Any) -> int | None:
+    """The version the client's If-Match names (None: no If-Match); 412 if it is not
+    this record's ETag, so a stale write never reaches the database."""
+    header = request.headers.get("If-Match")
+    if not header:
+        return None
+    if header.strip() == "*":
+        return record.version
+    wanted = {t.strip().removeprefix("W/") for t in header.split(",")}
+    if etag_for(record) not in wanted:
+        abort(412, message=f"the record changed since you read it (now {etag_for(record)}); reload and try again")
+    return record.version
+
+
+def with_etag(record: Any, response_headers: dict[str, str] | None = None) -> dict[str, str]:
+    headers = dict(response_headers or {})
+    headers["ETag"] = etag_for(record)
+    return headers
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def conflict(exc: Conflict, resource: str) -> None:
+    body: dict[str, Any] = {"message": str(exc)}
+    if exc.existing is not None:
+        body["existing"] = {"id": exc.existing.id, "url": f"/api/v1/{resource}/{exc.existing.id}"}
+    if exc.field:
+        body["field"] = exc.field
+    abort(409, message=str(exc), **({"existing": body.get("existing")} if "existing" in body else {}))
+
+
+def stale(exc: StaleVersion) -> None:
+    abort(412, message=str(exc))
+
+
+@contextlib.contextmanager
+def write_errors(resource: str) -> Any:
+    """Turn the write path's refusals into HTTP answers: a duplicate into 409 (pointing
+    at the existing record under /api/v1/<resource>), a stale version into 412."""
+    try:
+        yield
+    except Conflict as exc:
+        conflict(exc, resource)
+    except StaleVersion as exc:
+        stale(exc)
+
+
+def get_or_404(model: type, record_id: int, what: str) -> Any:
+    record = model.get_or_none(model.id == record_id)
+    if record is None:
+        abort(404, message=f"no {what} {record_id}")
+    return record
+
+
+# --------------------------------------------------------------------------- pagination
+
+
+class PageArgs(Schema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500), metadata={"description": "Page size (1-500)."})
+    cursor = fields.String(load_default=None, metadata={"description": "Opaque cursor from the previous page's `next_cursor`."})
+
+
+def _encode(values: list[Any]) -> str:
+    def plain(v: Any) -> Any:
+        if isinstance(v, (dt.datetime, dt.date)):
+            return {"$dt": v.isoformat()}
+        if isinstance(v, decimal.Decimal):
+            return {"$dec": str(v)}
+        return v
+
+    return base64.urlsafe_b64encode(json.dumps([plain(v) for v in values]).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> list[Any]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        out = []
+        for v in raw:
+            if isinstance(v, dict) and "$dt" in v:
+                out.append(dt.datetime.fromisoformat(v["$dt"]))
+            elif isinstance(v, dict) and "$dec" in v:
+                out.append(decimal.Decimal(v["$dec"]))
+            else:
+                out.append(v)
+        return out
+    except (ValueError, TypeError, json.JSONDecodeError):
+        abort(422, errors={"query": {"cursor": ["Not a valid cursor."]}})
+
+
+def keyset_page(query: peewee.ModelSelect, model: type, sort: str, limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
+    """One page of ``query`` ordered by ``sort`` ("field" or "-field") then id.
+
+    Sort fields must be NOT NULL columns (each resource lists the ones it allows).
+    Fetches ``limit + 1`` rows to know whether there is a next page; never counts.
+    """
+    desc = sort.startswith("-")
+    field = getattr(model, sort.lstrip("-"))
+    order = [field.desc(), model.id.desc()] if desc else [field.asc(), model.id.asc()]
+    if cursor:
+        decoded = _decode(cursor)
+        if len(decoded) != 2 or not isinstance(decoded[1], int):
+            abort(422, errors={"query": {"cursor": ["Not a valid cursor."]}})
+        last_value, last_id = decoded
+        if isinstance(field, peewee.DateTimeField) and isinstance(last_value, str):
+            last_value = dt.datetime.fromisoformat(last_value)
+        # The first bound is implied by the second; it is there so that the database
+        # seeks to the cursor in an index on the sort field (with the OR alone it reads
+        # every row before the cursor: bench/results/leads.md).
+        if desc:
+            cond = (field <= last_value) & ((field < last_value) | ((field == last_value) & (model.id < last_id)))
+        else:
+            cond = (field >= last_value) & ((field > last_value) | ((field == last_value) & (model.id > last_id)))
+        query = query.where(cond)
+    rows = list(query.order_by(*order).limit(limit + 1))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = _encode([getattr(last, field.name), last.id])
+    return rows, next_cursor
+
+
+# --------------------------------------------------------------------------- visibility
+
+
+def current_user_id() -> int | None:
+    """The signed-in user, or the user a token belongs to (None for a bare token)."""
+    if g.get("user") is not None:
+        return g.user.id
+    if g.get("token") is not None:
+        return g.token.user_id
+    return None
+
+
+def visible(query: Any, model: type) -> Any:
+    """Limit ``query`` to what the caller may see: with the tenant setting
+    ``[settings.core] agents_see_own_only``, agents see records they own or nobody owns."""
+    from crmcore.app import crm_state
+
+    if g.get("role") == "agent" and crm_state().settings(g.tenant, "core")["agents_see_own_only"]:
+        query = query.where(model.owner.is_null() | (model.owner == current_user_id()))
+    return query
+
+
+def with_tags(entity: str, records: list[Any]) -> list[Any]:
+    """Set ``record.tags`` (names) on each record, in one query."""
+    from crmcore.entities.service import tag_names
+
+    tags = tag_names(entity, [r.id for r in records])
+    for record in records:
+        record.tags = tags.get(record.id, [])
+    return records
+
+
+def check_owner(data: dict[str, Any], errors: dict[str, Any]) -> None:
+    """owner_id must name a user of this tenant; renamed to ``owner`` for the model."""
+    from crmcore.models import User
+
+    if data.get("owner_id") is not None and not User.select().where(User.id == data["owner_id"]).exists():
+        errors["owner_id"] = ["No such user in this tenant."]
+
+
+def naive_utc(value: Any) -> Any:
+    """Datetimes are stored naive UTC; convert an aware one from a client."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def custom_filter(query: Any, model: type, entity: str, params: Any = None) -> Any:
+    """Filter ``query`` by custom field values given as ``custom.<key>=value`` query
+    parameters (equality; several combine with AND). 422 for an unknown key or a value
+    that does not fit the field. Custom values are JSON text, read with json_extract on
+    SQLite and ``::jsonb ->>`` on PostgreSQL."""
+    from crmcore import db
+    from crmcore.entities import custom
+
+    params = request.args if params is None else params
+    wanted = {k.removeprefix("custom."): v for k, v in params.items() if k.startswith("custom.")}
+    if not wanted:
+        return query
+    defs = custom.definitions(entity)
+    errors: dict[str, list[str]] = {}
+    for key, raw in wanted.items():
+        field = defs.get(key)
+        if field is None:
+            errors[f"custom.{key}"] = [f"No custom field {key!r} for {entity}s."]
+            continue
+        try:
+            value = custom.coerce(field, raw)
+        except ValidationError as exc:
+            errors[f"custom.{key}"] = exc.messages if isinstance(exc.messages, list) else [str(exc.messages)]
+            continue
+        if db.is_postgres():
+            text = peewee.Expression(peewee.Cast(model.custom, "jsonb"), "->>", key)
+            if field.kind == "number":
+                query = query.where(peewee.Cast(text, "numeric") == value)
+            elif field.kind == "boolean":
+                query = query.where(text == ("true" if value else "false"))
+            else:
+                query = query.where(text == value)
+        else:
+            extracted = peewee.fn.json_extract(model.custom, f"$.{key}")  # keys are [a-z][a-z0-9_]*
+            query = query.where(extracted == (int(value) if field.kind == "boolean" else value))
+    if errors:
+        abort(422, errors={"query": errors})
+    return query

@@ -1,0 +1,74 @@
+"""Privacy requests about a person (GDPR): ``GET /api/v1/{contacts,leads}/<id>/export`` and
+``POST /api/v1/{contacts,leads}/<id>/erase``. Admins only (permission ``privacy:manage``).
+
+The work is done by crmcore.entities.privacy, which says what a person's data is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
+
+from crmcore.api import contacts, leads
+from crmcore.api.common import require
+from crmcore.entities import privacy
+
+blp = Blueprint("privacy", __name__, description="Privacy requests: export or erase what is stored about a person.")
+
+
+class ExportSchema(Schema):
+    entity = fields.String(metadata={"description": "contact or lead"})
+    exported_at = fields.String()
+    contact = fields.Dict(metadata={"description": "The contact (contact exports)."})
+    lead = fields.Dict(metadata={"description": "The lead (lead exports)."})
+    leads = fields.List(fields.Dict(), metadata={"description": "Leads converted into this contact."})
+    activities = fields.List(fields.Dict())
+    notes = fields.List(fields.Dict())
+    tasks = fields.List(fields.Dict())
+    deals = fields.List(fields.Dict())
+    tags = fields.List(fields.String())
+    audit = fields.List(fields.Dict(), metadata={"description": "The audit trail of these records."})
+
+
+class EraseResultSchema(Schema):
+    entity = fields.String()
+    id = fields.Integer()
+    erased = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={"description": "Rows anonymised, per table."})
+
+
+def _routes(entity: str, plural: str, lookup: Callable[[int], Any]) -> None:
+    class Export(MethodView):
+        @blp.response(200, ExportSchema)
+        @blp.doc(security=[{"bearerAuth": []}], summary=f"Export everything stored about a {entity}'s person", description=(
+            f"The {entity}, " + ("the leads converted into it, " if entity == "contact" else "")
+            + "its activities, notes, tasks, deals, tags and audit trail, as one JSON document. The export is audited."
+        ))
+        @require("privacy:manage")
+        def get(self, record_id: int) -> Any:
+            record = lookup(record_id)
+            return privacy.export(record), 200, {"Content-Disposition": f'attachment; filename="{entity}-{record_id}-export.json"'}
+
+    class Erase(MethodView):
+        @blp.response(200, EraseResultSchema)
+        @blp.doc(security=[{"bearerAuth": []}], summary=f"Erase a {entity}'s personal data", description=(
+            f"Anonymises the {entity}" + (" and the leads converted into it" if entity == "contact" else "")
+            + ": names become \"Erased\", emails and phones are cleared, the free text of linked activities, notes and "
+            "tasks and the values in their audit entries are blanked. Ids stay, so deals keep their links. Cannot be undone."
+        ))
+        @require("privacy:manage")
+        def post(self, record_id: int) -> Any:
+            record = lookup(record_id)
+            return {"entity": entity, "id": record.id, "erased": privacy.erase(record)}
+
+    Export.__name__ = f"{entity.title()}Export"
+    Erase.__name__ = f"{entity.title()}Erase"
+    blp.route(f"/{plural}/<int:record_id>/export", endpoint=f"{entity}_export", tags=[plural])(Export)
+    blp.route(f"/{plural}/<int:record_id>/erase", endpoint=f"{entity}_erase", tags=[plural])(Erase)
+
+
+_routes("contact", "contacts", contacts.contact_or_404)
+_routes("lead", "leads", leads.lead_or_404)

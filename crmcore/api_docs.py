@@ -1,0 +1,256 @@
+"""The OpenAPI document's finishing touches and the interactive API docs at /api/v1/docs.
+
+Two things, both installed by :func:`init_app` right after the ``Api`` is created (before
+any blueprint registers its operations):
+
+* :class:`CrmSpecPlugin`, an apispec plugin that completes every operation of an API
+  blueprint centrally, so that resource modules need not repeat it: the ``bearerAuth``
+  security requirement, the 401 response, the 403 response and the permission (read from
+  ``require``) when the view names one, the 404 response when the path has parameters,
+  one error schema (``ApiError``) for every error response. The document stays honest
+  because tests/api/test_openapi_walk.py calls every operation and checks the answers.
+* The docs page: Swagger UI served from files vendored into ``crmcore/static/apidocs``
+  (swagger-ui-dist from npm; see ``VERSION`` there), so it works offline and behind a
+  firewall. No CDN, no inline script, and a Content-Security-Policy that lets the page
+  talk to its own origin only.
+
+``python -m crmcore.api_docs permissions [--write]`` prints (or rewrites) the permission
+matrix of docs/api.md.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any
+
+from apispec import BasePlugin
+from flask import Blueprint, Flask, redirect, render_template_string, url_for
+from marshmallow import Schema, fields
+
+DOCS_PATH = "/api/v1/docs"
+
+#: error statuses every API operation may answer, by the response component they use
+ERROR_RESPONSES = {
+    "Unauthorized": (401, "No credentials, or an invalid or revoked token (`Authorization: Bearer <token>`)."),
+    "Forbidden": (403, "The token's role lacks the permission this operation needs."),
+    "NotFound": (404, "No such record in your tenant (records of other tenants are never revealed: 404, not 403)."),
+    "UnprocessableEntity": (422, "Invalid input: `errors` holds the messages by location (`json`, `query`) and field."),
+    "ApiError": (None, "Any other error, same shape."),
+}
+
+
+class ConflictingRecordSchema(Schema):
+    id = fields.Integer(metadata={"description": "The id of the record that already holds the value."})
+    url = fields.String(metadata={"description": "Its API URL."})
+
+
+class ApiErrorSchema(Schema):
+    """The body of every error answer of the API."""
+
+    code = fields.Integer(metadata={"description": "The HTTP status code."})
+    status = fields.String(metadata={"description": "The HTTP status name."})
+    message = fields.String(metadata={"description": "What went wrong, for people."})
+    errors = fields.Dict(
+        keys=fields.String(),
+        metadata={"description": "400 and 422: messages by location (`json`, `query`), then by field (`{\"json\": {\"email\": [\"...\"]}}`)."},
+    )
+    existing = fields.Nested(ConflictingRecordSchema, metadata={"description": "409 only: the record that clashes."})
+    field = fields.String(metadata={"description": "409 only: the field that clashes."})
+
+
+def decimal2properties(self: Any, field: Any, ret: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Decimal fields: as JSON Schema wants them (a marshmallow converter attribute function).
+
+    apispec documents every Decimal as a number and copies Decimal range bounds as
+    strings, which is not valid OpenAPI. A Decimal sent and received as a string
+    (``as_string=True``, the way money travels here) is documented as a string with
+    format ``decimal``, its bounds kept as ``x-minimum``/``x-maximum``; other Decimals
+    get numeric bounds. Runs after apispec's own attribute functions and edits ``ret``."""
+    import decimal
+
+    if not isinstance(field, fields.Decimal):
+        return {}
+    if field.as_string:
+        ret["type"] = "string"
+        ret["format"] = "decimal"
+        for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            if key in ret and not isinstance(ret[key], bool):
+                ret["x-" + key] = str(ret.pop(key))
+        if isinstance(ret.get("default"), (int, float, decimal.Decimal)):
+            ret["default"] = str(ret["default"])
+    else:
+        for key in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+            if isinstance(ret.get(key), (str, decimal.Decimal)):
+                ret[key] = float(ret[key])
+    return {}
+
+
+def _view_function(app: Flask, endpoint: str, method: str) -> Any:
+    view = app.view_functions.get(endpoint)
+    view_class = getattr(view, "view_class", None)
+    if view_class is not None:
+        return getattr(view_class, method.lower(), None)
+    return view
+
+
+def permission_of(app: Flask, endpoint: str, method: str) -> str | None:
+    """The permission an API operation requires (``require(...)``), else None."""
+    return getattr(_view_function(app, endpoint, method), "_crm_permission", None)
+
+
+class CrmSpecPlugin(BasePlugin):
+    """Complete the operations of the CRM's API blueprints (see the module docstring)."""
+
+    METHODS = {"get", "put", "post", "patch", "delete", "head", "options", "trace"}
+
+    def __init__(self, app: Flask):
+        self.app = app
+
+    def operation_helper(self, path: str | None = None, operations: dict | None = None, **kwargs: Any) -> None:
+        rule = kwargs.get("rule")
+        if rule is None or not operations:
+            return
+        crm = self.app.extensions.get("crm")
+        top = rule.endpoint.split(".")[0]
+        authenticated = crm is not None and top in crm.api_blueprints
+        has_path_params = bool(rule.arguments)
+        # The core's matrix plus plugin permissions (crm_permissions).
+        permissions = crm.permissions if crm is not None else {}
+
+        for method, operation in operations.items():
+            if method not in self.METHODS or not isinstance(operation, dict):
+                continue
+            responses = operation.setdefault("responses", {})
+            # Decorators may use int or str status codes: one spelling (str) from here on.
+            for code in [c for c in responses if isinstance(c, int)]:
+                responses.setdefault(str(code), responses.pop(code))
+            public = authenticated and operation.get("security") == []
+            if authenticated and not public:
+                operation.setdefault("security", [{"bearerAuth": []}])
+                responses.setdefault("401", "Unauthorized")
+                permission = permission_of(self.app, rule.endpoint, method)
+                if permission is not None:
+                    responses.setdefault("403", "Forbidden")
+                    operation["x-permission"] = permission
+                    roles = ", ".join(permissions.get(permission, ())) or "none"
+                    note = f"Permission: `{permission}` (roles: {roles})."
+                    description = operation.get("description", "")
+                    if note not in description:
+                        operation["description"] = f"{description}\n\n{note}".strip()
+            if has_path_params:
+                responses.setdefault("404", "NotFound")
+            for code in [c for c in responses if str(c) == "422"]:
+                if responses[code] == "UNPROCESSABLE_ENTITY":
+                    responses[code] = "UnprocessableEntity"
+            # Error answers documented with a description only get the error schema.
+            for code, response in list(responses.items()):
+                if isinstance(response, dict) and str(code)[:1] in "45" and "content" not in response and "$ref" not in response:
+                    response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}}
+
+
+# --------------------------------------------------------------------------- the page
+
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>{{ title }} - interactive docs</title>
+  <link rel="icon" href="data:,">
+  <link rel="stylesheet" href="{{ url_for('static', filename='apidocs/swagger-ui.css') }}">
+  <link rel="stylesheet" href="{{ url_for('static', filename='apidocs/apidocs.css') }}">
+</head>
+<body>
+  <noscript>This page needs JavaScript. The OpenAPI document itself is at
+    <a href="{{ spec_url }}">{{ spec_url }}</a>.</noscript>
+  <div id="swagger-ui" data-spec-url="{{ spec_url }}"></div>
+  <script src="{{ url_for('static', filename='apidocs/swagger-ui-bundle.js') }}"></script>
+  <script src="{{ url_for('static', filename='apidocs/apidocs.js') }}"></script>
+</body>
+</html>
+"""
+
+#: The page may load and call its own origin only. Swagger UI sets style attributes,
+#: and shows images given as data: URLs.
+CSP = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+
+docs_pages = Blueprint("crm_api_docs", __name__)
+
+
+@docs_pages.route(DOCS_PATH)
+def docs_page() -> Any:
+    from flask import current_app
+
+    html = render_template_string(PAGE, title=current_app.config.get("API_TITLE", "API"), spec_url=url_for("api-docs.openapi_json"))
+    return html, 200, {"Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
+
+
+@docs_pages.route(DOCS_PATH + "/")
+def docs_page_slash() -> Any:
+    return redirect(url_for("crm_api_docs.docs_page"), 308)
+
+
+def init_app(app: Flask, api: Any) -> None:
+    """Install the spec plugin and error responses on ``api``, and the docs page on ``app``.
+
+    Call right after creating the ``Api``, before registering blueprints."""
+    spec = api.spec
+    plugin = CrmSpecPlugin(app)
+    plugin.init_spec(spec)
+    spec.plugins.append(plugin)
+    spec.components.schema("ApiError", schema=ApiErrorSchema)
+    ref = {"$ref": "#/components/schemas/ApiError"}
+    for name, (_status, description) in ERROR_RESPONSES.items():
+        spec.components.response(name, {"description": description, "content": {"application/json": {"schema": ref}}}, lazy=True)
+    api.DEFAULT_ERROR_RESPONSE_NAME = "ApiError"
+    api.ma_plugin.converter.add_attribute_function(decimal2properties)
+    app.register_blueprint(docs_pages)
+
+
+# --------------------------------------------------------------------------- docs/api.md
+
+
+def permission_matrix_markdown() -> str:
+    """The permission matrix of docs/api.md, from :data:`crmcore.api.common.PERMISSIONS`."""
+    from crmcore.api.common import PERMISSIONS, ROLES
+
+    lines = ["| permission | " + " | ".join(ROLES) + " |", "| --- |" + " :---: |" * len(ROLES)]
+    for permission, roles in PERMISSIONS.items():
+        lines.append(f"| `{permission}` | " + " | ".join("yes" if role in roles else "-" for role in ROLES) + " |")
+    return "\n".join(lines) + "\n"
+
+
+PERMISSIONS_BEGIN = "<!-- permissions:begin (generated: python -m crmcore.api_docs permissions) -->"
+PERMISSIONS_END = "<!-- permissions:end -->"
+
+
+def permissions_section(markdown: str) -> str | None:
+    """The generated table inside docs/api.md (between the markers), or None."""
+    match = re.search(re.escape(PERMISSIONS_BEGIN) + r"\n(.*?)" + re.escape(PERMISSIONS_END), markdown, re.S)
+    return match.group(1) if match else None
+
+
+def main(argv: list[str]) -> int:
+    """``permissions``: print the matrix; ``permissions --write [docs/api.md]``: replace
+    the generated section of that file."""
+    if argv[:1] == ["permissions"] and len(argv) == 1:
+        sys.stdout.write(permission_matrix_markdown())
+        return 0
+    if argv[:2] == ["permissions", "--write"] and len(argv) <= 3:
+        from pathlib import Path
+
+        path = Path(argv[2] if len(argv) == 3 else "docs/api.md")
+        text = path.read_text()
+        if permissions_section(text) is None:
+            sys.stderr.write(f"{path}: no section between {PERMISSIONS_BEGIN} and {PERMISSIONS_END}\n")
+            return 1
+        start = text.index(PERMISSIONS_BEGIN) + len(PERMISSIONS_BEGIN) + 1
+        path.write_text(text[:start] + permission_matrix_markdown() + text[text.index(PERMISSIONS_END, start):])
+        return 0
+    sys.stderr.write("usage: python -m crmcore.api_docs permissions [--write [docs/api.md]]\n")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

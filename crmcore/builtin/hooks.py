@@ -1,0 +1,107 @@
+"""Hook implementations of the core's built-in plugin."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from flask import Blueprint
+from flask_smorest import Blueprint as ApiBlueprint
+
+from crmcore import hookimpl
+from crmcore.contrib import Migration, NavItem, SignalReceiver
+from crmcore.entities.models import ENTITY_MODELS, Lead
+from crmcore.migrations import CORE_MIGRATIONS, create_indexes, create_tables
+from crmcore.models import CORE_MODELS
+
+
+def _create_default_pipelines(database) -> None:
+    """Data step of 0002: tenants that existed before the entities get their pipeline."""
+    from crmcore.db import Tenant
+    from crmcore.entities.service import ensure_default_pipeline
+
+    for tenant in Tenant.select():
+        ensure_default_pipeline(tenant)
+
+
+def on_tenant_created(tenant, **_):
+    from crmcore.entities.service import ensure_default_pipeline
+
+    ensure_default_pipeline(tenant)
+
+
+@hookimpl(trylast=True)
+def crm_models():
+    return list(CORE_MODELS) + list(ENTITY_MODELS)
+
+
+@hookimpl(trylast=True)
+def crm_migrations():
+    return list(CORE_MIGRATIONS) + [
+        Migration("0002_entities", create_tables(*ENTITY_MODELS)),
+        Migration("0003_default_pipelines", _create_default_pipelines),
+        Migration("0004_lead_list_index", create_indexes(Lead)),  # (tenant, created_at, id)
+    ]
+
+
+@hookimpl(trylast=True)
+def crm_api_blueprints():
+    """Every module of crmcore.api that defines ``blp`` (one resource per module)."""
+    import crmcore.api
+
+    found = []
+    for info in sorted(pkgutil.iter_modules(crmcore.api.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"crmcore.api.{info.name}")
+        if isinstance(getattr(module, "blp", None), ApiBlueprint):
+            found.append(module.blp)
+    return found
+
+
+@hookimpl(trylast=True)
+def crm_web_blueprints():
+    """Sign-in and dashboard, plus every module of crmcore.web that defines ``bp``."""
+    import crmcore.web
+    from crmcore.builtin.views import app_pages, auth_pages
+
+    found = [auth_pages, app_pages]
+    for info in sorted(pkgutil.iter_modules(crmcore.web.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"crmcore.web.{info.name}")
+        if isinstance(getattr(module, "bp", None), Blueprint):
+            found.append(module.bp)
+    return found
+
+
+@hookimpl(trylast=True)
+def crm_signal_receivers():
+    from crmcore import live  # live pages: entity signals -> realtime hub events
+
+    return [SignalReceiver("tenant_created", on_tenant_created), *live.signal_receivers()]
+
+
+@hookimpl(trylast=True)
+def crm_startup(app):
+    from crmcore import live
+
+    live.init_app(app)  # the live_since() template global (crm/partials/live.html)
+
+
+@hookimpl(trylast=True)
+def crm_nav_items(tenant, user):
+    """Dashboard, plus the ``NAV`` item of each crmcore.web module that has one."""
+    import crmcore.web
+
+    items = [NavItem(label="Dashboard", endpoint="core.dashboard", order=0, icon="home")]
+    for info in pkgutil.iter_modules(crmcore.web.__path__):
+        nav = getattr(importlib.import_module(f"crmcore.web.{info.name}"), "NAV", None)
+        if isinstance(nav, NavItem):
+            items.append(nav)
+    return items
+
+
+@hookimpl(trylast=True)
+def crm_demo_data(tenant):
+    """Seed the demo tenant with a living CRM (users, leads, deals, activities, tasks):
+    see crmcore.web.demo; it does nothing when the tenant was seeded before."""
+    from crmcore.web import demo
+
+    demo.seed(tenant)

@@ -1,0 +1,470 @@
+"""The scoring engine: features by SQL aggregates, rules in Python, one write per batch.
+
+A batch of leads costs a constant number of queries whatever its size (leads with their
+company and contact; deal aggregates; activity aggregates; the stored scores; one query
+per extra factor from ``crm_scoring_factors``; the model; then bulk writes), so scoring
+100,000 leads is a handful of statements, never one per lead (bench/bench_scoring.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import peewee
+from crm_plugins.scoring import COMPONENTS, ScoringSettings
+from crm_plugins.scoring.models import LeadScore, ScoreHistory, ScoringOverride
+from peewee import JOIN, Case, fn
+
+from crmcore import db, signals
+from crmcore.db import utcnow
+from crmcore.entities.models import Activity, Company, Contact, Deal, Lead, Stage
+
+log = logging.getLogger("crm_plugins.scoring")
+
+#: Lead ids per batch: bounded so IN lists and bulk inserts stay within driver limits.
+BATCH = 2000
+#: Rows per bulk INSERT (SQLite allows 32,766 bound values per statement).
+WRITE_CHUNK = 500
+#: A score change smaller than this is not a change (no history row, no signal).
+EPSILON = 0.05
+
+#: Features of the predictive model, in vector order: (key, label).
+FEATURES = (
+    ("value", "Value (log)"),
+    ("bant", "BANT fields filled"),
+    ("seniority", "Job title seniority"),
+    ("company_size", "Company size"),
+    ("industry", "Industry"),
+    ("activities", "Activities in the window"),
+    ("inbound", "Inbound replies in the window"),
+    ("chat", "Chat messages in the window"),
+    ("days_since_activity", "Days since last activity"),
+    ("recent_contact", "Contacted recently"),
+)
+FEATURE_LABELS = dict(FEATURES)
+
+#: Signals this plugin sends (documented in README.md).
+lead_score_changed = signals.signal("lead_score_changed", "A lead's score changed: lead_id, old, new, grade, old_grade.")
+lead_score_threshold_crossed = signals.signal(
+    "lead_score_threshold_crossed", "A lead's score rose to or above a configured threshold: lead_id, threshold, old, new, grade."
+)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def merge_settings(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``: a section (weights, grades, ...) is merged key by key,
+    a points map inside it (company_size, seniority ...) is replaced as a whole."""
+    out = json.loads(json.dumps(dict(base)))
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
+    return out
+
+
+def file_settings(tenant: Any) -> Mapping[str, Any]:
+    from crmcore.app import crm_state
+
+    return crm_state().settings(tenant, "scoring")
+
+
+def effective_settings(tenant: Any, override: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The tenant file's ``[settings.scoring]`` with the admin page's saved overrides on
+    top (and ``override`` on top of that, for previews), validated again."""
+    saved = ScoringOverride.get_or_none()
+    values = merge_settings(file_settings(tenant), saved.values if saved else {})
+    if override:
+        values = merge_settings(values, override)
+    return ScoringSettings().load(values)
+
+
+def validate_override(tenant: Any, override: Mapping[str, Any]) -> dict[str, Any]:
+    """Raise ``marshmallow.ValidationError`` (keys name the setting) if ``override`` does not
+    make valid settings; return the resulting settings."""
+    return effective_settings(tenant, override)
+
+
+def grade_for(score: float, grades: Mapping[str, float]) -> str:
+    for letter in ("A", "B", "C"):
+        if score >= grades[letter]:
+            return letter
+    return "D"
+
+
+# --------------------------------------------------------------------------- features
+
+
+@dataclass
+class LeadFacts:
+    """What the rules look at for one lead (filled by the batch queries)."""
+
+    id: int
+    status: str
+    estimated_value: float | None
+    last_contact_at: dt.datetime | None
+    bant: list[str]
+    company_size: str | None
+    industry: str | None
+    job_title: str | None
+    deal_probability: int | None = None
+    deal_value: float | None = None
+    won: int = 0
+    lost: int = 0
+    activities: int = 0
+    inbound: int = 0
+    chat: int = 0
+    last_activity_at: dt.datetime | None = None
+    extra: list[tuple[str, str, str, float, str]] = field(default_factory=list)
+
+
+def _as_dt(value: Any) -> dt.datetime | None:
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    # Aggregates (MAX) come back as text on SQLite.
+    try:
+        return dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def _ids_filter(query: peewee.ModelSelect, column: Any, ids: list[int] | None) -> peewee.ModelSelect:
+    return query if ids is None else query.where(column.in_(ids))
+
+
+def gather(tenant: Any, ids: list[int] | None, cfg: Mapping[str, Any], now: dt.datetime) -> dict[int, LeadFacts]:
+    """The facts of the leads ``ids`` (all the tenant's leads for None): a fixed number of
+    aggregate queries, whatever the number of leads."""
+    leads = _ids_filter(
+        Lead.select(
+            Lead.id, Lead.status, Lead.estimated_value, Lead.last_contact_at,
+            Lead.budget, Lead.authority, Lead.need, Lead.timeline,
+            Company.size, Company.industry, Contact.job_title,
+        )
+        .join(Company, JOIN.LEFT_OUTER, on=(Lead.company == Company.id))
+        .switch(Lead)
+        .join(Contact, JOIN.LEFT_OUTER, on=(Lead.contact == Contact.id)),
+        Lead.id, ids,
+    ).tuples()
+    facts: dict[int, LeadFacts] = {}
+    for lid, status, value, last_contact, budget, authority, need, timeline, size, industry, title in leads:
+        bant = [n for n, v in (("budget", budget), ("authority", authority), ("need", need), ("timeline", timeline)) if v and str(v).strip()]
+        facts[lid] = LeadFacts(lid, status, float(value) if value is not None else None, _as_dt(last_contact), bant, size, industry, title)
+    if not facts:
+        return facts
+
+    won = fn.SUM(Case(None, [(Stage.is_won == True, 1)], 0))
+    lost = fn.SUM(Case(None, [(Stage.is_lost == True, 1)], 0))
+    deals = _ids_filter(
+        Deal.select(Deal.lead, fn.MAX(Deal.probability), fn.MAX(Deal.value), won, lost)
+        .join(Stage, on=(Deal.stage == Stage.id))
+        .where(Deal.lead.is_null(False)),
+        Deal.lead, ids,
+    ).group_by(Deal.lead).tuples()
+    for lid, prob, value, n_won, n_lost in deals:
+        f = facts.get(lid)
+        if f is not None:
+            f.deal_probability, f.deal_value = prob, float(value) if value is not None else None
+            f.won, f.lost = int(n_won or 0), int(n_lost or 0)
+
+    since = now - dt.timedelta(days=cfg["engagement"]["window_days"])
+    recent = Activity.occurred_at >= since
+    is_chat = (Activity.kind == "chat") | (Activity.channel == "chat")
+    acts = _ids_filter(
+        Activity.select(
+            Activity.lead,
+            fn.SUM(Case(None, [(recent, 1)], 0)),
+            fn.SUM(Case(None, [(recent & (Activity.direction == "in"), 1)], 0)),
+            fn.SUM(Case(None, [(recent & is_chat, 1)], 0)),
+            fn.MAX(Activity.occurred_at),
+        ).where(Activity.lead.is_null(False)),
+        Activity.lead, ids,
+    ).group_by(Activity.lead).tuples()
+    for lid, n, n_in, n_chat, last in acts:
+        f = facts.get(lid)
+        if f is not None:
+            f.activities, f.inbound, f.chat, f.last_activity_at = int(n or 0), int(n_in or 0), int(n_chat or 0), _as_dt(last)
+
+    _extra_factors(tenant, facts)
+    return facts
+
+
+def extra_factors(tenant: Any) -> list[tuple[str, Any]]:
+    """(plugin, ScoreFactor) from ``crm_scoring_factors`` of the tenant's enabled plugins."""
+    from crmcore.app import crm_state
+
+    out = []
+    for plugin, contributed in crm_state().call(tenant, "crm_scoring_factors", tenant=tenant):
+        for factor in contributed or []:
+            if not callable(getattr(factor, "compute", None)):
+                log.error("plugin %r: crm_scoring_factors returned %r, not a ScoreFactor", plugin, factor)
+                continue
+            out.append((plugin, factor))
+    return out
+
+
+def _extra_factors(tenant: Any, facts: dict[int, LeadFacts]) -> None:
+    factors = extra_factors(tenant)
+    if not factors:
+        return
+    ids = list(facts)
+    for plugin, factor in factors:
+        component = factor.component if factor.component in COMPONENTS else "other"
+        try:
+            result = factor.compute(tenant, ids) or {}
+        except Exception:
+            # One plugin's broken factor must not stop every lead from being scored.
+            log.exception("plugin %r: score factor %s failed", plugin, factor.name)
+            continue
+        for lid, (points, reason) in result.items():
+            f = facts.get(lid)
+            if f is not None and points:
+                f.extra.append((factor.name, factor.label, component, float(points), str(reason)))
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def _money(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _days(delta: dt.timedelta) -> int:
+    return max(0, delta.days)
+
+
+def seniority_of(title: str | None, table: Mapping[str, float]) -> tuple[float, str | None]:
+    """The highest points among the keywords found (as words) in the job title."""
+    if not title:
+        return 0.0, None
+    text = title.lower()
+    best: tuple[float, str | None] = (0.0, None)
+    for keyword, points in table.items():
+        if re.search(rf"\b{re.escape(keyword.lower())}\b", text) and (best[1] is None or points > best[0]):
+            best = (float(points), keyword)
+    return best
+
+
+def rule_factors(f: LeadFacts, cfg: Mapping[str, Any], now: dt.datetime) -> list[tuple[str, str, str, float, str]]:
+    """The rule factors of one lead: (name, label, component, raw points, reason)."""
+    out: list[tuple[str, str, str, float, str]] = []
+    base, fit, eng, rec = cfg["base"], cfg["fit"], cfg["engagement"], cfg["recency"]
+    if base["use_probability"]:
+        if f.deal_probability is not None:
+            p, why = f.deal_probability, f"Deal probability {f.deal_probability}%"
+        else:
+            p = base["status_probability"].get(f.status, 0)
+            why = f"Status “{f.status}”: {p}% probability"
+        if base["probability_weight"] != 1:
+            why += f" × {base['probability_weight']:g}"
+        out.append(("probability", "Probability", "base", p * base["probability_weight"], why))
+    value = max(v for v in (f.deal_value, f.estimated_value, 0.0) if v is not None)
+    if value > base["value_high"]:
+        out.append(("value", "Value", "base", base["value_high_points"], f"Value {_money(value)} above {_money(base['value_high'])}"))
+    elif value > base["value_mid"]:
+        out.append(("value", "Value", "base", base["value_mid_points"], f"Value {_money(value)} above {_money(base['value_mid'])}"))
+    if f.last_contact_at is not None and now - f.last_contact_at <= dt.timedelta(days=base["recent_contact_days"]):
+        d = _days(now - f.last_contact_at)
+        out.append(("recent_contact", "Recent contact", "base", base["recent_contact_points"], f"Last contact {d} day{'s' if d != 1 else ''} ago (within {base['recent_contact_days']})"))
+
+    if f.company_size and fit["company_size"].get(f.company_size):
+        out.append(("company_size", "Company size", "fit", fit["company_size"][f.company_size], f"Company size {f.company_size}"))
+    if f.industry:
+        industries = {k.lower(): v for k, v in fit["industry"].items()}
+        if industries.get(f.industry.lower()):
+            out.append(("industry", "Industry", "fit", industries[f.industry.lower()], f"Industry {f.industry}"))
+    points, keyword = seniority_of(f.job_title, fit["seniority"])
+    if keyword is not None and points:
+        out.append(("seniority", "Seniority", "fit", points, f"Job title “{f.job_title}” ({keyword})"))
+    if f.bant and fit["bant_points"]:
+        out.append(("bant", "BANT", "fit", len(f.bant) * fit["bant_points"], f"{len(f.bant)} of 4 BANT fields filled ({', '.join(f.bant)})"))
+
+    window = eng["window_days"]
+    for key, label, n, per, cap, one, many in (
+        ("activities", "Activities", f.activities, eng["activity_points"], eng["activity_cap"], "activity", "activities"),
+        ("inbound", "Inbound replies", f.inbound, eng["inbound_points"], eng["inbound_cap"], "inbound reply", "inbound replies"),
+        ("chat", "Chat messages", f.chat, eng["chat_points"], eng["chat_cap"], "chat message", "chat messages"),
+    ):
+        if n and per:
+            # The cap bounds the size of the contribution, whichever its sign.
+            pts = max(-cap, min(cap, n * per))
+            capped = " (capped)" if abs(n * per) > cap else ""
+            out.append((key, label, "engagement", pts, f"{n} {one if n == 1 else many} in the last {window} days{capped}"))
+
+    if f.last_activity_at is not None and rec["points"]:
+        d = _days(now - f.last_activity_at)
+        if d <= rec["full_days"]:
+            pts = rec["points"]
+        elif d >= rec["zero_days"]:
+            pts = 0.0
+        else:
+            pts = rec["points"] * (rec["zero_days"] - d) / (rec["zero_days"] - rec["full_days"])
+        if pts:
+            out.append(("recency", "Activity recency", "recency", pts, f"Last activity {d} day{'s' if d != 1 else ''} ago"))
+    out.extend(f.extra)
+    return out
+
+
+def features_of(f: LeadFacts, cfg: Mapping[str, Any], now: dt.datetime) -> list[float]:
+    """The predictive model's feature vector (FEATURES order). Probability and status are
+    left out: for closed leads they are the outcome itself."""
+    fit = cfg["fit"]
+    value = max(v for v in (f.deal_value, f.estimated_value, 0.0) if v is not None)
+    industries = {k.lower(): v for k, v in fit["industry"].items()}
+    days = _days(now - f.last_activity_at) if f.last_activity_at is not None else 365
+    recent = f.last_contact_at is not None and now - f.last_contact_at <= dt.timedelta(days=cfg["base"]["recent_contact_days"])
+    return [
+        math.log1p(max(0.0, value)),
+        float(len(f.bant)),
+        seniority_of(f.job_title, fit["seniority"])[0],
+        float(fit["company_size"].get(f.company_size or "", 0)),
+        float(industries.get((f.industry or "").lower(), 0)),
+        float(f.activities),
+        float(f.inbound),
+        float(f.chat),
+        float(min(days, 365)),
+        1.0 if recent else 0.0,
+    ]
+
+
+@dataclass
+class Result:
+    """The computed score of one lead (what LeadScore stores)."""
+
+    lead_id: int
+    score: float
+    rule_score: float
+    grade: str
+    components: dict[str, float]
+    factors: list[dict[str, Any]]
+    probability: float | None
+    top_features: list[dict[str, Any]]
+
+
+def score_facts(f: LeadFacts, cfg: Mapping[str, Any], now: dt.datetime, model: Any = None) -> Result:
+    """Weights, clamping, prediction blend and grade for one lead."""
+    weights = cfg["weights"]
+    components = dict.fromkeys(COMPONENTS, 0.0)
+    factors = []
+    for name, label, component, raw, reason in rule_factors(f, cfg, now):
+        pts = round(raw * weights[component], 2)
+        components[component] += pts
+        factors.append({"name": name, "label": label, "component": component, "points": pts, "reason": reason})
+    rule = round(min(100.0, max(0.0, sum(components.values()))), 1)
+    probability, top = None, []
+    score = rule
+    if model is not None:
+        probability, top = model.explain(features_of(f, cfg, now))
+        score = round((1 - cfg["predictive_weight"]) * rule + cfg["predictive_weight"] * 100 * probability, 1)
+    return Result(f.id, score, rule, grade_for(score, cfg["grades"]), {k: round(v, 2) for k, v in components.items()}, factors, probability, top)
+
+
+# --------------------------------------------------------------------------- the batch
+
+
+def _batches(tenant: Any, ids: Iterable[int] | None) -> Iterator[list[int] | None]:
+    if ids is None:
+        yield None  # every lead: no IN list at all
+        return
+    unique = sorted(set(int(i) for i in ids))
+    for start in range(0, len(unique), BATCH):
+        yield unique[start : start + BATCH]
+
+
+def compute(tenant: Any, ids: Iterable[int] | None = None, *, cfg: Mapping[str, Any] | None = None, now: dt.datetime | None = None) -> dict[int, Result]:
+    """Scores of the leads ``ids`` (None: all), without storing them (previews)."""
+    from crm_plugins.scoring import predictive
+
+    cfg = cfg or effective_settings(tenant)
+    now = now or utcnow()
+    model = predictive.load_model()
+    out: dict[int, Result] = {}
+    for batch in _batches(tenant, ids):
+        for lid, facts in gather(tenant, batch, cfg, now).items():
+            out[lid] = score_facts(facts, cfg, now, model)
+    return out
+
+
+def rescore(tenant: Any, ids: Iterable[int] | None = None, *, now: dt.datetime | None = None) -> int:
+    """Compute and store the scores of ``ids`` (None: all the tenant's leads); keep
+    history and send ``lead_score_changed`` / ``lead_score_threshold_crossed`` for the
+    ones that changed. Returns the number of leads scored."""
+    cfg = effective_settings(tenant)
+    now = now or utcnow()
+    total = 0
+    with db.atomic():
+        for batch in _batches(tenant, ids):
+            results = compute(tenant, batch, cfg=cfg, now=now) if batch is None or batch else {}
+            total += len(results)
+            _store(tenant, batch, results, cfg, now)
+    return total
+
+
+def _store(tenant: Any, batch: list[int] | None, results: dict[int, Result], cfg: Mapping[str, Any], now: dt.datetime) -> None:
+    if not results:
+        return
+    # Factors as stored text (sort_keys as JSONText writes them), so unchanged rows are
+    # found by comparing strings and are not rewritten.
+    stored = _ids_filter(
+        LeadScore.select(LeadScore.lead, LeadScore.score, LeadScore.grade, LeadScore.probability, fn.COALESCE(LeadScore.factors, "").coerce(False)),
+        LeadScore.lead, batch,
+    ).tuples()
+    old = {lid: (score, grade, prob, text) for lid, score, grade, prob, text in stored}
+    tenant_id = tenant.id
+    writes, history, changed = [], [], []
+    for lid, r in results.items():
+        text = json.dumps(r.factors, default=str, sort_keys=True)
+        before = old.get(lid)
+        if before is not None and before[0] == r.score and before[1] == r.grade and before[2] == r.probability and before[3] == text:
+            continue
+        writes.append({
+            "tenant": tenant_id, "lead": lid, "score": r.score, "rule_score": r.rule_score, "grade": r.grade,
+            "components": r.components, "factors": r.factors, "probability": r.probability,
+            "top_features": r.top_features, "computed_at": now,
+        })
+        if before is None or abs(before[0] - r.score) >= EPSILON or before[1] != r.grade:
+            history.append({"tenant": tenant_id, "lead": lid, "score": r.score, "grade": r.grade, "at": now})
+            changed.append((lid, None if before is None else before[0], r.score, r.grade, None if before is None else before[1]))
+    update = {f: peewee.EXCLUDED[f.column_name] for f in (LeadScore.score, LeadScore.rule_score, LeadScore.grade, LeadScore.components, LeadScore.factors, LeadScore.probability, LeadScore.top_features, LeadScore.computed_at)}
+    for start in range(0, len(writes), WRITE_CHUNK):
+        LeadScore.insert_many(writes[start : start + WRITE_CHUNK]).on_conflict(
+            conflict_target=[LeadScore.tenant, LeadScore.lead], update=update
+        ).execute()
+    for start in range(0, len(history), WRITE_CHUNK):
+        ScoreHistory.insert_many(history[start : start + WRITE_CHUNK]).execute()
+    # The unchanged rows were looked at now too.
+    if len(writes) < len(results):
+        _ids_filter(LeadScore.update(computed_at=now), LeadScore.lead, batch).execute()
+    thresholds = sorted(cfg["thresholds"])
+    for lid, before, after, grade, old_grade in changed:
+        signals.send(lead_score_changed, tenant, lead_id=lid, old=before, new=after, grade=grade, old_grade=old_grade)
+        low = before if before is not None else 0.0
+        for t in thresholds:
+            if low < t <= after:
+                signals.send(lead_score_threshold_crossed, tenant, lead_id=lid, threshold=t, old=before, new=after, grade=grade)
+
+
+def distribution(results: Iterable[Result | float]) -> dict[str, Any]:
+    """Grade counts and a 10-point histogram of scores (for previews and the widget)."""
+    grades = dict.fromkeys("ABCD", 0)
+    buckets = [0] * 10
+    n = 0
+    total = 0.0
+    for r in results:
+        score = r.score if isinstance(r, Result) else float(r)
+        grade = r.grade if isinstance(r, Result) else None
+        if grade:
+            grades[grade] += 1
+        buckets[min(9, int(score // 10))] += 1
+        n += 1
+        total += score
+    return {"count": n, "grades": grades, "buckets": buckets, "mean": round(total / n, 1) if n else None}

@@ -7,9 +7,10 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import fields
 from peewee import fn
 
+from crmcore.api.schema import Schema
 from crmcore.api import common
 from crmcore.api.common import require
 from crmcore.entities.models import LEAD_STATUSES, Lead

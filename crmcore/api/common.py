@@ -19,8 +19,9 @@ from typing import Any, Callable
 import peewee
 from flask import g, request
 from flask_smorest import abort
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import ValidationError, fields, validate
 
+from crmcore.api.schema import Schema
 from crmcore.entities.service import Conflict, StaleVersion
 
 ROLES = ("admin", "manager", "agent", "viewer")

@@ -9,8 +9,9 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import ValidationError, fields, validate
 
+from crmcore.api.schema import Schema
 from crmcore.api import common, contacts
 from crmcore.api.common import PageArgs, require
 from crmcore.entities import custom, service

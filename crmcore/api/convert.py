@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import ValidationError, fields, validate
 
+from crmcore.api.schema import Schema
 from crmcore.api import common
 from crmcore.api.common import require
 from crmcore.api.deals import MAX_VALUE, DealSchema

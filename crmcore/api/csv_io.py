@@ -14,8 +14,9 @@ from typing import Any
 
 from flask import Response, g, request, stream_with_context
 from flask_smorest import Blueprint, abort
-from marshmallow import Schema, fields
+from marshmallow import fields
 
+from crmcore.api.schema import Schema
 from crmcore import db
 from crmcore.api import common
 from crmcore.api.common import require

@@ -14,9 +14,10 @@ from typing import Any
 import peewee
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from crmcore.api import common
+from crmcore.api.schema import Schema
 from crmcore.api.common import PageArgs, require
 from crmcore.entities import service
 from crmcore.entities.models import CUSTOM_FIELD_KINDS, TAGGABLE, CustomField

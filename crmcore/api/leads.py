@@ -12,8 +12,9 @@ from typing import Any
 from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import ValidationError, fields, validate
 
+from crmcore.api.schema import Schema
 from crmcore.api import common
 from crmcore.api.common import PageArgs, require
 from crmcore.api.fields import EmailAddress, PhoneNumber

@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import g
-from marshmallow import Schema, fields
+from marshmallow import fields
 
+from crmcore.api.schema import Schema
 from crmcore.api import common
 from crmcore.entities.models import Company, Contact, Deal, Lead
 from crmcore.models import User

@@ -11,8 +11,9 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from marshmallow import Schema, fields
+from marshmallow import fields
 
+from crmcore.api.schema import Schema
 from crmcore.api import common, companies, contacts, leads
 from crmcore.api.common import require
 from crmcore.entities import service

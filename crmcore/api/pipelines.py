@@ -12,8 +12,9 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
+from crmcore.api.schema import Schema
 from crmcore import db
 from crmcore.api import common
 from crmcore.api.common import PageArgs, require

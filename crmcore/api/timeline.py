@@ -15,8 +15,9 @@ from typing import Any
 import peewee
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
+from crmcore.api.schema import Schema
 from crmcore.api import common, linking
 from crmcore.api.common import PageArgs, require
 from crmcore.entities.models import (

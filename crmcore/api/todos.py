@@ -11,8 +11,9 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
+from crmcore.api.schema import Schema
 from crmcore.api import common, linking
 from crmcore.api.common import require
 from crmcore.db import utcnow

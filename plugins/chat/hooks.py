@@ -1,1 +1,107 @@
 """Hook implementations of the chat plugin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crm_plugins.chat.models import ChatAgent, ChatConversation, ChatFaq, ChatMessage, ChatRate
+
+from crmcore import Migration, NavItem, Permission, TaskHandler, hookimpl, signals
+from crmcore.migrations import create_tables
+from crmcore.tasks import payload_of
+
+signals.signal("chat_conversation_started", "A website visitor started a chat: (tenant, conversation).")
+signals.signal("chat_message_received", "A visitor's chat message was stored: (tenant, conversation, message, lead=<Lead|None>).")
+signals.signal("chat_lead_captured", "A chat conversation was linked to a lead: (tenant, conversation, lead, created=bool).")
+
+
+@hookimpl
+def crm_models() -> list[Any]:
+    return [ChatConversation, ChatMessage, ChatFaq, ChatAgent, ChatRate]
+
+
+@hookimpl
+def crm_migrations() -> list[Migration]:
+    # Released with 0.1.0; a later change gets a new migration, never an edit of this one.
+    return [Migration("0001_initial", create_tables(ChatConversation, ChatMessage, ChatFaq, ChatAgent, ChatRate))]
+
+
+@hookimpl
+def crm_api_blueprints() -> list[Any]:
+    from crm_plugins.chat.api import blp
+
+    return [blp]
+
+
+@hookimpl
+def crm_web_blueprints() -> list[Any]:
+    from crm_plugins.chat.public import api, assets
+    from crm_plugins.chat.views import pages
+
+    return [pages, api, assets]
+
+
+@hookimpl
+def crm_permissions() -> list[Permission]:
+    return [
+        Permission("chat:read", ("admin", "manager", "agent", "viewer"), "Read chat conversations."),
+        Permission("chat:reply", ("admin", "manager", "agent"), "Reply to, assign and resolve chat conversations."),
+        Permission("chat:manage", ("admin", "manager"), "Manage the chat assistant's FAQ entries."),
+    ]
+
+
+@hookimpl
+def crm_nav_items(tenant: Any, user: Any) -> list[NavItem]:
+    return [NavItem(label="Inbox", endpoint="chat_pages.inbox", order=25)]
+
+
+def _assistant_task(task: Any) -> None:
+    from crm_plugins.chat import service
+
+    from crmcore.db import current_tenant
+
+    payload = payload_of(task)
+    service.run_assistant(current_tenant(), payload["conversation_id"], payload["message_id"])
+
+
+@hookimpl
+def crm_task_handlers() -> list[TaskHandler]:
+    return [TaskHandler("chat.assistant", _assistant_task, max_attempts=3)]
+
+
+@hookimpl(trylast=True)
+def crm_chat_assistant_reply(tenant: Any, conversation: Any, message: Any, history: list[Any]) -> Any:
+    from crm_plugins.chat import assistant
+
+    return assistant.reply(tenant, conversation, message, history)
+
+
+@hookimpl
+def crm_demo_data(tenant: Any) -> None:
+    from crm_plugins.chat import demo
+
+    demo.load(tenant)
+
+
+@hookimpl
+def crm_record_panels(tenant: Any, user: Any, entity: str, record: Any) -> list[Any]:
+    from crmcore import RecordPanel
+
+    if entity not in ("lead", "contact"):
+        return []
+
+    def render() -> str:
+        from flask import url_for
+        from markupsafe import escape
+
+        field = ChatConversation.lead if entity == "lead" else ChatConversation.contact
+        rows = list(ChatConversation.select().where(field == record.id).order_by(ChatConversation.id.desc()).limit(10))
+        if not rows:
+            return '<p class="muted">No chat conversations.</p>'
+        items = "".join(
+            f'<li><a href="{escape(url_for("chat_pages.inbox", c=c.id))}">Chat #{c.id}</a> · {escape(c.status)} · {escape(c.last_message_at.strftime("%Y-%m-%d %H:%M"))}</li>'
+            for c in rows
+        )
+        return f'<ul class="plain">{items}</ul>'
+
+    return [RecordPanel(name="chat", title="Chat", render=render, order=60)]

@@ -1,0 +1,470 @@
+"""The chat plugin's write path: conversations, messages, lead capture, assignment,
+live events and rate limits. The public API, the agent API, the visitor WebSocket and
+the assistant all go through here, so a message is stored, deduplicated, announced and
+captured the same way whichever door it came in by.
+
+Live events (crmcore's realtime hub, so they cross processes with Redis):
+
+* ``chat:conversation:<id>`` -- ``{"kind": "message", "message": {...}}``,
+  ``{"kind": "typing", "sender": "visitor"|"agent"}``, ``{"kind": "read", "reader":
+  "visitor"|"agent", "up_to": <message id>}``, ``{"kind": "conversation", "conversation":
+  {...}}`` (status or assignee changed). The visitor's socket hears this topic only.
+* ``chat:inbox`` -- ``{"kind": "conversation", "event": "started"|"message"|"assigned"|
+  "status"|"lead", "conversation": {...}}`` for agents' inbox lists.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets
+import time
+import zoneinfo
+from collections.abc import Iterable
+from typing import Any
+
+import peewee
+from crm_plugins.chat.models import ChatAgent, ChatConversation, ChatMessage, ChatRate
+from flask import current_app
+
+from crmcore import db, live, signals
+from crmcore.db import utcnow
+from crmcore.entities import service as entities
+from crmcore.entities.models import Contact, Lead
+from crmcore.models import User
+
+INBOX_TOPIC = "chat:inbox"
+ONLINE_SECONDS = 90  # an agent whose inbox has not checked in for this long is offline
+_EMAIL_CANDIDATE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+
+
+class RateLimited(Exception):
+    """Too many requests; ``retry_after`` seconds until the window ends."""
+
+    def __init__(self, retry_after: int):
+        super().__init__(f"rate limited; retry after {retry_after}s")
+        self.retry_after = retry_after
+
+
+def settings(tenant: Any) -> Any:
+    from crmcore.app import crm_state
+
+    return crm_state().settings(tenant, "chat")
+
+
+def conversation_topic(conversation_id: int) -> str:
+    return f"chat:conversation:{conversation_id}"
+
+
+# --------------------------------------------------------------------------- keys and tokens
+
+
+def public_key(tenant: Any) -> str:
+    """The tenant's widget key: the ``public_key`` setting, else one derived from the
+    instance's secret key (stable, so the snippet never changes, and nothing to store)."""
+    configured = settings(tenant)["public_key"]
+    if configured:
+        return configured
+    secret = current_app.config["SECRET_KEY"].encode()
+    return "pk_" + hmac.new(secret, f"crm-chat:{tenant.id}:{tenant.slug}".encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def key_valid(tenant: Any, key: str | None) -> bool:
+    return bool(key) and hmac.compare_digest(str(key), public_key(tenant))
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def conversation_for_token(token: str | None) -> ChatConversation | None:
+    """The current tenant's conversation of a visitor token (None: unknown token)."""
+    if not token or len(token) > 200:
+        return None
+    return ChatConversation.get_or_none(ChatConversation.visitor_hash == hash_token(token))
+
+
+# --------------------------------------------------------------------------- rate limits
+
+
+def hit(key: str, limit: int, window_seconds: int) -> None:
+    """Count one request against ``key``; raise RateLimited past ``limit`` per window.
+
+    A fixed window in the database: every process shares it, and it needs no extra
+    service. (Flask-Limiter would keep its counters per process with its memory storage,
+    and its limits are bound when the routes are decorated, while ours are per-tenant
+    settings that change without a restart.)"""
+    now = time.time()
+    window = int(now // window_seconds)
+    full_key = key[:120]
+    with db.atomic():
+        ChatRate.insert(key=full_key, window=window, count=1).on_conflict(
+            conflict_target=[ChatRate.key, ChatRate.window], update={ChatRate.count: ChatRate.count + 1}
+        ).execute()
+        count = ChatRate.select(ChatRate.count).where((ChatRate.key == full_key) & (ChatRate.window == window)).scalar()
+    if window % 16 == 0 and secrets.randbelow(50) == 0:  # now and then, drop old windows
+        ChatRate.delete().where(ChatRate.window < window - 2).execute()
+    if count > limit:
+        raise RateLimited(max(1, int((window + 1) * window_seconds - now + 0.999)))
+
+
+# --------------------------------------------------------------------------- serialisation
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z" if value else None
+
+
+def message_dict(message: ChatMessage, author_name: str | None = None) -> dict[str, Any]:
+    """The wire form of a message (the same for visitors and agents)."""
+    if author_name is None and message.author_id:
+        user = User.get_or_none(User.id == message.author_id)
+        author_name = (user.name or user.email.split("@")[0]) if user else None
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "sender": message.sender,
+        "author_name": author_name,
+        "content": message.content,
+        "client_id": message.client_id,
+        "created_at": _iso(message.created_at),
+        "read_at": _iso(message.read_at),
+    }
+
+
+def conversation_dict(conversation: ChatConversation, unread: int | None = None) -> dict[str, Any]:
+    if unread is None:
+        unread = unread_counts([conversation.id]).get(conversation.id, 0)
+    return {
+        "id": conversation.id,
+        "status": conversation.status,
+        "visitor_name": conversation.visitor_name,
+        "visitor_email": conversation.visitor_email,
+        "visitor_phone": conversation.visitor_phone,
+        "page_url": conversation.page_url,
+        "assignee_id": conversation.assignee_id,
+        "lead_id": conversation.lead_id,
+        "contact_id": conversation.contact_id,
+        "handed_over": conversation.handed_over,
+        "created_at": _iso(conversation.created_at),
+        "last_message_at": _iso(conversation.last_message_at),
+        "unread": unread,
+    }
+
+
+def unread_counts(conversation_ids: Iterable[int]) -> dict[int, int]:
+    """Visitor messages no agent has read yet, per conversation (one query)."""
+    ids = list(conversation_ids)
+    if not ids:
+        return {}
+    rows = (
+        ChatMessage.select(ChatMessage.conversation, peewee.fn.COUNT(ChatMessage.id))
+        .where(ChatMessage.conversation.in_(ids) & (ChatMessage.sender == "visitor") & ChatMessage.read_at.is_null())
+        .group_by(ChatMessage.conversation)
+        .tuples()
+    )
+    return {cid: n for cid, n in rows}
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+def _publish(tenant: Any, topic: str, data: dict[str, Any]) -> None:
+    """After the commit, so nobody hears of a row that was rolled back."""
+    db.on_commit(lambda: live.publish(tenant, topic, data))
+
+
+def announce_conversation(tenant: Any, conversation: ChatConversation, event: str) -> None:
+    data = {"kind": "conversation", "event": event, "conversation": conversation_dict(conversation)}
+    _publish(tenant, INBOX_TOPIC, data)
+    _publish(tenant, conversation_topic(conversation.id), data)
+
+
+def publish_ephemeral(tenant: Any, conversation_id: int, data: dict[str, Any]) -> None:
+    live.publish(tenant, conversation_topic(conversation_id), data)
+
+
+# --------------------------------------------------------------------------- opening hours
+
+
+def is_open(tenant: Any, now: dt.datetime | None = None) -> bool:
+    """Whether ``now`` (UTC) is inside the tenant's opening hours."""
+    conf = settings(tenant)
+    local = (now or dt.datetime.now(dt.UTC)).astimezone(zoneinfo.ZoneInfo(conf["timezone"]))
+    if local.weekday() not in conf["open_days"]:
+        return False
+    hhmm = local.strftime("%H:%M")
+    return conf["open_from"] <= hhmm < conf["open_until"]
+
+
+def agents_online(tenant: Any) -> list[ChatAgent]:
+    cutoff = utcnow() - dt.timedelta(seconds=ONLINE_SECONDS)
+    return list(
+        ChatAgent.select(ChatAgent)
+        .join(User, on=(ChatAgent.user == User.id))
+        .where((ChatAgent.status == "online") & (ChatAgent.last_seen_at >= cutoff) & (User.active == True) & (User.role != "viewer"))
+    )
+
+
+def set_presence(user: Any, status: str) -> ChatAgent:
+    agent, _ = ChatAgent.get_or_create(user=user.id, defaults={"status": status})
+    ChatAgent.update(status=status, last_seen_at=utcnow()).where(ChatAgent.id == agent.id).execute()
+    agent.status = status
+    return agent
+
+
+# --------------------------------------------------------------------------- conversations
+
+
+def start_conversation(tenant: Any, *, name: str = "", email: str | None = None, phone: str | None = None, page_url: str = "", origin: str = "") -> tuple[ChatConversation, str]:
+    """A new conversation and the visitor's token (shown to the visitor once)."""
+    token = secrets.token_urlsafe(32)
+    with db.atomic():
+        conversation = ChatConversation.create(
+            visitor_hash=hash_token(token), visitor_name=name[:200], visitor_email=email, visitor_phone=phone,
+            page_url=page_url[:500], origin=origin[:200], status="open",
+        )
+        greeting = settings(tenant)["greeting"]
+        if greeting:
+            ChatMessage.create(conversation=conversation, sender="system", content=greeting)
+        assign_round_robin(tenant, conversation)
+        signals.send("chat_conversation_started", tenant, conversation=conversation)
+        announce_conversation(tenant, conversation, "started")
+        if email or phone:
+            capture_lead(tenant, conversation, email=email, phone=phone, name=name)
+    return conversation, token
+
+
+def assign_round_robin(tenant: Any, conversation: ChatConversation) -> User | None:
+    """Give the conversation to the online agent with room (fewer open conversations
+    than ``agent_capacity``) who was assigned least recently; None: it waits in the queue."""
+    capacity = settings(tenant)["agent_capacity"]
+    agents = agents_online(tenant)
+    if not agents:
+        return None
+    load = dict(
+        ChatConversation.select(ChatConversation.assignee, peewee.fn.COUNT(ChatConversation.id))
+        .where(ChatConversation.assignee.in_([a.user_id for a in agents]) & (ChatConversation.status != "resolved"))
+        .group_by(ChatConversation.assignee)
+        .tuples()
+    )
+    free = [a for a in agents if load.get(a.user_id, 0) < capacity]
+    if not free:
+        return None
+    chosen = min(free, key=lambda a: (a.last_assigned_at or dt.datetime.min, a.id))
+    ChatAgent.update(last_assigned_at=utcnow()).where(ChatAgent.id == chosen.id).execute()
+    conversation.assignee = chosen.user_id
+    conversation.save()
+    return User.get_or_none(User.id == chosen.user_id)
+
+
+def assign(tenant: Any, conversation: ChatConversation, user_id: int | None) -> ChatConversation:
+    with db.atomic():
+        conversation.assignee = user_id
+        conversation.save()
+        announce_conversation(tenant, conversation, "assigned")
+    return conversation
+
+
+def set_status(tenant: Any, conversation: ChatConversation, status: str) -> ChatConversation:
+    with db.atomic():
+        conversation.status = status
+        conversation.save()
+        announce_conversation(tenant, conversation, "status")
+    return conversation
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def post_message(tenant: Any, conversation: ChatConversation, *, sender: str, content: str, client_id: str | None = None, author: Any = None, confidence: float | None = None) -> tuple[ChatMessage, bool]:
+    """Store a message; ``(message, created)``. A ``client_id`` already used in this
+    conversation returns the stored message (a resend after a dropped connection)."""
+    if client_id:
+        existing = ChatMessage.get_or_none((ChatMessage.conversation == conversation.id) & (ChatMessage.client_id == client_id))
+        if existing is not None:
+            return existing, False
+    try:
+        with db.atomic():
+            message = ChatMessage.create(conversation=conversation, sender=sender, content=content, client_id=client_id or None, author=author.id if author is not None else None, confidence=confidence)
+            changes: dict[str, Any] = {"last_message_at": message.created_at}
+            if sender == "visitor" and conversation.status == "resolved":
+                changes["status"] = "open"  # the visitor came back: it needs an answer again
+            if sender == "agent":
+                changes["handed_over"] = False
+                if conversation.assignee_id is None and author is not None:
+                    changes["assignee"] = author.id  # whoever answers first takes it
+            ChatConversation.update(changes).where(ChatConversation.id == conversation.id).execute()
+            for key, value in changes.items():
+                setattr(conversation, key, value)
+            _publish(tenant, conversation_topic(conversation.id), {"kind": "message", "message": message_dict(message)})
+            _publish(tenant, INBOX_TOPIC, {"kind": "conversation", "event": "message", "conversation": conversation_dict(conversation), "message": message_dict(message)})
+            if sender == "visitor":
+                lead = capture_from_text(tenant, conversation, content)
+                signals.send("chat_message_received", tenant, conversation=conversation, message=message, lead=lead)
+                schedule_assistant(tenant, conversation, message)
+    except peewee.IntegrityError:
+        # Two resends raced: the other one stored it.
+        existing = ChatMessage.get_or_none((ChatMessage.conversation == conversation.id) & (ChatMessage.client_id == client_id))
+        if existing is None:
+            raise
+        return existing, False
+    return message, True
+
+
+def messages_after(conversation: ChatConversation, after: int = 0, limit: int = 200) -> list[ChatMessage]:
+    return list(
+        ChatMessage.select()
+        .where((ChatMessage.conversation == conversation.id) & (ChatMessage.id > after))
+        .order_by(ChatMessage.id)
+        .limit(limit)
+    )
+
+
+def mark_read(tenant: Any, conversation: ChatConversation, reader: str, up_to: int | None = None) -> int:
+    """Mark the other side's messages read (up to a message id); returns how many."""
+    senders = ["visitor"] if reader == "agent" else ["agent", "assistant", "system"]
+    query = ChatMessage.update(read_at=utcnow()).where((ChatMessage.conversation == conversation.id) & ChatMessage.sender.in_(senders) & ChatMessage.read_at.is_null())
+    if up_to is not None:
+        query = query.where(ChatMessage.id <= up_to)
+    count = query.execute()
+    if count:
+        last = ChatMessage.select(peewee.fn.MAX(ChatMessage.id)).where((ChatMessage.conversation == conversation.id) & ChatMessage.sender.in_(senders) & ChatMessage.read_at.is_null(False)).scalar()
+        publish_ephemeral(tenant, conversation.id, {"kind": "read", "reader": reader, "up_to": last})
+        if reader == "agent":
+            live.publish(tenant, INBOX_TOPIC, {"kind": "conversation", "event": "read", "conversation": conversation_dict(conversation, unread=0)})
+    return count
+
+
+# --------------------------------------------------------------------------- lead capture
+
+
+def find_contact_details(text: str, region: str = "US") -> tuple[str | None, str | None]:
+    """The first valid email address and phone number in ``text`` (or None)."""
+    import phonenumbers
+    from email_validator import EmailNotValidError, validate_email
+
+    email = None
+    for candidate in _EMAIL_CANDIDATE.findall(text or ""):
+        try:
+            email = validate_email(candidate.strip(".,;:"), check_deliverability=False).normalized
+            break
+        except EmailNotValidError:
+            continue
+    phone = None
+    for match in phonenumbers.PhoneNumberMatcher(text or "", region):
+        if phonenumbers.is_valid_number(match.number):
+            phone = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+            break
+    return email, phone
+
+
+def normalise_email(value: str | None) -> str | None:
+    email, _ = find_contact_details(value or "")
+    return email
+
+
+def capture_from_text(tenant: Any, conversation: ChatConversation, text: str) -> Lead | None:
+    """Capture contact details typed in a message; the conversation's lead (or None)."""
+    if "@" in text or any(ch.isdigit() for ch in text):
+        email, phone = find_contact_details(text, settings(tenant)["phone_region"])
+        if (email and email != conversation.visitor_email) or (phone and phone != conversation.visitor_phone):
+            capture_lead(tenant, conversation, email=email, phone=phone, name=conversation.visitor_name)
+    return Lead.get_or_none(Lead.id == conversation.lead_id) if conversation.lead_id else None
+
+
+def capture_lead(tenant: Any, conversation: ChatConversation, *, email: str | None, phone: str | None, name: str = "") -> Lead | None:
+    """Link the conversation to the lead or contact with this email (or phone), or create
+    a lead (source ``chat``) through the core's write path, so the lead board hears of it."""
+    with db.atomic():
+        changes: dict[str, Any] = {}
+        if email and not conversation.visitor_email:
+            changes["visitor_email"] = email
+        if phone and not conversation.visitor_phone:
+            changes["visitor_phone"] = phone
+        if changes:
+            ChatConversation.update(changes).where(ChatConversation.id == conversation.id).execute()
+            for key, value in changes.items():
+                setattr(conversation, key, value)
+        if conversation.lead_id or conversation.contact_id:
+            if conversation.lead_id and changes:
+                lead = Lead.get_or_none(Lead.id == conversation.lead_id)
+                fill = {k: v for k, v in (("email", email), ("phone", phone)) if v and lead is not None and not getattr(lead, k)}
+                if fill and not (email and Lead.select().where((Lead.email == email) & (Lead.id != lead.id)).exists()):
+                    entities.update(lead, fill)
+            return Lead.get_or_none(Lead.id == conversation.lead_id) if conversation.lead_id else None
+        lead = contact = None
+        if email:
+            lead = Lead.get_or_none(Lead.email == email)
+            if lead is None:
+                contact = Contact.get_or_none(Contact.email == email)
+        if lead is None and contact is None and phone:
+            lead = Lead.select().where(Lead.phone == phone).order_by(Lead.id).first()
+            if lead is None:
+                contact = Contact.select().where(Contact.phone == phone).order_by(Contact.id).first()
+        created = False
+        if lead is None and contact is None:
+            lead = entities.create(Lead, {"name": (name or email or phone or "Chat visitor")[:200], "email": email, "phone": phone, "source": "chat"})
+            created = True
+        elif lead is not None and lead.contact_id:
+            contact = Contact.get_or_none(Contact.id == lead.contact_id)
+        ChatConversation.update(lead=lead.id if lead else None, contact=contact.id if contact else None).where(ChatConversation.id == conversation.id).execute()
+        conversation.lead = lead.id if lead else None
+        conversation.contact = contact.id if contact else None
+        transcript = "\n".join(f"{m.sender}: {m.content}" for m in messages_after(conversation, 0, 20) if m.sender in ("visitor", "agent", "assistant"))
+        entities.log_activity({
+            "kind": "chat", "channel": "chat", "direction": "in",
+            "subject": f"Website chat with {conversation.visitor_name or email or phone}"[:300],
+            "content": transcript[:5000], "lead": lead.id if lead else None, "contact": contact.id if contact else None,
+        })
+        if lead is not None:
+            signals.send("chat_lead_captured", tenant, conversation=conversation, lead=lead, created=created)
+        announce_conversation(tenant, conversation, "lead")
+    return lead
+
+
+# --------------------------------------------------------------------------- assistant
+
+
+def schedule_assistant(tenant: Any, conversation: ChatConversation, message: ChatMessage) -> None:
+    """After ``assistant_delay_seconds`` without an agent's reply (at once outside opening
+    hours) the assistant answers: a durable task, so a restart does not forget it."""
+    from crmcore.tasks import enqueue
+
+    conf = settings(tenant)
+    if not conf["assistant_enabled"] or conversation.handed_over:
+        return
+    delay = 0 if not is_open(tenant) else conf["assistant_delay_seconds"]
+    enqueue("chat.assistant", {"conversation_id": conversation.id, "message_id": message.id},
+            run_at=utcnow() + dt.timedelta(seconds=delay), idempotency_key=f"chat:assistant:{tenant.id}:{message.id}")
+
+
+def run_assistant(tenant: Any, conversation_id: int, message_id: int) -> ChatMessage | None:
+    """Answer ``message_id`` unless someone already did (an agent replied, a newer
+    visitor message will be answered instead, or the conversation was handed over)."""
+    from crm_plugins.chat.contrib import AssistantReply
+
+    from crmcore.app import crm_state
+
+    conversation = ChatConversation.get_or_none(ChatConversation.id == conversation_id)
+    message = ChatMessage.get_or_none(ChatMessage.id == message_id)
+    if conversation is None or message is None or conversation.handed_over or conversation.status == "resolved":
+        return None
+    later = ChatMessage.select().where((ChatMessage.conversation == conversation.id) & (ChatMessage.id > message.id) & ChatMessage.sender.in_(["visitor", "agent", "assistant"]))
+    if later.exists():
+        return None
+    history = list(ChatMessage.select().where(ChatMessage.conversation == conversation.id).order_by(ChatMessage.id))
+    reply = crm_state().hook(tenant, "crm_chat_assistant_reply")(tenant=tenant, conversation=conversation, message=message, history=history)
+    if reply is None:
+        return None
+    if not isinstance(reply, AssistantReply):
+        raise TypeError(f"crm_chat_assistant_reply returned {type(reply).__name__}, not AssistantReply")
+    with db.atomic():
+        answer, _ = post_message(tenant, conversation, sender="assistant", content=reply.text[:20000], client_id=f"assistant:{message.id}", confidence=reply.confidence)
+        if reply.handover:
+            ChatConversation.update(handed_over=True, status="open").where(ChatConversation.id == conversation.id).execute()
+            conversation.handed_over, conversation.status = True, "open"
+            announce_conversation(tenant, conversation, "status")
+    return answer

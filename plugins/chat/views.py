@@ -1,0 +1,88 @@
+"""The agents' pages: the inbox (``/app/chat/``) and the widget & FAQ page (``/app/chat/setup``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crm_plugins.chat import service
+from crm_plugins.chat.models import ChatConversation, ChatFaq
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+
+from crmcore.api.common import has_permission
+from crmcore.entities.models import Contact, Lead
+from crmcore.models import User
+
+pages = Blueprint("chat_pages", __name__, url_prefix="/app/chat", template_folder="templates", static_folder="static", static_url_path="/static")
+
+VIEWS = (("unassigned", "Unassigned"), ("mine", "Mine"), ("all", "All"))
+
+
+@pages.route("/")
+def inbox() -> Any:
+    """Conversation list (a view and a status) beside the open conversation."""
+    view = request.args.get("view", "all")
+    view = view if view in dict(VIEWS) else "all"
+    status = request.args.get("status", "open")
+    status = status if status in ("open", "pending", "resolved", "any") else "open"
+    query = ChatConversation.select()
+    if view == "mine":
+        query = query.where(ChatConversation.assignee == g.user.id)
+    elif view == "unassigned":
+        query = query.where(ChatConversation.assignee.is_null())
+    if status != "any":
+        query = query.where(ChatConversation.status == status)
+    conversations = list(query.order_by(ChatConversation.last_message_at.desc(), ChatConversation.id.desc()).limit(200))
+    unread = service.unread_counts([c.id for c in conversations])
+    current = None
+    selected = request.args.get("c", type=int)
+    messages: list[dict[str, Any]] = []
+    lead = contact = None
+    if selected:
+        current = ChatConversation.get_or_none(ChatConversation.id == selected)
+        if current is None:
+            abort(404)
+        names = {u.id: (u.name or u.email.split("@")[0]) for u in User.select()}
+        messages = [service.message_dict(m, names.get(m.author_id)) for m in service.messages_after(current, 0, 1000)]
+        lead = Lead.get_or_none(Lead.id == current.lead_id) if current.lead_id else None
+        contact = Contact.get_or_none(Contact.id == current.contact_id) if current.contact_id else None
+    agents = list(User.select().where((User.active == True) & (User.role != "viewer")).order_by(User.name, User.email))
+    topics = [service.INBOX_TOPIC] + ([service.conversation_topic(current.id)] if current else [])
+    from crmcore.live import since_id
+
+    return render_template(
+        "chat/inbox.html", conversations=conversations, unread=unread, view=view, status=status, views=VIEWS,
+        current=current, messages=messages, lead=lead, contact=contact, agents=agents, agent_names={a.id: a.name or a.email for a in agents},
+        can_reply=has_permission("chat:reply"), topics=",".join(topics), since=since_id(),
+    )
+
+
+@pages.route("/setup", methods=["GET", "POST"])
+def setup() -> Any:
+    """The widget snippet and the assistant's FAQ entries (admins and managers)."""
+    if not has_permission("chat:manage"):
+        abort(403)
+    errors: dict[str, list[str]] = {}
+    form = {"question": "", "answer": ""}
+    if request.method == "POST":
+        action = request.form.get("action", "add")
+        if action == "delete":
+            ChatFaq.delete().where(ChatFaq.id == request.form.get("faq_id", type=int)).execute()
+            flash("FAQ entry deleted.")
+            return redirect(url_for(".setup"))
+        form = {"question": request.form.get("question", "").strip(), "answer": request.form.get("answer", "").strip()}
+        if not form["question"]:
+            errors["question"] = ["Write the question a visitor might ask."]
+        elif len(form["question"]) > 300:
+            errors["question"] = ["At most 300 characters."]
+        if not form["answer"]:
+            errors["answer"] = ["Write the answer the assistant gives."]
+        elif len(form["answer"]) > 5000:
+            errors["answer"] = ["At most 5000 characters."]
+        if not errors:
+            ChatFaq.create(**form)
+            flash("FAQ entry added.")
+            return redirect(url_for(".setup"))
+    faqs = list(ChatFaq.select().order_by(ChatFaq.id))
+    base = request.host_url.rstrip("/")
+    snippet = f'<script src="{base}{url_for("chat_assets.widget_js")}" data-key="{service.public_key(g.tenant)}" async></script>'
+    return render_template("chat/setup.html", faqs=faqs, errors=errors, form=form, snippet=snippet, conf=service.settings(g.tenant)), (422 if errors else 200)

@@ -1,0 +1,197 @@
+"""The chat's public (visitor) and agent APIs on a real database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crm_plugins.chat.models import ChatConversation, ChatMessage
+
+from crmcore.entities.models import Activity, Lead
+
+from .conftest import ORIGIN, Chat, in_tenant
+
+
+def test_visitor_session_send_dedupe_and_history(chat: Chat) -> None:
+    session = chat.start(name="Ada", page_url="https://shop.example/pricing")
+    token = session["token"]
+    assert session["messages"][0]["sender"] == "system"  # the greeting
+
+    first = chat.say(token, "Hello there", client_id="c-1")
+    assert first.status_code == 201
+    again = chat.say(token, "Hello there", client_id="c-1")  # a resend after a drop
+    assert again.status_code == 200 and again.get_json()["id"] == first.get_json()["id"]
+
+    history = chat.client.get(f"/api/v1/chat/public/messages?after={session['messages'][0]['id']}", headers=chat.headers(token)).get_json()
+    assert [m["content"] for m in history["messages"]] == ["Hello there"]
+    assert history["status"] == "open"
+
+    resumed = chat.client.post("/api/v1/chat/public/session", json={}, headers=chat.headers(token))
+    assert resumed.status_code == 200 and resumed.get_json()["conversation"]["id"] == session["conversation"]["id"]
+    assert "token" not in resumed.get_json()
+    with in_tenant(chat.env):
+        assert ChatMessage.select().where(ChatMessage.sender == "visitor").count() == 1
+
+
+def test_public_api_refuses_bad_keys_tokens_origins_and_input(chat: Chat) -> None:
+    token = chat.start()["token"]
+    c = chat.client
+    assert c.post("/api/v1/chat/public/session", json={}, headers={"X-Chat-Key": "nope", "Origin": ORIGIN}).status_code == 401
+    assert c.post("/api/v1/chat/public/messages", json={"content": "x"}, headers=chat.headers()).status_code == 401
+    assert c.post("/api/v1/chat/public/messages", json={"content": "x"}, headers=chat.headers("forged")).status_code == 401
+    evil = c.post("/api/v1/chat/public/messages", json={"content": "x"}, headers=chat.headers(token, origin="https://evil.example"))
+    assert evil.status_code == 403 and "Access-Control-Allow-Origin" not in evil.headers
+    ok = c.post("/api/v1/chat/public/messages", json={"content": "x"}, headers=chat.headers(token))
+    assert ok.headers["Access-Control-Allow-Origin"] == ORIGIN
+    preflight = c.options("/api/v1/chat/public/messages", headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 204 and "X-Chat-Token" in preflight.headers["Access-Control-Allow-Headers"]
+
+    empty = c.post("/api/v1/chat/public/messages", json={"content": "   "}, headers=chat.headers(token))
+    assert empty.status_code == 422 and "content" in empty.get_json()["errors"]["json"]
+    long = c.post("/api/v1/chat/public/messages", json={"content": "x" * 2001}, headers=chat.headers(token))
+    assert long.status_code == 422
+    wrong = c.post("/api/v1/chat/public/messages", json={"content": 5, "client_id": ""}, headers=chat.headers(token))
+    assert wrong.status_code == 422 and set(wrong.get_json()["errors"]["json"]) == {"content", "client_id"}
+    assert c.post("/api/v1/chat/public/messages", data="nope", headers=chat.headers(token)).status_code == 422
+    assert c.get("/api/v1/chat/public/messages?after=x", headers=chat.headers(token)).status_code == 422
+
+
+def test_visitor_reads_only_own_conversation(chat: Chat) -> None:
+    a, b = chat.start(name="A"), chat.start(name="B")
+    chat.say(a["token"], "secret of A")
+    seen = chat.client.get("/api/v1/chat/public/messages", headers=chat.headers(b["token"])).get_json()
+    assert all(m["conversation_id"] == b["conversation"]["id"] for m in seen["messages"])
+    assert "secret of A" not in str(seen)
+
+
+def test_prechat_required_fields_and_lead_capture(crm_env: Any, captured_signals: Any) -> None:
+    from .conftest import chat_settings
+
+    crm_env.write_tenant("acme", plugins=["chat"], settings=chat_settings(prechat_fields=["name", "email"], prechat_required=["email"]))
+    crm_env.create_app()
+    chat = Chat(crm_env)
+    bad = chat.client.post("/api/v1/chat/public/session", json={"name": "Ada"}, headers=chat.headers())
+    assert bad.status_code == 422 and bad.get_json()["errors"]["json"] == {"email": ["Required."]}
+    bad = chat.client.post("/api/v1/chat/public/session", json={"email": "not-an-email"}, headers=chat.headers())
+    assert bad.status_code == 422 and "email" in bad.get_json()["errors"]["json"]
+
+    with captured_signals("chat_conversation_started", "chat_lead_captured", "entity_created") as sent:
+        session = chat.start(name="Ada Lovelace", email="Ada@Example.com")
+    names = [n for n, _, _ in sent]
+    assert "chat_conversation_started" in names and "chat_lead_captured" in names
+    captured = next(d for n, _, d in sent if n == "chat_lead_captured")
+    assert captured["created"] is True and captured["lead"].source == "chat"
+    assert any(n == "entity_created" and d["entity"] == "lead" for n, _, d in sent)  # the lead board hears of it
+    with in_tenant(crm_env):
+        lead = Lead.get(Lead.email == "Ada@example.com")
+        assert lead.name == "Ada Lovelace" and lead.source == "chat"
+        assert ChatConversation.get_by_id(session["conversation"]["id"]).lead_id == lead.id
+        assert Activity.select().where((Activity.lead == lead.id) & (Activity.kind == "chat")).count() == 1
+
+
+def test_email_typed_in_message_links_existing_lead(chat: Chat, crm_env: Any, captured_signals: Any) -> None:
+    admin = {"Authorization": f"Bearer {crm_env.token('acme', 'admin')}"}
+    existing = chat.client.post("/api/v1/leads", json={"name": "Grace Hopper", "email": "grace@navy.example"}, headers=admin).get_json()
+    token = chat.start()["token"]
+    with captured_signals("chat_message_received", "chat_lead_captured") as sent:
+        assert chat.say(token, "no email here, call me maybe").status_code == 201
+        assert chat.say(token, "Sure, it is grace@navy.example or +1 415 555 2671.").status_code == 201
+    received = [d for n, _, d in sent if n == "chat_message_received"]
+    assert received[0]["lead"] is None and received[1]["lead"].id == existing["id"]
+    captured = [d for n, _, d in sent if n == "chat_lead_captured"]
+    assert len(captured) == 1 and captured[0]["created"] is False
+    with in_tenant(crm_env):
+        assert Lead.select().count() == 1
+        conv = ChatConversation.get()
+        assert conv.visitor_email == "grace@navy.example" and conv.visitor_phone == "+14155552671"
+
+
+def test_agent_api_list_reply_assign_status_and_roles(chat: Chat, crm_env: Any) -> None:
+    session = chat.start(name="Ada")
+    token = session["token"]
+    chat.say(token, "Help please")
+    cid = session["conversation"]["id"]
+    agent = {"Authorization": f"Bearer {crm_env.token('acme', 'agent')}"}
+    viewer = {"Authorization": f"Bearer {crm_env.token('acme', 'viewer')}"}
+    c = chat.client
+
+    listed = c.get("/api/v1/chat/conversations?view=unassigned", headers=agent).get_json()
+    assert [x["id"] for x in listed] == [cid] and listed[0]["unread"] == 1
+    assert c.get("/api/v1/chat/conversations?status=bogus", headers=agent).status_code == 422
+    assert c.get("/api/v1/chat/conversations").status_code == 401
+    assert c.post(f"/api/v1/chat/conversations/{cid}/messages", json={"content": "hi"}, headers=viewer).status_code == 403
+    assert c.post(f"/api/v1/chat/conversations/{cid}/messages", json={}, headers=agent).status_code == 422
+    assert c.get("/api/v1/chat/conversations/999999/messages", headers=agent).status_code == 404
+
+    reply = c.post(f"/api/v1/chat/conversations/{cid}/messages", json={"content": "How can I help?"}, headers=agent)
+    assert reply.status_code == 201 and reply.get_json()["sender"] == "agent"
+    seen = c.get("/api/v1/chat/public/messages", headers=chat.headers(token)).get_json()["messages"]
+    assert seen[-1]["content"] == "How can I help?"
+
+    assert c.post(f"/api/v1/chat/conversations/{cid}/read", json={}, headers=agent).get_json()["unread"] == 0
+    assert c.put(f"/api/v1/chat/conversations/{cid}/status", json={"status": "closed"}, headers=agent).status_code == 422
+    assert c.put(f"/api/v1/chat/conversations/{cid}/status", json={"status": "resolved"}, headers=agent).get_json()["status"] == "resolved"
+    assert c.put(f"/api/v1/chat/conversations/{cid}/assign", json={"assignee_id": 424242}, headers=agent).status_code == 422
+    assert c.put(f"/api/v1/chat/conversations/{cid}/assign", json={"assignee_id": None}, headers=agent).get_json()["assignee_id"] is None
+    # the visitor writes again: the resolved conversation opens again
+    chat.say(token, "One more thing")
+    assert c.get(f"/api/v1/chat/conversations/{cid}", headers=agent).get_json()["status"] == "open"
+
+
+def test_history_by_lead_and_other_tenant_ids_are_404(crm_env: Any) -> None:
+    from .conftest import chat_settings
+
+    crm_env.write_tenant("acme", plugins=["chat"], settings=chat_settings())
+    crm_env.write_tenant("beta", plugins=["chat"], settings=chat_settings())
+    crm_env.create_app()
+    acme, beta = Chat(crm_env, "acme"), Chat(crm_env, "beta")
+    assert acme.key != beta.key
+    session = acme.start(email="ada@example.com")
+    admin = {"Authorization": f"Bearer {crm_env.token('acme', 'admin')}"}
+    lead_id = acme.client.get("/api/v1/chat/conversations", headers=admin).get_json()[0]["lead_id"]
+    by_lead = acme.client.get(f"/api/v1/chat/leads/{lead_id}/conversations", headers=admin).get_json()
+    assert [x["id"] for x in by_lead] == [session["conversation"]["id"]]
+
+    beta_admin = {"Authorization": f"Bearer {crm_env.token('beta', 'admin')}"}
+    cid = session["conversation"]["id"]
+    assert beta.client.get(f"/api/v1/chat/conversations/{cid}", headers=beta_admin).status_code == 404
+    assert beta.client.get(f"/api/v1/chat/leads/{lead_id}/conversations", headers=beta_admin).status_code == 404
+    # acme's visitor token and key mean nothing to beta
+    assert beta.client.get("/api/v1/chat/public/messages", headers={**beta.headers(), "X-Chat-Token": session["token"]}).status_code == 401
+    assert beta.client.post("/api/v1/chat/public/session", json={}, headers=acme.headers()).status_code == 401
+
+
+def test_disabled_tenant_gets_404_and_no_nav(crm_env: Any) -> None:
+    crm_env.write_tenant("acme", plugins=["chat"])
+    crm_env.write_tenant("beta")
+    crm_env.create_app()
+    beta = crm_env.client("beta")
+    token = {"Authorization": f"Bearer {crm_env.token('beta', 'admin')}"}
+    assert beta.get("/api/v1/chat/conversations", headers=token).status_code == 404
+    assert beta.post("/api/v1/chat/public/session", json={}).status_code == 404
+    assert beta.get("/chat/widget.js").status_code == 404
+    crm_env.login(beta, "beta")
+    assert beta.get("/app/chat/").status_code == 404
+    assert "Inbox" not in beta.get("/app/").get_data(as_text=True)
+    acme = crm_env.client("acme")
+    assert acme.get("/chat/widget.js").status_code == 200
+    crm_env.login(acme, "acme")
+    assert ">Inbox<" in acme.get("/app/").get_data(as_text=True)
+
+
+def test_rate_limits_answer_429_with_retry_after(crm_env: Any) -> None:
+    from .conftest import chat_settings
+
+    crm_env.write_tenant("acme", plugins=["chat"], settings=chat_settings(visitor_messages_per_minute=3, sessions_per_ip_per_hour=2, assistant_enabled=False))
+    crm_env.create_app()
+    chat = Chat(crm_env)
+    token = chat.start()["token"]
+    codes = [chat.say(token, f"m{i}").status_code for i in range(4)]
+    assert codes == [201, 201, 201, 429]
+    limited = chat.say(token, "again")
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert limited.headers["Access-Control-Allow-Origin"] == ORIGIN  # the widget can read it
+    chat.start()
+    third = chat.client.post("/api/v1/chat/public/session", json={}, headers=chat.headers())
+    assert third.status_code == 429 and int(third.headers["Retry-After"]) > 0
+    with in_tenant(chat.env):
+        assert ChatMessage.select().where(ChatMessage.sender == "visitor").count() == 3

@@ -421,7 +421,7 @@ def _handle_frame(ws: Any, tenant: Any, conversation: ChatConversation, raw: Any
     try:
         frame = json.loads(raw)
         if not isinstance(frame, dict):
-            raise ValueError
+            raise TypeError
     except (TypeError, ValueError):
         ws.send(json.dumps({"type": "error", "code": 400, "message": "send JSON objects"}))
         return

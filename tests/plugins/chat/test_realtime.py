@@ -1,0 +1,275 @@
+"""Real WebSocket clients against a running server: visitor <-> agent, resume, fallback,
+and two server processes sharing the Redis hub."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+import requests
+import websocket
+from crm_plugins.chat.models import ChatMessage
+from werkzeug.serving import make_server
+
+from tests.conftest import stop_process, subprocess_env
+
+from .conftest import ORIGIN, chat_settings, in_tenant
+
+REDIS_URL = os.environ.get("CRM_TEST_WS_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def recv(ws: websocket.WebSocket, want: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
+    """The next JSON frame (of type ``want``; pings and others skipped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ws.settimeout(max(0.05, deadline - time.monotonic()))
+        frame = json.loads(ws.recv())
+        if want is None or frame.get("type") == want:
+            return frame
+        assert time.monotonic() < deadline, f"no {want!r} frame in {timeout}s"
+
+
+def agent_event(ws: websocket.WebSocket, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        ws.settimeout(max(0.05, deadline - time.monotonic()))
+        frame = json.loads(ws.recv())
+        if frame.get("data", {}).get("kind") == kind:
+            return frame
+        assert time.monotonic() < deadline
+
+
+class Server:
+    def __init__(self, app: Any) -> None:
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.port = self.server.server_port
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+        self.sockets: list[websocket.WebSocket] = []
+
+    def ws(self, path: str, **options: Any) -> websocket.WebSocket:
+        ws = websocket.WebSocket()
+        self.sockets.append(ws)
+        ws.connect(f"ws://127.0.0.1:{self.port}{path}", timeout=5, **options)
+        return ws
+
+    def stop(self) -> None:
+        for ws in self.sockets:
+            ws.close(timeout=1)
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def server(crm_env: Any) -> Iterator[Server]:
+    crm_env.write_tenant("acme", name="Acme Ltd", hostnames=["127.0.0.1"], plugins=["chat"], settings=chat_settings(assistant_enabled=False))
+    srv = Server(crm_env.create_app())
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def _key(crm_env: Any, base: str) -> str:
+    return requests.get(f"{base}/chat/widget.js", timeout=5).ok and _public_key(crm_env)
+
+
+def _public_key(crm_env: Any) -> str:
+    from crm_plugins.chat import service
+
+    with crm_env.app.test_request_context(), in_tenant(crm_env) as tenant:
+        return service.public_key(tenant)
+
+
+def _session(base: str, key: str) -> dict[str, Any]:
+    response = requests.post(f"{base}/api/v1/chat/public/session", json={"name": "Ada"}, headers={"X-Chat-Key": key, "Origin": ORIGIN}, timeout=5)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_visitor_and_agent_exchange_messages_both_ways(server: Server, crm_env: Any) -> None:
+    key = _key(crm_env, server.base)
+    session = _session(server.base, key)
+    cid, token = session["conversation"]["id"], session["token"]
+    agent_token = crm_env.token("acme", "agent")
+    agent = server.ws(f"/realtime/ws?topics=chat:inbox,chat:conversation:{cid}", header=[f"Authorization: Bearer {agent_token}"])
+    assert json.loads(agent.recv())["type"] == "hello"
+    visitor = server.ws(f"/chat/ws?key={key}&token={token}&after=0", origin=ORIGIN)
+    greeting = recv(visitor, "message")
+    assert greeting["message"]["sender"] == "system"
+    assert recv(visitor, "ready")["last_message_id"] == greeting["message"]["id"]
+
+    visitor.send(json.dumps({"type": "message", "content": "Hello from the website", "client_id": "v-1"}))
+    ack = recv(visitor, "ack")
+    assert ack["client_id"] == "v-1" and ack["message"]["content"] == "Hello from the website"
+    heard = agent_event(agent, "message")
+    assert heard["data"]["message"]["id"] == ack["message"]["id"]
+
+    visitor.send(json.dumps({"type": "typing"}))
+    assert agent_event(agent, "typing")["data"]["sender"] == "visitor"
+
+    reply = requests.post(f"{server.base}/api/v1/chat/conversations/{cid}/messages", json={"content": "Hi, how can I help?"}, headers={"Authorization": f"Bearer {agent_token}"}, timeout=5)
+    assert reply.status_code == 201
+    while True:
+        frame = recv(visitor, "message")
+        if frame["message"]["sender"] == "agent":
+            break
+    assert frame["message"]["content"] == "Hi, how can I help?"
+
+    visitor.send(json.dumps({"type": "read", "up_to": frame["message"]["id"]}))
+    assert agent_event(agent, "read")["data"] == {"kind": "read", "reader": "visitor", "up_to": frame["message"]["id"]}
+
+    visitor.send(json.dumps({"type": "message", "content": "", "client_id": "v-2"}))
+    assert recv(visitor, "error")["code"] == 422
+
+
+def test_reconnect_with_resume_loses_and_duplicates_nothing(server: Server, crm_env: Any) -> None:
+    key = _key(crm_env, server.base)
+    session = _session(server.base, key)
+    cid, token = session["conversation"]["id"], session["token"]
+    agent_headers = {"Authorization": f"Bearer {crm_env.token('acme', 'agent')}"}
+    visitor = server.ws(f"/chat/ws?key={key}&token={token}&after=0", origin=ORIGIN)
+    last = recv(visitor, "ready")["last_message_id"]
+    visitor.send(json.dumps({"type": "message", "content": "first", "client_id": "a"}))
+    last = recv(visitor, "ack")["message"]["id"]
+    visitor.close()  # the connection drops ...
+
+    for n in range(3):  # ... while the agent writes
+        requests.post(f"{server.base}/api/v1/chat/conversations/{cid}/messages", json={"content": f"reply {n}"}, headers=agent_headers, timeout=5)
+    # ... and the visitor's resend of an unacknowledged message comes again on reconnect
+    visitor = server.ws(f"/chat/ws?key={key}&token={token}&after={last}", origin=ORIGIN)
+    got = []
+    while True:
+        frame = recv(visitor)
+        if frame["type"] == "ready":
+            break
+        got.append(frame["message"]["content"])
+    assert got == ["reply 0", "reply 1", "reply 2"]
+    visitor.send(json.dumps({"type": "message", "content": "first", "client_id": "a"}))
+    assert recv(visitor, "ack")["message"]["id"] == last  # the same message, not a new one
+    with in_tenant(crm_env):
+        assert ChatMessage.select().where(ChatMessage.content == "first").count() == 1
+
+
+def test_websocket_refuses_bad_token_and_foreign_origin(server: Server, crm_env: Any) -> None:
+    key = _key(crm_env, server.base)
+    token = _session(server.base, key)["token"]
+    for path, origin in ((f"/chat/ws?key={key}&token=forged", ORIGIN), (f"/chat/ws?key=wrong&token={token}", ORIGIN), (f"/chat/ws?key={key}&token={token}", "https://evil.example")):
+        ws = server.ws(path, origin=origin)
+        ws.settimeout(5)
+        while True:
+            frame = ws.recv_data_frame(control_frame=True)[1]
+            assert frame.opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY), f"data leaked: {frame.data!r}"
+            if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+                assert int.from_bytes(frame.data[:2], "big") == 1008
+                break
+
+
+def test_http_fallback_long_poll_wakes_on_agent_reply(server: Server, crm_env: Any) -> None:
+    key = _key(crm_env, server.base)
+    session = _session(server.base, key)
+    headers = {"X-Chat-Key": key, "X-Chat-Token": session["token"], "Origin": ORIGIN}
+    after = session["messages"][-1]["id"]
+    result: dict[str, Any] = {}
+
+    def poll() -> None:
+        started = time.monotonic()
+        result["body"] = requests.get(f"{server.base}/api/v1/chat/public/messages?after={after}&wait=10", headers=headers, timeout=15).json()
+        result["took"] = time.monotonic() - started
+
+    waiter = threading.Thread(target=poll)
+    waiter.start()
+    time.sleep(0.5)
+    requests.post(f"{server.base}/api/v1/chat/conversations/{session['conversation']['id']}/messages", json={"content": "answer"}, headers={"Authorization": f"Bearer {crm_env.token('acme', 'agent')}"}, timeout=5)
+    waiter.join(timeout=15)
+    assert [m["content"] for m in result["body"]["messages"]] == ["answer"]
+    assert result["took"] < 8  # woken by the reply, not by the timeout
+
+
+# -- two processes, real Redis --------------------------------------------------------
+
+
+@pytest.fixture
+def redis_url() -> str:
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at {REDIS_URL} unreachable: {exc}")
+        pytest.skip(f"Redis at {REDIS_URL} unreachable: {exc}")
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_visitor_on_one_process_agent_on_another_via_redis(crm_env: Any, redis_url: str) -> None:
+    crm_env.write_instance(redis_url=redis_url)
+    crm_env.write_tenant("acme", name="Acme Ltd", hostnames=["127.0.0.1"], plugins=["chat"], settings=chat_settings(assistant_enabled=False))
+    local = Server(crm_env.create_app())  # process B: the agent's
+    port = _free_port()
+    other = subprocess.Popen(
+        [sys.executable, "-m", "crmcore.cli", "--config", str(crm_env.config_dir), "run", "--no-worker", "--port", str(port)],
+        env=subprocess_env(PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    remote = f"http://127.0.0.1:{port}"  # process A: the visitor's
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            assert other.poll() is None, other.stdout.read()
+            try:
+                if requests.get(f"{remote}/login", timeout=0.5).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "crm run did not start"
+            time.sleep(0.1)
+        key = _public_key(crm_env)
+        session = _session(remote, key)
+        cid, token = session["conversation"]["id"], session["token"]
+        agent_token = crm_env.token("acme", "agent")
+        agent = local.ws(f"/realtime/ws?topics=chat:conversation:{cid}&nonce={uuid.uuid4().hex}", header=[f"Authorization: Bearer {agent_token}"])
+        assert json.loads(agent.recv())["type"] == "hello"
+        visitor = websocket.WebSocket()
+        local.sockets.append(visitor)
+        visitor.connect(f"ws://127.0.0.1:{port}/chat/ws?key={key}&token={token}&after=0", origin=ORIGIN, timeout=5)
+        recv(visitor, "ready")
+
+        visitor.send(json.dumps({"type": "message", "content": "from process A", "client_id": "x1"}))
+        assert agent_event(agent, "message")["data"]["message"]["content"] == "from process A"
+        reply = requests.post(f"{local.base}/api/v1/chat/conversations/{cid}/messages", json={"content": "from process B"}, headers={"Authorization": f"Bearer {agent_token}"}, timeout=5)
+        assert reply.status_code == 201
+        while True:
+            frame = recv(visitor, "message")
+            if frame["message"]["sender"] == "agent":
+                break
+        assert frame["message"]["content"] == "from process B"
+    finally:
+        local.stop()
+        output = stop_process(other)
+        client = redis.Redis.from_url(redis_url)
+        try:
+            keys = list(client.scan_iter("crm:rt:*:chat:*"))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+    assert "Traceback" not in output, output

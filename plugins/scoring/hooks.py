@@ -52,7 +52,15 @@ def schedule_rescore(tenant: Any, lead_id: int | None) -> None:
     epoch = int(now.timestamp())
     bucket = epoch // seconds
     run_at = dt.datetime.fromtimestamp((bucket + 1) * seconds, dt.UTC).replace(tzinfo=None)
-    enqueue(TASK_KIND, {"lead_ids": [lead_id]}, tenant=tenant, idempotency_key=f"scoring:{tenant.id}:{lead_id}:{bucket}", run_at=run_at)
+    key = f"scoring:{tenant.id}:{lead_id}:{bucket}"
+    for _ in range(5):
+        task = enqueue(TASK_KIND, {"lead_ids": [lead_id]}, tenant=tenant, idempotency_key=key, run_at=run_at)
+        if task.status == "queued":
+            return
+        # The window's task already ran (or is running, maybe reading the old data): this
+        # event needs a rescore of its own, shared by what follows it in the window.
+        key = f"{key}:{task.id}"
+    enqueue(TASK_KIND, {"lead_ids": [lead_id]}, tenant=tenant, run_at=run_at)
 
 
 def _lead_of(entity: str, record: Any) -> int | None:
@@ -199,7 +207,7 @@ def crm_kanban_card_badges(tenant, entity, record_ids):
         )
         pairs = list(rows)
     return [
-        CardBadge(record_id=rid, label=f"{grade} {score:.0f}", title=f"Lead score {score:.0f} (grade {grade})" + ("" if rid == lid else f" of lead {lid}"), tone=tones.get(grade, "neutral"), order=20)
+        CardBadge(record_id=rid, label=f"{score:.0f} · {grade}", title=f"Lead score {score:.0f} (grade {grade})" + ("" if rid == lid else f" of lead {lid}"), tone=tones.get(grade, "neutral"), order=20)
         for rid, lid, score, grade in pairs
     ]
 

@@ -99,6 +99,8 @@ def dashboard_widget(tenant: Any) -> str:
 
 @bp.before_request
 def _managers_only() -> None:
+    if request.endpoint == "scoring.static":
+        return  # the panel's and widget's stylesheet is for every signed-in user
     if g.get("user") is None or g.user.role not in ("admin", "manager"):
         abort(403, "Only admins and managers can change lead scoring.")
 

@@ -155,3 +155,16 @@ def test_hook_crm_scoring_factors(env, register_plugin):
     # The extra plugin is off for beta: its factor does not count there.
     assert result[lead.id].score == 10 and all(f["name"] != "extra:portal" for f in result[lead.id].factors)
     assert len(plugin.calls) == 1
+
+
+def test_demo_data_scores_idempotently(env):
+    from crm_plugins.scoring import hooks
+    from crm_plugins.scoring.models import LeadScore, ScoreHistory, ScoringModel
+
+    with in_tenant(env) as tenant:
+        for i in range(4):
+            make_lead(name=f"demo {i}", status="qualified")
+        hooks.crm_demo_data(tenant)
+        first = (LeadScore.select().count(), ScoreHistory.select().count(), ScoringModel.select().count())
+        hooks.crm_demo_data(tenant)
+        assert (LeadScore.select().count(), ScoreHistory.select().count(), ScoringModel.select().count()) == first == (4, 4, 1)

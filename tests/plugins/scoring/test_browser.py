@@ -1,0 +1,152 @@
+"""In headless Chromium: the lead page's score panel and the admin page's preview and save
+(screenshots in artifacts/scoring/)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from crmcore import auth, db
+
+from .conftest import days_ago, in_tenant, make_deal, make_lead
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # reported by the browser fixture
+    expect = sync_playwright = None  # type: ignore[assignment]
+
+ROOT = Path(__file__).resolve().parents[3]
+SHOTS = ROOT / "artifacts" / "scoring"
+CHROMIUM = os.environ.get("CRM_CHROMIUM", "/usr/bin/chromium")
+PASSWORD = "scoring-e2e-pw"
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: the browser tests must run)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if sync_playwright is None:
+        _unavailable("browser tests need the playwright package")
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        _unavailable(f"browser tests need Debian's chromium at {CHROMIUM}")
+    expect.set_options(timeout=5000)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"], headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def server(crm_env: Any) -> Iterator[Any]:
+    crm_env.write_tenant("acme", name="Acme Ltd", hostnames=["127.0.0.1"], plugins=["scoring"], settings={"scoring": {"debounce_seconds": 0}})
+    app = crm_env.create_app()
+    with db.database.connection_context():
+        auth.create_user(crm_env.tenant("acme"), "manager@acme.test", PASSWORD, role="manager", name="Mia Manager")
+    httpd = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}", crm_env
+    finally:
+        httpd.shutdown()
+        thread.join(timeout=10)
+        httpd.server_close()
+
+
+def _page(browser: Any, url: str, **options: Any) -> Any:
+    ctx = browser.new_context(base_url=url, locale="en-GB", **options)
+    ctx.set_default_timeout(10_000)
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 500 else None)
+    page.errors = errors
+    return page
+
+
+def _sign_in(page: Any) -> None:
+    page.goto("/login")
+    page.get_by_label("Email").fill("manager@acme.test")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Dashboard", level=1)).to_be_visible()
+
+
+def _shot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True, animations="disabled")
+
+
+def test_lead_panel_and_admin_preview(browser, server):
+    from crm_plugins.scoring import engine
+
+    from crmcore.entities import service
+
+    url, env = server
+    with in_tenant(env) as tenant:
+        hot = make_lead(name="Grace Hopper", status="new", budget="50k", need="Fleet CRM")
+        engine.rescore(tenant)
+        service.update(hot, {"status": "qualified", "last_contact_at": days_ago(1)})
+        make_deal(hot, 60, 80000)
+        engine.rescore(tenant)
+        for i in range(6):
+            make_lead(name=f"Prospect {i}", status=("new", "contacted", "qualified")[i % 3], estimated_value=str(20000 * i))
+        engine.rescore(tenant)
+
+    page = _page(browser, url, viewport={"width": 1280, "height": 900})
+    _sign_in(page)
+    expect(page.locator("section", has_text="Lead scores").first).to_be_visible()
+    page.goto(f"/app/leads/{hot.id}")
+    panel = page.locator('[data-panel="scoring"]')
+    expect(panel.get_by_role("heading", name="Lead score")).to_be_visible()
+    expect(panel.locator(".scoring-big")).to_have_text("80")  # deal 60 + value 10 + contact 5 + 2 BANT fields 5
+    expect(panel.get_by_text("Value 80,000 above 50,000")).to_be_visible()
+    expect(panel.locator("svg.scoring-spark")).to_be_visible()
+    _shot(page, "lead-panel")
+
+    page.get_by_role("link", name="Scoring").click()
+    expect(page.get_by_role("heading", name="Lead scoring", level=1)).to_be_visible()
+    expect(page.locator("#model").get_by_text("Rules alone", exact=True)).to_be_visible()
+    page.get_by_label("Base (classic rules)").fill("0.5")
+    page.get_by_role("button", name="Preview").click()
+    preview = page.locator("#preview")
+    expect(preview.get_by_role("heading", name="Preview: effect on 7 leads")).to_be_visible()
+    expect(preview.get_by_text("Nothing is saved yet")).to_be_visible()
+    # The form keeps the edited value, so Save applies what was previewed.
+    expect(page.get_by_label("Base (classic rules)")).to_have_value("0.5")
+    after_a = preview.locator('tr[data-grade="A"] td[data-after]')
+    expect(after_a).to_have_text("0")
+    _shot(page, "admin-preview")
+    page.get_by_role("button", name="Save and rescore").click()
+    expect(page.get_by_role("status").filter(has_text="7 leads rescored")).to_be_visible()
+    page.get_by_label("Grade B from").fill("95")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.get_by_text("must be lower than A")).to_be_visible()
+    _shot(page, "admin-error")
+
+    phone = _page(browser, url, viewport={"width": 390, "height": 800}, is_mobile=True, has_touch=True)
+    _sign_in(phone)
+    phone.goto("/app/scoring/")
+    widths = phone.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], widths
+    _shot(phone, "admin-phone")
+    phone.goto(f"/app/leads/{hot.id}")
+    _shot(phone, "lead-panel-phone")
+    assert not page.errors and not phone.errors, page.errors + phone.errors

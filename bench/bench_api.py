@@ -221,13 +221,6 @@ def apply_experiments(backend: str, args: argparse.Namespace, floor: Any) -> lis
                 old.close()
             proxy.initialize(PooledSqliteDatabase(old.database, pragmas=dict(old._pragmas), timeout=10, check_same_thread=False, max_connections=None, stale_timeout=300))
         applied.append("sqlite-pool")
-    if args.fast_dump:
-        import fastdump
-
-        from crmcore.api.leads import LeadPageSchema, LeadSchema
-
-        fastdump.patch(LeadPageSchema, LeadSchema)
-        applied.append("fast-dump")
     return applied
 
 
@@ -580,7 +573,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, help="write the markdown report here (e.g. bench/results/leads.md)")
     parser.add_argument("--json", type=Path, help="write the raw results as JSON here")
     parser.add_argument("--sqlite-pool", action="store_true", help="experiment: pooled SQLite connections in both stacks")
-    parser.add_argument("--fast-dump", action="store_true", help="experiment: precompiled LeadSchema dump in the full stack (bench/fastdump.py)")
     parser.add_argument("--prepare-only", action="store_true", help="build (or check) the cached databases and stop")
     parser.add_argument("--from-json", type=Path, help="no run: render the report from the raw results of an earlier --json")
     parser.add_argument("--one", nargs=2, metavar=("BACKEND", "SIZE"), help=argparse.SUPPRESS)
@@ -623,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(run_one(backend, size, args))
                 continue
             # A fresh process per database: no state, garbage or caches carried over.
-            child = [sys.executable, str(Path(__file__).resolve()), "--one", backend, str(size), "--pg-url", args.pg_url, "--cache-dir", str(args.cache_dir), "--rounds", str(args.rounds), "--batch", str(args.batch), "--warmup", str(args.warmup), "--probe", str(args.probe), "--profile", str(args.profile), "--profile-dir", str(args.profile_dir)] + [flag for flag, on in (("--rebuild", args.rebuild), ("--sqlite-pool", args.sqlite_pool), ("--fast-dump", args.fast_dump)) if on]
+            child = [sys.executable, str(Path(__file__).resolve()), "--one", backend, str(size), "--pg-url", args.pg_url, "--cache-dir", str(args.cache_dir), "--rounds", str(args.rounds), "--batch", str(args.batch), "--warmup", str(args.warmup), "--probe", str(args.probe), "--profile", str(args.profile), "--profile-dir", str(args.profile_dir)] + [flag for flag, on in (("--rebuild", args.rebuild), ("--sqlite-pool", args.sqlite_pool)) if on]
             proc = subprocess.run(child, stdout=subprocess.PIPE, text=True)
             if proc.returncode != 0:
                 print(f"{backend} {size}: failed (exit {proc.returncode})", file=sys.stderr)

@@ -65,7 +65,6 @@
   launcher.type = "button";
   launcher.setAttribute("aria-expanded", "false");
   launcher.setAttribute("aria-controls", "crm-chat-panel");
-  launcher.appendChild(el("span", "bubble-icon", "💬"));
   var launcherText = el("span", "launcher-text", "Chat");
   launcher.appendChild(launcherText);
   var unreadBadge = el("span", "unread", "");
@@ -116,6 +115,7 @@
 
   style.textContent = [
     ":host{all:initial}",
+    "[hidden]{display:none!important}",
     "*{box-sizing:border-box;font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif}",
     ".launcher{position:fixed;bottom:20px;z-index:2147483000;display:flex;align-items:center;gap:8px;border:0;border-radius:999px;padding:12px 18px;color:#fff;background:var(--c);font-size:15px;font-weight:600;cursor:pointer;box-shadow:0 6px 20px rgba(0,0,0,.25)}",
     ".launcher:focus-visible,.panel button:focus-visible,.panel textarea:focus-visible,.panel input:focus-visible{outline:3px solid #9db5f0;outline-offset:2px}",
@@ -280,9 +280,12 @@
   function flushOutbox() { (state.outbox || []).forEach(transmit); }
 
   // ------------------------------------------------------------------ session
+  var starting = null;  // one session request at a time (pre-chat form and first message)
   function startSession(fields) {
+    if (starting) return starting;
     fields.page_url = location.href.slice(0, 500);
-    return request("POST", "/session", fields).then(function (r) {
+    starting = request("POST", "/session", fields).then(function (r) {
+      starting = null;
       if (r.status === 201 || r.status === 200) {
         if (r.data.token) state.token = r.data.token;
         save();
@@ -297,7 +300,8 @@
       if (r.status === 429) errorLine.textContent = "Too many chats from this network; try again in a while.";
       else errorLine.textContent = "The chat is not available right now.";
       return false;
-    });
+    }, function () { starting = null; errorLine.textContent = "No connection to the chat; try again."; return false; });
+    return starting;
   }
   function resume() {
     request("POST", "/session", {}).then(function (r) {

@@ -1,0 +1,236 @@
+"""Chromium end to end: a third-party page on another port embeds the widget; the visitor
+chats and leaves an email; the agent sees the conversation and the new lead live in the
+inbox and replies; the visitor sees the reply; a visitor's HTML never runs in the agent's
+page. Screenshots go to artifacts/chat/."""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from crmcore import auth
+from crmcore.entities.models import Lead
+
+from .conftest import chat_settings, in_tenant
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:
+    expect = None  # type: ignore[assignment]
+    sync_playwright = None
+
+ROOT = Path(__file__).resolve().parents[3]
+ARTIFACTS = ROOT / "artifacts" / "chat"
+CHROMIUM = os.environ.get("CRM_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: the browser tests must run)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if sync_playwright is None:
+        _unavailable("browser tests need the playwright package")
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        _unavailable(f"browser tests need Debian's chromium at {CHROMIUM}")
+    expect.set_options(timeout=8000)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_request(self, *args: Any) -> None:
+        pass
+
+
+def _serve(app: Any) -> Any:
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server
+
+
+def _site(html: str) -> Any:
+    """The 'customer website': another origin (another port) serving one page."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=False)
+
+
+def _guard(page: Any, errors: list[str]) -> None:
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 500 else None)
+
+
+def test_visitor_becomes_a_lead_and_chats_with_an_agent_live(browser: Any, crm_env: Any) -> None:
+    site_port_holder: dict[str, int] = {}
+    # The site's origin must be allowed: bind it first, then write the tenant.
+    site = _site("<!doctype html><title>Shop</title><body><h1>Acme Shop</h1><p>Best widgets in town.</p>__SNIPPET__</body>")
+    site_port_holder["port"] = site.server_address[1]
+    origin = f"http://127.0.0.1:{site.server_address[1]}"
+    crm_env.write_tenant("acme", name="Acme Ltd", hostnames=["localhost"], plugins=["chat"],
+                         settings=chat_settings(allowed_origins=[origin], prechat_fields=["name"], assistant_enabled=False, colour="#0f766e", title="Talk to Acme"))
+    app = crm_env.create_app()
+    crm = _serve(app)
+    crm_url = f"http://localhost:{crm.server_port}"
+    from crm_plugins.chat import service
+
+    with app.test_request_context(), in_tenant(crm_env) as tenant:
+        key = service.public_key(tenant)
+        password = "e2e-" + uuid.uuid4().hex
+        admin = auth.create_user(tenant, "agent@acme.test", password, role="admin", name="Alex Agent")
+    snippet = f'<script src="{crm_url}/chat/widget.js" data-key="{key}" async></script>'
+    site.RequestHandlerClass.do_GET.__globals__  # noqa: B018 - keep the handler module alive
+    html = "<!doctype html><meta name=viewport content='width=device-width, initial-scale=1'><title>Shop</title><body style='font-family:serif'><h1>Acme Shop</h1><p>Best widgets in town.</p>" + snippet + "</body>"
+    site.shutdown()
+    site.server_close()
+    site = _site(html)
+    origin = f"http://127.0.0.1:{site.server_address[1]}"
+    crm_env.write_tenant("acme", name="Acme Ltd", hostnames=["localhost"], plugins=["chat"],
+                         settings=chat_settings(allowed_origins=[origin], prechat_fields=["name"], assistant_enabled=False, colour="#0f766e", title="Talk to Acme"))
+    crm_env.reload()
+    errors: list[str] = []
+    try:
+        visitor_ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+        agent_ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+        agent = agent_ctx.new_page()
+        _guard(agent, errors)
+        agent.goto(f"{crm_url}/login")
+        agent.fill("input[name=email]", admin.email)
+        agent.fill("input[name=password]", password)
+        agent.click("button[type=submit]")
+        agent.goto(f"{crm_url}/app/chat/?view=all")
+        expect(agent.locator("[data-chat-status]")).to_have_text("Live")
+        _shot(agent, "inbox-empty")
+
+        visitor = visitor_ctx.new_page()
+        _guard(visitor, errors)
+        visitor.goto(f"{origin}/")
+        launcher = visitor.locator("[data-crm-chat] .launcher")
+        expect(launcher).to_contain_text("Talk to Acme")
+        launcher.click()
+        visitor.fill("#crm-chat-name", "Vera Visitor")
+        visitor.locator("[data-crm-chat] .prechat button").click()
+        visitor.fill("#crm-chat-input", "Hi! Do you deliver to Berlin?")
+        visitor.keyboard.press("Enter")
+        expect(visitor.locator("[data-crm-chat] .msg.from-visitor").last).not_to_have_class(re.compile("pending"))
+
+        # The agent sees it live: a new-conversation notice, then the conversation.
+        expect(agent.locator("[data-chat-new]")).to_be_visible()
+        agent.locator("[data-chat-new] a").click()
+        agent.locator(".chat-conversations a", has_text="Vera Visitor").click()
+        expect(agent.locator(".chat-messages")).to_contain_text("Do you deliver to Berlin?")
+
+        visitor.fill("#crm-chat-input", "My email is vera@example.org <img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>")
+        visitor.keyboard.press("Enter")
+        expect(agent.locator(".chat-messages .msg.from-visitor").last).to_contain_text("vera@example.org <img src=x")
+        expect(agent.locator("[data-chat-lead] a")).to_be_visible()  # the new lead, live
+        assert agent.evaluate("window.__pwned") is None
+        assert agent.locator(".chat-messages img").count() == 0
+        assert visitor.evaluate("window.__pwned") is None
+        _shot(visitor, "widget-visitor")
+
+        agent.fill("#chat-reply-text", "Yes, we do! Delivery takes two days.")
+        agent.keyboard.press("Enter")
+        expect(visitor.locator("[data-crm-chat] .msg.from-agent")).to_contain_text("Yes, we do!")
+        expect(visitor.locator("[data-crm-chat] .msg.from-agent .who")).to_have_text("Alex Agent")
+        _shot(agent, "inbox-conversation")
+        _shot(visitor, "widget-reply")
+
+        # A reload of the customer's page shows the conversation again (token in localStorage).
+        visitor.reload()
+        visitor.locator("[data-crm-chat] .launcher").click()
+        expect(visitor.locator("[data-crm-chat] .msg")).to_have_count(4)  # greeting, 2 visitor, 1 agent
+
+        # Phone-sized widget
+        phone_ctx = browser.new_context(viewport={"width": 390, "height": 760}, has_touch=True, is_mobile=True)
+        phone = phone_ctx.new_page()
+        _guard(phone, errors)
+        phone.goto(f"{origin}/")
+        phone.locator("[data-crm-chat] .launcher").click()
+        expect(phone.locator("#crm-chat-name")).to_be_visible()
+        box = phone.locator("[data-crm-chat] .panel").bounding_box()
+        assert box["width"] >= 380
+        _shot(phone, "widget-phone")
+        agent.set_viewport_size({"width": 390, "height": 800})
+        _shot(agent, "inbox-phone")
+        assert errors == []
+    finally:
+        crm.shutdown()
+        crm.server_close()
+        site.shutdown()
+        site.server_close()
+    with in_tenant(crm_env):
+        lead = Lead.get(Lead.email == "vera@example.org")
+        assert lead.source == "chat" and lead.name == "Vera Visitor"
+
+
+def test_faq_setup_page(browser: Any, crm_env: Any) -> None:
+    crm_env.write_tenant("acme", name="Acme Ltd", hostnames=["localhost"], plugins=["chat"], settings=chat_settings())
+    app = crm_env.create_app()
+    crm = _serve(app)
+    url = f"http://localhost:{crm.server_port}"
+    from crm_plugins.chat import service
+
+    with app.test_request_context(), in_tenant(crm_env) as tenant:
+        password = "e2e-" + uuid.uuid4().hex
+        admin = auth.create_user(tenant, "boss@acme.test", password, role="admin")
+        key = service.public_key(tenant)
+    errors: list[str] = []
+    try:
+        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+        _guard(page, errors)
+        page.goto(f"{url}/login")
+        page.fill("input[name=email]", admin.email)
+        page.fill("input[name=password]", password)
+        page.click("button[type=submit]")
+        page.goto(f"{url}/app/chat/")
+        page.get_by_role("link", name="Widget & FAQ").click()
+        expect(page.locator("#snippet")).to_have_value(f'<script src="{url}/chat/widget.js" data-key="{key}" async></script>')
+        page.get_by_role("button", name="Add entry").click()
+        expect(page.locator(".field-error").first).to_contain_text("Write the question")
+        page.fill("#f-question", "What are your opening hours?")
+        page.fill("#f-answer", "Nine to five.")
+        page.get_by_role("button", name="Add entry").click()
+        expect(page.locator("table")).to_contain_text("Nine to five.")
+        _shot(page, "faq-setup")
+        page.get_by_role("button", name="Delete “What are your opening hours?”").click()
+        expect(page.locator("table")).to_have_count(0)
+        assert errors == []
+    finally:
+        crm.shutdown()
+        crm.server_close()

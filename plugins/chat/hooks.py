@@ -105,3 +105,35 @@ def crm_record_panels(tenant: Any, user: Any, entity: str, record: Any) -> list[
         return f'<ul class="plain">{items}</ul>'
 
     return [RecordPanel(name="chat", title="Chat", render=render, order=60)]
+
+
+def chat_engagement(tenant: Any, lead_ids: list[int]) -> dict[int, tuple[float, str]]:
+    """Points for leads who chatted: 8 per conversation plus 1 per visitor message, at
+    most 25 -- one grouped query for the whole batch."""
+    import peewee
+
+    if not lead_ids:
+        return {}
+    rows = (
+        ChatConversation.select(
+            ChatConversation.lead,
+            peewee.fn.COUNT(peewee.fn.DISTINCT(ChatConversation.id)),
+            peewee.fn.COUNT(ChatMessage.id),
+        )
+        .join(ChatMessage, peewee.JOIN.LEFT_OUTER, on=((ChatMessage.conversation == ChatConversation.id) & (ChatMessage.sender == "visitor")))
+        .where(ChatConversation.lead.in_(lead_ids))
+        .group_by(ChatConversation.lead)
+        .tuples()
+    )
+    out: dict[int, tuple[float, str]] = {}
+    for lead_id, conversations, messages in rows:
+        points = float(min(25, 8 * conversations + messages))
+        out[lead_id] = (points, f"{conversations} chat conversation{'s' if conversations != 1 else ''}, {messages} message{'s' if messages != 1 else ''}")
+    return out
+
+
+@hookimpl
+def crm_scoring_factors(tenant: Any) -> list[Any]:
+    from crm_plugins.scoring.contrib import ScoreFactor
+
+    return [ScoreFactor(name="chat:conversations", label="Chat conversations", compute=chat_engagement, component="engagement")]

@@ -195,3 +195,47 @@ def test_rate_limits_answer_429_with_retry_after(crm_env: Any) -> None:
     assert third.status_code == 429 and int(third.headers["Retry-After"]) > 0
     with in_tenant(chat.env):
         assert ChatMessage.select().where(ChatMessage.sender == "visitor").count() == 3
+
+
+def test_scoring_factor_counts_conversations_in_one_query(chat: Chat, crm_env: Any) -> None:
+    from crm_plugins.chat.hooks import chat_engagement, crm_scoring_factors
+
+    a = chat.start(email="a@example.com")
+    chat.say(a["token"], "one")
+    chat.say(a["token"], "two")
+    chat.start(email="b@example.com")
+    with in_tenant(crm_env) as tenant:
+        leads = {lead.email: lead.id for lead in Lead.select()}
+        (factor,) = crm_scoring_factors(tenant)
+        assert factor.name == "chat:conversations" and factor.component == "engagement"
+        from playhouse.test_utils import count_queries
+
+        with count_queries() as counter:
+            result = chat_engagement(tenant, [*leads.values(), 999999])
+        assert counter.count == 1
+    assert result == {leads["a@example.com"]: (10.0, "1 chat conversation, 2 messages"), leads["b@example.com"]: (8.0, "1 chat conversation, 0 messages")}
+
+
+def test_demo_data_is_idempotent(chat: Chat, crm_env: Any) -> None:
+    from crm_plugins.chat.demo import load
+    from crm_plugins.chat.models import ChatFaq
+
+    with crm_env.app.test_request_context(), in_tenant(crm_env) as tenant:
+        load(tenant)
+        counts = (ChatFaq.select().count(), ChatConversation.select().count(), ChatMessage.select().count())
+        load(tenant)
+        assert (ChatFaq.select().count(), ChatConversation.select().count(), ChatMessage.select().count()) == counts
+        assert counts[1] == 2 and Lead.get(Lead.email == "maya.lopez@demo.example").source == "chat"
+
+
+def test_inbox_page_lists_and_escapes(chat: Chat, crm_env: Any) -> None:
+    token = chat.start(name="<b>Bold</b>")["token"]
+    chat.say(token, "<script>alert(1)</script>")
+    crm_env.login(chat.client, "acme", role="agent")
+    page = chat.client.get("/app/chat/?view=unassigned").get_data(as_text=True)
+    assert "&lt;b&gt;Bold&lt;/b&gt;" in page and "<b>Bold</b>" not in page
+    cid = chat.client.get("/api/v1/chat/conversations").get_json()[0]["id"]
+    thread = chat.client.get(f"/app/chat/?c={cid}").get_data(as_text=True)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in thread
+    assert chat.client.get("/app/chat/?c=999999").status_code == 404
+    assert chat.client.get("/app/chat/setup").status_code == 403  # agents do not manage the FAQ

@@ -1,0 +1,215 @@
+"""Chat delivery benchmark: N concurrent visitors send over the visitor WebSocket while an
+agent listens on the realtime hub (``chat:inbox``); visitor-to-agent latency p50/p99 and
+messages per second, side by side with a floor: a bare flask-sock relay (visitor socket ->
+in-process fan-out -> agent socket) on the same server stack (werkzeug, threaded, loopback).
+
+    .venv/bin/python bench/bench_chat.py --visitors 100 --messages 5
+    .venv/bin/python bench/bench_chat.py --visitors 100 1000 --messages 3 --out bench/results/chat
+
+The chat path does real work per message (SQLite write with client-id dedupe, rate-limit
+counter, lead-capture scan, hub publish to two topics, assistant task enqueue); the floor
+only moves bytes, so the gap is the cost of the chat itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import queue
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+import websocket
+from flask import Flask
+from flask_sock import Sock
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+class Quiet(WSGIRequestHandler):
+    def log_request(self, *args: Any) -> None:
+        pass
+
+
+def serve(app: Any) -> Any:
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
+    server.request_queue_size = 2048
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))] if values else float("nan")
+
+
+def floor_app() -> Flask:
+    """A bare relay: what a visitor sends is pushed to every agent socket."""
+    app = Flask("floor")
+    sock = Sock(app)
+    agents: list[queue.Queue] = []
+    lock = threading.Lock()
+
+    @sock.route("/agent")
+    def agent(ws: Any) -> None:
+        q: queue.Queue = queue.Queue()
+        with lock:
+            agents.append(q)
+        ws.send(json.dumps({"type": "hello"}))
+        while ws.connected:
+            try:
+                ws.send(q.get(timeout=0.5))
+            except queue.Empty:
+                pass
+
+    @sock.route("/visitor")
+    def visitor(ws: Any) -> None:
+        while True:
+            data = ws.receive()
+            with lock:
+                for q in agents:
+                    q.put(data)
+            ws.send(json.dumps({"type": "ack"}))
+
+    return app
+
+
+def run(label: str, visitor_urls: list[str], agent_url: str, agent_headers: list[str], messages: int, extract: Any) -> dict[str, Any]:
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    expected = len(visitor_urls) * messages
+    done = threading.Event()
+    agent = websocket.WebSocket()
+    agent.connect(agent_url, header=agent_headers, timeout=30)
+    agent.recv()  # hello
+
+    def listen() -> None:
+        agent.settimeout(60)
+        while len(latencies) < expected:
+            try:
+                frame = json.loads(agent.recv())
+            except (websocket.WebSocketException, OSError, ValueError):
+                break
+            cid = extract(frame)
+            if cid in sent:
+                latencies.append(time.perf_counter() - sent.pop(cid))
+        done.set()
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    sockets = []
+    for url in visitor_urls:
+        ws = websocket.WebSocket()
+        ws.connect(url, timeout=60, origin="https://shop.example")
+        sockets.append(ws)
+    barrier = threading.Barrier(len(sockets) + 1)
+
+    def visitor(i: int, ws: Any) -> None:
+        barrier.wait()
+        for n in range(messages):
+            cid = f"b{i}-{n}"
+            sent[cid] = time.perf_counter()
+            ws.send(json.dumps({"type": "message", "content": f"hello {n} from visitor {i}", "client_id": cid}))
+            ws.settimeout(60)
+            while True:  # wait for the ack before the next message (a typing human is slower)
+                frame = json.loads(ws.recv())
+                if frame.get("type") in ("ack", "error"):
+                    break
+
+    threads = [threading.Thread(target=visitor, args=(i, ws), daemon=True) for i, ws in enumerate(sockets)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join(timeout=300)
+    done.wait(timeout=60)
+    elapsed = time.perf_counter() - started
+    for ws in sockets:
+        ws.close()
+    agent.close()
+    ms = [x * 1000 for x in latencies]
+    return {"label": label, "visitors": len(visitor_urls), "messages": expected, "delivered": len(ms),
+            "p50_ms": round(pct(ms, 50), 2), "p99_ms": round(pct(ms, 99), 2), "msgs_per_s": round(len(ms) / elapsed, 1)}
+
+
+def bench_chat(visitors: int, messages: int) -> dict[str, Any]:
+    from crmcore import db
+    from crmcore.testing import CrmEnv
+
+    root = Path(tempfile.mkdtemp(prefix="bench-chat-"))
+    env = CrmEnv(root, f"sqlite:///{root / 'crm.db'}")
+    limit = visitors * messages * 10
+    env.write_tenant("acme", hostnames=["127.0.0.1"], plugins=["chat"], settings={"chat": {
+        "allowed_origins": ["https://shop.example"], "assistant_enabled": False, "greeting": "",
+        "visitor_messages_per_minute": limit, "ip_requests_per_minute": limit, "sessions_per_ip_per_hour": limit}})
+    app = env.create_app()
+    server = serve(app)
+    base = f"http://127.0.0.1:{server.server_port}"
+    from crm_plugins.chat import service
+
+    with app.test_request_context(), db.database.connection_context():
+        key = service.public_key(env.tenant("acme"))
+    urls = []
+    http = requests.Session()
+    for _ in range(visitors):
+        token = http.post(f"{base}/api/v1/chat/public/session", json={}, headers={"X-Chat-Key": key, "Origin": "https://shop.example"}, timeout=30).json()["token"]
+        urls.append(f"ws://127.0.0.1:{server.server_port}/chat/ws?key={key}&token={token}&after=0")
+    agent_token = env.token("acme", "agent")
+
+    def extract(frame: dict[str, Any]) -> str | None:
+        data = frame.get("data") or {}
+        return (data.get("message") or {}).get("client_id") if data.get("event") == "message" else None
+
+    try:
+        return run("chat", urls, f"ws://127.0.0.1:{server.server_port}/realtime/ws?topics=chat:inbox", [f"Authorization: Bearer {agent_token}"], messages, extract)
+    finally:
+        server.shutdown()
+        env.close()
+
+
+def bench_floor(visitors: int, messages: int) -> dict[str, Any]:
+    server = serve(floor_app())
+    port = server.server_port
+
+    def extract(frame: dict[str, Any]) -> str | None:
+        return frame.get("client_id")
+
+    try:
+        return run("floor (bare flask-sock relay)", [f"ws://127.0.0.1:{port}/visitor"] * visitors, f"ws://127.0.0.1:{port}/agent", [], messages, extract)
+    finally:
+        server.shutdown()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--visitors", type=int, nargs="+", default=[100])
+    parser.add_argument("--messages", type=int, default=5)
+    parser.add_argument("--out", default="")
+    args = parser.parse_args()
+    rows = []
+    for n in args.visitors:
+        for fn in (bench_floor, bench_chat):
+            row = fn(n, args.messages)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    if args.out:
+        Path(args.out + ".json").write_text(json.dumps(rows, indent=2) + "\n")
+        lines = ["# Chat delivery: visitor WebSocket -> agent (realtime hub)", "",
+                 f"`bench/bench_chat.py --visitors {' '.join(map(str, args.visitors))} --messages {args.messages}` on this machine (2 cores shared, SQLite, MemoryHub, werkzeug threaded on loopback).",
+                 "Each visitor sends its messages one after another (waiting for the ack); latency is send -> the agent's socket receives it.", "",
+                 "| run | visitors | messages | delivered | p50 ms | p99 ms | msgs/s |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            lines.append(f"| {r['label']} | {r['visitors']} | {r['messages']} | {r['delivered']} | {r['p50_ms']} | {r['p99_ms']} | {r['msgs_per_s']} |")
+        Path(args.out + ".md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

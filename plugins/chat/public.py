@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import peewee
 from crm_plugins.chat import service
 from crm_plugins.chat.models import ChatConversation
 from flask import Blueprint, Response, g, jsonify, request, send_from_directory
@@ -35,7 +37,6 @@ log = logging.getLogger("crm_plugins.chat")
 
 STATIC = Path(__file__).parent / "static"
 LONG_POLL_MAX = 25.0
-WS_POLL = 0.2
 WS_IDLE_PING = 20.0
 
 api = Blueprint("chat_public", __name__, url_prefix="/api/v1/chat/public")
@@ -251,8 +252,6 @@ def send() -> Any:
     conversation = _visitor()
     data = _load(MessageIn())
     content = _check_content(data["content"])
-    conf = service.settings(g.tenant)
-    service.hit(f"{g.tenant.id}:visitor:{conversation.id}", conf["visitor_messages_per_minute"], 60)
     message, created = service.post_message(g.tenant, conversation, sender="visitor", content=content, client_id=data["client_id"])
     response = jsonify(service.message_dict(message))
     response.status_code = 201 if created else 200
@@ -383,7 +382,33 @@ def visitor_ws(ws: Any) -> None:
             ws.close(reason=1011, message="internal error")
 
 
-def _serve_visitor(ws: Any, sub: Any, tenant: Any, conversation: ChatConversation, after: int) -> None:
+class _Socket:
+    """The visitor's socket shared by the forwarding loop and the reader thread: sends
+    are serialised (two threads writing frames at once would interleave their bytes)."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.lock = threading.Lock()
+
+    @property
+    def connected(self) -> bool:
+        return self.ws.connected
+
+    def send(self, data: str) -> None:
+        with self.lock:
+            self.ws.send(data)
+
+    def receive(self, timeout: float | None = None) -> Any:
+        return self.ws.receive(timeout=timeout)
+
+
+def _serve_visitor(raw_ws: Any, sub: Any, tenant: Any, conversation: ChatConversation, after: int) -> None:
+    """Backlog, then two loops: this thread forwards hub events as they come (blocking
+    on the subscription), a reader thread handles what the visitor sends (blocking on
+    the socket) -- neither waits on a poll interval."""
+    from flask import current_app
+
+    ws = _Socket(raw_ws)
     last_sent = after
     with db.connection():
         backlog = service.messages_after(conversation, after, 1000)
@@ -391,10 +416,34 @@ def _serve_visitor(ws: Any, sub: Any, tenant: Any, conversation: ChatConversatio
         ws.send(json.dumps({"type": "message", "message": service.message_dict(message)}))
         last_sent = message.id
     ws.send(json.dumps({"type": "ready", "last_message_id": last_sent}))
+    stop = threading.Event()
+    app = current_app._get_current_object()
+
+    def read() -> None:
+        try:
+            with app.app_context(), db.tenant_context(tenant):
+                while ws.connected and not stop.is_set():
+                    raw = ws.receive(timeout=1.0)
+                    if raw is not None:
+                        _handle_frame(ws, tenant, conversation, raw)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            log.exception("chat visitor WebSocket reader failed")
+        finally:
+            stop.set()
+
+    reader = threading.Thread(target=read, name=f"chat-visitor-{conversation.id}", daemon=True)
+    reader.start()
     idle = time.monotonic()
-    while ws.connected and not sub.closed:
-        event = sub.get(timeout=WS_POLL)
-        while event is not None:
+    try:
+        while ws.connected and not sub.closed and not stop.is_set():
+            event = sub.get(timeout=1.0)
+            if event is None:
+                if time.monotonic() - idle > WS_IDLE_PING:
+                    ws.send(json.dumps({"type": "ping"}))
+                    idle = time.monotonic()
+                continue
             data = event.data
             kind = data.get("kind")
             if kind == "message" and data["message"]["id"] > last_sent:
@@ -407,14 +456,9 @@ def _serve_visitor(ws: Any, sub: Any, tenant: Any, conversation: ChatConversatio
             elif kind == "conversation":
                 ws.send(json.dumps({"type": "status", "status": data["conversation"]["status"]}))
             idle = time.monotonic()
-            event = sub.get(timeout=0)
-        if time.monotonic() - idle > WS_IDLE_PING:
-            ws.send(json.dumps({"type": "ping"}))
-            idle = time.monotonic()
-        raw = ws.receive(timeout=0)
-        while raw is not None:
-            _handle_frame(ws, tenant, conversation, raw)
-            raw = ws.receive(timeout=0)
+    finally:
+        stop.set()
+        reader.join(timeout=2)
 
 
 def _handle_frame(ws: Any, tenant: Any, conversation: ChatConversation, raw: Any) -> None:
@@ -439,11 +483,14 @@ def _handle_frame(ws: Any, tenant: Any, conversation: ChatConversation, raw: Any
                 ws.send(json.dumps({"type": "error", "code": 422, "client_id": client_id, "errors": {"content": [f"1 to {limit} characters."]}}))
                 return
             try:
-                service.hit(f"{tenant.id}:visitor:{conversation.id}", service.settings(tenant)["visitor_messages_per_minute"], 60)
+                message, _ = service.post_message(tenant, conversation, sender="visitor", content=text, client_id=client_id)
             except service.RateLimited as exc:
                 ws.send(json.dumps({"type": "error", "code": 429, "client_id": client_id, "retry_after": exc.retry_after}))
                 return
-            message, _ = service.post_message(tenant, conversation, sender="visitor", content=text, client_id=client_id)
+            except peewee.OperationalError:  # e.g. SQLite busy past its timeout: not stored, say so
+                log.warning("chat message not stored (database busy); the visitor will resend", exc_info=True)
+                ws.send(json.dumps({"type": "error", "code": 503, "client_id": client_id, "retry_after": 1}))
+                return
             ws.send(json.dumps({"type": "ack", "client_id": client_id, "message": service.message_dict(message)}))
         elif kind == "typing":
             service.publish_ephemeral(tenant, conversation.id, {"kind": "typing", "sender": "visitor", "at": time.time()})

@@ -110,6 +110,23 @@ def hit(key: str, limit: int, window_seconds: int) -> None:
         raise RateLimited(max(1, int((window + 1) * window_seconds - now + 0.999)))
 
 
+def check_visitor_rate(tenant: Any, conversation: ChatConversation) -> None:
+    """The per-visitor message limit, counted from the messages themselves (a read, no
+    counter to write: the send path's one write transaction stays the only one)."""
+    limit = settings(tenant)["visitor_messages_per_minute"]
+    since = utcnow() - dt.timedelta(seconds=60)
+    recent = list(
+        ChatMessage.select(ChatMessage.created_at)
+        .where((ChatMessage.conversation == conversation.id) & (ChatMessage.sender == "visitor") & (ChatMessage.created_at > since))
+        .order_by(ChatMessage.id.desc())
+        .limit(limit)
+        .tuples()
+    )
+    if len(recent) >= limit:
+        oldest = recent[-1][0]
+        raise RateLimited(max(1, int((oldest - since).total_seconds() + 0.999)))
+
+
 # --------------------------------------------------------------------------- serialisation
 
 
@@ -281,11 +298,18 @@ def set_status(tenant: Any, conversation: ChatConversation, status: str) -> Chat
 
 def post_message(tenant: Any, conversation: ChatConversation, *, sender: str, content: str, client_id: str | None = None, author: Any = None, confidence: float | None = None) -> tuple[ChatMessage, bool]:
     """Store a message; ``(message, created)``. A ``client_id`` already used in this
-    conversation returns the stored message (a resend after a dropped connection)."""
+    conversation returns the stored message (a resend after a dropped connection).
+    A visitor's message raises RateLimited past ``visitor_messages_per_minute``.
+
+    One short write transaction (message, conversation, assistant task); the lead capture
+    (phone number parsing is not cheap) runs after it, so the database's write lock is not
+    held while text is scanned."""
     if client_id:
         existing = ChatMessage.get_or_none((ChatMessage.conversation == conversation.id) & (ChatMessage.client_id == client_id))
         if existing is not None:
             return existing, False
+    if sender == "visitor":
+        check_visitor_rate(tenant, conversation)
     try:
         with db.atomic():
             message = ChatMessage.create(conversation=conversation, sender=sender, content=content, client_id=client_id or None, author=author.id if author is not None else None, confidence=confidence)
@@ -299,11 +323,10 @@ def post_message(tenant: Any, conversation: ChatConversation, *, sender: str, co
             ChatConversation.update(changes).where(ChatConversation.id == conversation.id).execute()
             for key, value in changes.items():
                 setattr(conversation, key, value)
-            _publish(tenant, conversation_topic(conversation.id), {"kind": "message", "message": message_dict(message)})
-            _publish(tenant, INBOX_TOPIC, {"kind": "conversation", "event": "message", "conversation": conversation_dict(conversation), "message": message_dict(message)})
+            wire = message_dict(message)
+            _publish(tenant, conversation_topic(conversation.id), {"kind": "message", "message": wire})
+            _publish(tenant, INBOX_TOPIC, {"kind": "conversation", "event": "message", "conversation": conversation_dict(conversation), "message": wire})
             if sender == "visitor":
-                lead = capture_from_text(tenant, conversation, content)
-                signals.send("chat_message_received", tenant, conversation=conversation, message=message, lead=lead)
                 schedule_assistant(tenant, conversation, message)
     except peewee.IntegrityError:
         # Two resends raced: the other one stored it.
@@ -311,6 +334,9 @@ def post_message(tenant: Any, conversation: ChatConversation, *, sender: str, co
         if existing is None:
             raise
         return existing, False
+    if sender == "visitor":
+        lead = capture_from_text(tenant, conversation, content)
+        signals.send("chat_message_received", tenant, conversation=conversation, message=message, lead=lead)
     return message, True
 
 

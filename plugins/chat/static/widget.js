@@ -261,6 +261,12 @@
     if (f.code === 429) errorLine.textContent = "You are sending messages too fast; wait " + (f.retry_after || 10) + " seconds.";
     else if (f.errors && f.errors.content) errorLine.textContent = f.errors.content.join(" ");
     else errorLine.textContent = f.message || "The message could not be sent.";
+    if (f.code === 503 && f.client_id) {  // the server could not store it now: resend shortly
+      errorLine.textContent = "";
+      var again = (state.outbox || []).filter(function (p) { return p.client_id === f.client_id; })[0];
+      if (again) setTimeout(function () { transmit(again); }, 1000 * (f.retry_after || 1));
+      return;
+    }
     if (f.client_id && state.outbox) {
       state.outbox = state.outbox.filter(function (p) { return p.client_id !== f.client_id; });
       save();

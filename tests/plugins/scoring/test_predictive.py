@@ -40,7 +40,7 @@ def test_beats_chance_and_explains(env):
     assert result[eager.id].top_features and result[eager.id].top_features[0]["feature"] in {f for f, _ in engine.FEATURES}
     # The score blends the rules with the prediction (predictive_weight 0.5).
     r = result[eager.id]
-    assert r.score == round(0.5 * r.rule_score + 50 * r.probability, 1)
+    assert r.score == engine.round1(0.5 * r.rule_score + 50 * r.probability)
 
 
 def test_falls_back_below_minimum(env):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import weakref
 from typing import Any
 
 from crm_plugins.scoring import api, engine, predictive, views
@@ -98,11 +99,33 @@ def on_chat_message(tenant: Any, lead: Any = None, **_: Any) -> None:
     schedule_rescore(tenant, getattr(lead, "id", None))
 
 
+#: The app built last (crm_startup): a configuration reload can happen outside any app
+#: context (the config watcher, the worker loop), and enqueue needs one.
+_app: weakref.ReferenceType[Any] | None = None
+
+
+def on_config_changed(tenant: Any, **_: Any) -> None:
+    """The tenant file changed (maybe the scoring settings): rescore every lead, once."""
+    import flask
+
+    from crmcore import db
+
+    app = flask.current_app._get_current_object() if flask.has_app_context() else (_app() if _app else None)
+    if app is None:
+        log.warning("scoring: configuration of %s changed outside an app; the nightly job will rescore", tenant.slug)
+        return
+    with app.app_context(), db.connection():
+        enqueue(TASK_KIND, {"all": True}, tenant=tenant, idempotency_key=f"scoring:{tenant.id}:all:{int(utcnow().timestamp())}")
+
+
 def rescore_task(task: Any) -> None:
-    ids = [int(i) for i in payload_of(task).get("lead_ids", [])]
     from crmcore.db import current_tenant
 
-    engine.rescore(current_tenant(), ids)
+    payload = payload_of(task)
+    if payload.get("all"):
+        engine.rescore(current_tenant())
+    else:
+        engine.rescore(current_tenant(), [int(i) for i in payload.get("lead_ids", [])])
 
 
 def rescore_all_job(tenant: Any) -> None:
@@ -156,6 +179,7 @@ def crm_signal_receivers():
         SignalReceiver("deal_stage_changed", on_deal_stage_changed),
         SignalReceiver("lead_converted", on_lead_converted),
         SignalReceiver("chat_message_received", on_chat_message),
+        SignalReceiver("tenant_config_changed", on_config_changed),
     ]
 
 
@@ -213,7 +237,18 @@ def crm_kanban_card_badges(tenant, entity, record_ids):
 
 
 @hookimpl
+def crm_startup(app):
+    global _app
+    _app = weakref.ref(app)
+
+
+@hookimpl
 def crm_demo_data(tenant):
-    # Idempotent: a rescore of unchanged leads writes nothing new.
+    # The core's demo records first: pluggy may call this before the core's own
+    # crm_demo_data, and there must be leads to score. Both are idempotent (the core seeds
+    # once; a rescore of unchanged leads writes nothing new).
+    from crmcore.web import demo
+
+    demo.seed(tenant)
     predictive.train(tenant)
     engine.rescore(tenant)

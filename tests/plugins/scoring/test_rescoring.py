@@ -28,6 +28,7 @@ def test_signals_enqueue_debounced_rescore(env):
     env.write_tenant("acme", plugins=["scoring"], settings={"scoring": {"debounce_seconds": 600}})
     env.reload()
     with in_tenant(env):
+        Task.delete().execute()  # the rescore-all of the config change (tested below)
         lead = make_lead(name="Busy", status="new")
         service.update(lead, {"status": "contacted"})
         service.update(lead, {"estimated_value": "60000"})
@@ -57,6 +58,21 @@ def test_chat_message_signal_rescores_without_chat(env):
         signals.signal("chat_message_received").send(tenant, conversation=None, message=None, lead=lead)
         signals.signal("chat_message_received").send(tenant, conversation=None, message=None, lead=None)
         assert [t.kind for t in Task.select()] == ["scoring.rescore"]
+
+
+def test_config_change_rescores_everything(env):
+    from crm_plugins.scoring.models import LeadScore
+
+    with in_tenant(env):
+        make_lead(name="Before", status="qualified")
+        Task.delete().execute()
+    env.write_tenant("acme", plugins=["scoring"], settings={"scoring": {"weights": {"base": 0.5}}})
+    env.reload()
+    with in_tenant(env):
+        assert [t.payload for t in Task.select()] == ['{"all": true}']
+    run_tasks(env)
+    with in_tenant(env):
+        assert [r.score for r in LeadScore.select()] == [20]
 
 
 def test_history_and_score_signals(env, captured_signals):
@@ -158,13 +174,15 @@ def test_hook_crm_scoring_factors(env, register_plugin):
 
 
 def test_demo_data_scores_idempotently(env):
-    from crm_plugins.scoring import hooks
+    from crmcore.app import crm_state
+    from crmcore.entities.models import Lead
+
     from crm_plugins.scoring.models import LeadScore, ScoreHistory, ScoringModel
 
     with in_tenant(env) as tenant:
-        for i in range(4):
-            make_lead(name=f"demo {i}", status="qualified")
-        hooks.crm_demo_data(tenant)
+        crm_state().call(tenant, "crm_demo_data", tenant=tenant)
+        leads = Lead.select().count()
         first = (LeadScore.select().count(), ScoreHistory.select().count(), ScoringModel.select().count())
-        hooks.crm_demo_data(tenant)
-        assert (LeadScore.select().count(), ScoreHistory.select().count(), ScoringModel.select().count()) == first == (4, 4, 1)
+        assert leads > 0 and first == (leads, leads, 1)
+        crm_state().call(tenant, "crm_demo_data", tenant=tenant)
+        assert (LeadScore.select().count(), ScoreHistory.select().count(), ScoringModel.select().count()) == first

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import queue
+import random
 import sys
 import tempfile
 import threading
@@ -81,7 +82,10 @@ def floor_app() -> Flask:
     return app
 
 
-def run(label: str, visitor_urls: list[str], agent_url: str, agent_headers: list[str], messages: int, extract: Any) -> dict[str, Any]:
+def run(label: str, visitor_urls: list[str], agent_url: str, agent_headers: list[str], messages: int, extract: Any, interval: float = 0.0) -> dict[str, Any]:
+    """``interval`` 0: burst (each visitor sends its next message as soon as the previous
+    one is acknowledged: throughput); > 0: paced (each visitor sends one message every
+    ``interval`` seconds from a random offset, like people typing: latency at a load)."""
     sent: dict[str, float] = {}
     latencies: list[float] = []
     expected = len(visitor_urls) * messages
@@ -113,7 +117,10 @@ def run(label: str, visitor_urls: list[str], agent_url: str, agent_headers: list
 
     def visitor(i: int, ws: Any) -> None:
         barrier.wait()
+        begin = time.perf_counter() + random.random() * interval
         for n in range(messages):
+            if interval:
+                time.sleep(max(0.0, begin + n * interval - time.perf_counter()))
             cid = f"b{i}-{n}"
             sent[cid] = time.perf_counter()
             ws.send(json.dumps({"type": "message", "content": f"hello {n} from visitor {i}", "client_id": cid}))
@@ -136,11 +143,11 @@ def run(label: str, visitor_urls: list[str], agent_url: str, agent_headers: list
         ws.close()
     agent.close()
     ms = [x * 1000 for x in latencies]
-    return {"label": label, "visitors": len(visitor_urls), "messages": expected, "delivered": len(ms),
+    return {"label": label, "mode": f"paced, 1 msg / {interval:g} s per visitor" if interval else "burst", "visitors": len(visitor_urls), "messages": expected, "delivered": len(ms),
             "p50_ms": round(pct(ms, 50), 2), "p99_ms": round(pct(ms, 99), 2), "msgs_per_s": round(len(ms) / elapsed, 1)}
 
 
-def bench_chat(visitors: int, messages: int) -> dict[str, Any]:
+def bench_chat(visitors: int, messages: int, interval: float = 0.0) -> dict[str, Any]:
     from crmcore import db
     from crmcore.testing import CrmEnv
 
@@ -169,13 +176,13 @@ def bench_chat(visitors: int, messages: int) -> dict[str, Any]:
         return (data.get("message") or {}).get("client_id") if data.get("event") == "message" else None
 
     try:
-        return run("chat", urls, f"ws://127.0.0.1:{server.server_port}/realtime/ws?topics=chat:inbox", [f"Authorization: Bearer {agent_token}"], messages, extract)
+        return run("chat", urls, f"ws://127.0.0.1:{server.server_port}/realtime/ws?topics=chat:inbox", [f"Authorization: Bearer {agent_token}"], messages, extract, interval)
     finally:
         server.shutdown()
         env.close()
 
 
-def bench_floor(visitors: int, messages: int) -> dict[str, Any]:
+def bench_floor(visitors: int, messages: int, interval: float = 0.0) -> dict[str, Any]:
     server = serve(floor_app())
     port = server.server_port
 
@@ -183,7 +190,7 @@ def bench_floor(visitors: int, messages: int) -> dict[str, Any]:
         return frame.get("client_id")
 
     try:
-        return run("floor (bare flask-sock relay)", [f"ws://127.0.0.1:{port}/visitor"] * visitors, f"ws://127.0.0.1:{port}/agent", [], messages, extract)
+        return run("floor (bare flask-sock relay)", [f"ws://127.0.0.1:{port}/visitor"] * visitors, f"ws://127.0.0.1:{port}/agent", [], messages, extract, interval)
     finally:
         server.shutdown()
 
@@ -192,22 +199,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--visitors", type=int, nargs="+", default=[100])
     parser.add_argument("--messages", type=int, default=5)
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between a visitor's messages in the paced runs")
     parser.add_argument("--out", default="")
     args = parser.parse_args()
     rows = []
     for n in args.visitors:
-        for fn in (bench_floor, bench_chat):
-            row = fn(n, args.messages)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+        for interval in (0.0, args.interval):
+            for fn in (bench_floor, bench_chat):
+                row = fn(n, args.messages, interval)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
     if args.out:
         Path(args.out + ".json").write_text(json.dumps(rows, indent=2) + "\n")
         lines = ["# Chat delivery: visitor WebSocket -> agent (realtime hub)", "",
-                 f"`bench/bench_chat.py --visitors {' '.join(map(str, args.visitors))} --messages {args.messages}` on this machine (2 cores shared, SQLite, MemoryHub, werkzeug threaded on loopback).",
-                 "Each visitor sends its messages one after another (waiting for the ack); latency is send -> the agent's socket receives it.", "",
-                 "| run | visitors | messages | delivered | p50 ms | p99 ms | msgs/s |", "|---|---:|---:|---:|---:|---:|---:|"]
+                 f"`bench/bench_chat.py --visitors {' '.join(map(str, args.visitors))} --messages {args.messages} --interval {args.interval:g}` on this machine (2 cores shared with other work, SQLite, MemoryHub, werkzeug threaded on loopback; client and server in one process).",
+                 "Latency is a visitor's send -> the agent's socket receiving it. *burst*: every visitor sends its next message as soon as the previous one is acknowledged (throughput; latency is then mostly queueing). *paced*: each visitor sends one message every interval seconds from a random offset.", "",
+                 "| run | mode | visitors | messages | delivered | p50 ms | p99 ms | msgs/s |", "|---|---|---:|---:|---:|---:|---:|---:|"]
         for r in rows:
-            lines.append(f"| {r['label']} | {r['visitors']} | {r['messages']} | {r['delivered']} | {r['p50_ms']} | {r['p99_ms']} | {r['msgs_per_s']} |")
+            lines.append(f"| {r['label']} | {r['mode']} | {r['visitors']} | {r['messages']} | {r['delivered']} | {r['p50_ms']} | {r['p99_ms']} | {r['msgs_per_s']} |")
         Path(args.out + ".md").write_text("\n".join(lines) + "\n")
 
 

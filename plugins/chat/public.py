@@ -14,6 +14,7 @@ request from any other origin is refused with 403. No cookies are involved
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -420,8 +421,11 @@ def _serve_visitor(raw_ws: Any, sub: Any, tenant: Any, conversation: ChatConvers
     app = current_app._get_current_object()
 
     def read() -> None:
+        # SQLite: one connection for the socket's life (opening one per frame cost more
+        # than the frame); PostgreSQL: from the pool per frame, so idle sockets hold none.
+        keep = contextlib.nullcontext() if db.is_postgres() else db.connection()
         try:
-            with app.app_context(), db.tenant_context(tenant):
+            with app.app_context(), db.tenant_context(tenant), keep:
                 while ws.connected and not stop.is_set():
                     raw = ws.receive(timeout=1.0)
                     if raw is not None:

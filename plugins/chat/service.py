@@ -15,11 +15,13 @@ Live events (crmcore's realtime hub, so they cross processes with Redis):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
 import re
 import secrets
+import threading
 import time
 import zoneinfo
 from collections.abc import Iterable
@@ -56,6 +58,24 @@ def settings(tenant: Any) -> Any:
 
 def conversation_topic(conversation_id: int) -> str:
     return f"chat:conversation:{conversation_id}"
+
+
+_sqlite_writer = threading.RLock()
+
+
+def _one_writer() -> Any:
+    """SQLite has one writer at a time; threads of this process queue for it on a lock
+    rather than in SQLite's busy handler, which sleeps in growing steps (up to 100 ms)
+    and made a burst of messages wait seconds. PostgreSQL needs no such thing."""
+    return contextlib.nullcontext() if db.is_postgres() else _sqlite_writer
+
+
+def _sql(query: str, params: tuple[Any, ...]) -> Any:
+    """Run a hand-written query of the send path (``?`` placeholders, tenant filter
+    written out): peewee's query building cost more than the queries themselves there
+    (bench/results/chat.md)."""
+    placeholder = db.database.param
+    return db.database.execute_sql(query if placeholder == "?" else query.replace("?", placeholder), params)
 
 
 # --------------------------------------------------------------------------- keys and tokens
@@ -99,7 +119,7 @@ def hit(key: str, limit: int, window_seconds: int) -> None:
     now = time.time()
     window = int(now // window_seconds)
     full_key = key[:120]
-    with db.atomic():
+    with _one_writer(), db.atomic():
         ChatRate.insert(key=full_key, window=window, count=1).on_conflict(
             conflict_target=[ChatRate.key, ChatRate.window], update={ChatRate.count: ChatRate.count + 1}
         ).execute()
@@ -115,16 +135,18 @@ def check_visitor_rate(tenant: Any, conversation: ChatConversation) -> None:
     counter to write: the send path's one write transaction stays the only one)."""
     limit = settings(tenant)["visitor_messages_per_minute"]
     since = utcnow() - dt.timedelta(seconds=60)
-    recent = list(
-        ChatMessage.select(ChatMessage.created_at)
-        .where((ChatMessage.conversation == conversation.id) & (ChatMessage.sender == "visitor") & (ChatMessage.created_at > since))
-        .order_by(ChatMessage.id.desc())
-        .limit(limit)
-        .tuples()
-    )
-    if len(recent) >= limit:
-        oldest = recent[-1][0]
+    rows = _sql(
+        "SELECT created_at FROM chat_message WHERE tenant_id = ? AND conversation_id = ? AND sender = 'visitor' AND created_at > ? ORDER BY id DESC LIMIT ?",
+        (tenant.id, conversation.id, since, limit),
+    ).fetchall()
+    if len(rows) >= limit:
+        oldest = ChatMessage.created_at.python_value(rows[-1][0])
         raise RateLimited(max(1, int((oldest - since).total_seconds() + 0.999)))
+
+
+def _existing_id(tenant: Any, conversation: ChatConversation, client_id: str) -> int | None:
+    row = _sql("SELECT id FROM chat_message WHERE tenant_id = ? AND conversation_id = ? AND client_id = ?", (tenant.id, conversation.id, client_id)).fetchone()
+    return row[0] if row else None
 
 
 # --------------------------------------------------------------------------- serialisation
@@ -176,6 +198,9 @@ def unread_counts(conversation_ids: Iterable[int]) -> dict[int, int]:
     ids = list(conversation_ids)
     if not ids:
         return {}
+    if len(ids) == 1:  # the send path's case
+        row = _sql("SELECT COUNT(*) FROM chat_message WHERE tenant_id = ? AND conversation_id = ? AND sender = 'visitor' AND read_at IS NULL", (db.require_tenant_id(), ids[0])).fetchone()
+        return {ids[0]: row[0]} if row and row[0] else {}
     rows = (
         ChatMessage.select(ChatMessage.conversation, peewee.fn.COUNT(ChatMessage.id))
         .where(ChatMessage.conversation.in_(ids) & (ChatMessage.sender == "visitor") & ChatMessage.read_at.is_null())
@@ -305,13 +330,13 @@ def post_message(tenant: Any, conversation: ChatConversation, *, sender: str, co
     (phone number parsing is not cheap) runs after it, so the database's write lock is not
     held while text is scanned."""
     if client_id:
-        existing = ChatMessage.get_or_none((ChatMessage.conversation == conversation.id) & (ChatMessage.client_id == client_id))
-        if existing is not None:
-            return existing, False
+        existing_id = _existing_id(tenant, conversation, client_id)
+        if existing_id is not None:
+            return ChatMessage.get_by_id(existing_id), False
     if sender == "visitor":
         check_visitor_rate(tenant, conversation)
     try:
-        with db.atomic():
+        with _one_writer(), db.atomic():
             message = ChatMessage.create(conversation=conversation, sender=sender, content=content, client_id=client_id or None, author=author.id if author is not None else None, confidence=confidence)
             changes: dict[str, Any] = {"last_message_at": message.created_at}
             if sender == "visitor" and conversation.status == "resolved":
@@ -394,7 +419,9 @@ def normalise_email(value: str | None) -> str | None:
 
 def capture_from_text(tenant: Any, conversation: ChatConversation, text: str) -> Lead | None:
     """Capture contact details typed in a message; the conversation's lead (or None)."""
-    if "@" in text or any(ch.isdigit() for ch in text):
+    # Cheap filters first: no "@" and fewer than 7 digits cannot hold an email or a phone
+    # number, and parsing phone numbers is the costliest part of the send path.
+    if "@" in text or sum(ch.isdigit() for ch in text) >= 7:
         email, phone = find_contact_details(text, settings(tenant)["phone_region"])
         if (email and email != conversation.visitor_email) or (phone and phone != conversation.visitor_phone):
             capture_lead(tenant, conversation, email=email, phone=phone, name=conversation.visitor_name)

@@ -245,3 +245,26 @@ def test_disabled_tenant_gets_404_and_no_nav_item(kanban_env):
     enabled = kanban_env.client("acme")
     kanban_env.login(enabled, "acme")
     assert re.search(r'href="/app/kanban/"[^>]*>Pipeline</a>', enabled.get("/app/").get_data(as_text=True))
+
+
+def test_demo_data_adds_a_second_pipeline_once(kanban_env, admin):
+    from crmcore.app import crm_state
+    from crmcore.entities.models import Deal, Pipeline
+
+    tenant = kanban_env.tenant("acme")
+    with kanban_env.app.app_context(), db.database.connection_context():
+        for _ in range(2):
+            for _plugin, _result in crm_state().call(tenant, "crm_demo_data", tenant=tenant):
+                pass
+        from crmcore.db import tenant_context
+
+        with tenant_context(tenant):
+            partnerships = Pipeline.get(Pipeline.name == "Partnerships")
+            assert Deal.select().where(Deal.pipeline == partnerships.id).count() == 6
+            assert Pipeline.select().where(Pipeline.name == "Partnerships").count() == 1
+            assert Deal.select().where(Deal.pipeline != partnerships.id).count() > 100  # the core's demo deals
+    boards = admin("GET", "/pipeline/boards")
+    assert [p["name"] for p in boards["pipelines"]] == ["Sales", "Partnerships"]
+    board = admin("GET", f"/pipeline/boards/{partnerships.id}")
+    pilot = next(c for c in board["columns"] if c["name"] == "Pilot")
+    assert pilot["count"] == 2 and any(card["overdue"] for card in pilot["cards"])  # 41 days in a 30-day stage

@@ -93,6 +93,14 @@ def server(crm_env: Any) -> Iterator[Server]:
 def _page(browser: Any, server: Server, email: str, **options: Any) -> tuple[Any, Any, list[str]]:
     context = browser.new_context(base_url=server.url, locale="en-GB", timezone_id="Europe/London", **({"viewport": {"width": 1800, "height": 900}} | options))
     context.set_default_timeout(8000)
+    # Lets a test cut the page's WebSockets (and refuse new ones) to play a dropped network.
+    context.add_init_script(
+        """(() => { const Real = window.WebSocket; window.__kbSockets = []; window.__kbBlock = false;
+        window.WebSocket = function (url, protocols) {
+          const ws = new Real(window.__kbBlock ? "ws://127.0.0.1:9/blocked" : url, protocols);
+          window.__kbSockets.push(ws); return ws; };
+        window.WebSocket.prototype = Real.prototype; })();"""
+    )
     page = context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda exc: problems.append(f"JavaScript error: {exc}"))
@@ -248,6 +256,17 @@ def test_a_second_browser_sees_a_move_live_and_a_phone_sees_the_board(browser, s
         expect(_column(bob, "Closed Won").locator(".kb-card", has_text="Initech")).to_be_visible(timeout=1500)
         expect(_column(ada, "Closed Won").locator(".kb-card", has_text="Initech")).to_be_visible(timeout=1500)
         _shot(bob, "live-second-user")
+
+        # Bob's connection drops: the board says it is offline; a move made meanwhile is
+        # there once it reconnects (the reconnect reloads the board).
+        bob.evaluate("() => { window.__kbBlock = true; window.__kbSockets.forEach(s => s.close()); }")
+        expect(bob.locator("[data-kb-live]")).to_contain_text("Offline")
+        _shot(bob, "offline")
+        server.api("PUT", f"/pipeline/cards/{deals['third']['id']}", json={"stage_id": seeded["stages"]["Proposal"]})
+        bob.evaluate("() => { window.__kbBlock = false; }")
+        expect(bob.locator("[data-kb-live]")).to_have_text("Live", timeout=8000)
+        expect(_column(bob, "Proposal").locator(".kb-card", has_text="Umbrella")).to_be_visible()
+        expect(bob.locator("[data-kb-message]")).to_contain_text("Back online")
         assert not problems and not bob_problems, problems + bob_problems
     finally:
         bob_context.close()

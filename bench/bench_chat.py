@@ -28,22 +28,9 @@ import requests
 import websocket
 from flask import Flask
 from flask_sock import Sock
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-class Quiet(WSGIRequestHandler):
-    def log_request(self, *args: Any) -> None:
-        pass
-
-
-def serve(app: Any) -> Any:
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
-    server.request_queue_size = 2048
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    return server
 
 
 def pct(values: list[float], p: float) -> float:
@@ -157,9 +144,10 @@ def bench_chat(visitors: int, messages: int, interval: float = 0.0) -> dict[str,
     env.write_tenant("acme", hostnames=["127.0.0.1"], plugins=["chat"], settings={"chat": {
         "allowed_origins": ["https://shop.example"], "assistant_enabled": False, "greeting": "",
         "visitor_messages_per_minute": limit, "ip_requests_per_minute": limit, "sessions_per_ip_per_hour": limit}})
-    app = env.create_app()
-    server = serve(app)
-    base = f"http://127.0.0.1:{server.server_port}"
+    app = env.create_app()  # migrates; the server below is `crm run` in its own process
+    port = _free_port()
+    proc = _start([sys.executable, "-m", "crmcore.cli", "--config", str(env.config_dir), "run", "--no-worker", "--port", str(port)], port)
+    base = f"http://127.0.0.1:{port}"
     from crm_plugins.chat import service
 
     with app.test_request_context(), db.database.connection_context():
@@ -168,7 +156,7 @@ def bench_chat(visitors: int, messages: int, interval: float = 0.0) -> dict[str,
     http = requests.Session()
     for _ in range(visitors):
         token = http.post(f"{base}/api/v1/chat/public/session", json={}, headers={"X-Chat-Key": key, "Origin": "https://shop.example"}, timeout=30).json()["token"]
-        urls.append(f"ws://127.0.0.1:{server.server_port}/chat/ws?key={key}&token={token}&after=0")
+        urls.append(f"ws://127.0.0.1:{port}/chat/ws?key={key}&token={token}&after=0")
     agent_token = env.token("acme", "agent")
 
     def extract(frame: dict[str, Any]) -> str | None:
@@ -176,15 +164,47 @@ def bench_chat(visitors: int, messages: int, interval: float = 0.0) -> dict[str,
         return (data.get("message") or {}).get("client_id") if data.get("event") == "message" else None
 
     try:
-        return run("chat", urls, f"ws://127.0.0.1:{server.server_port}/realtime/ws?topics=chat:inbox", [f"Authorization: Bearer {agent_token}"], messages, extract, interval)
+        return run("chat", urls, f"ws://127.0.0.1:{port}/realtime/ws?topics=chat:inbox", [f"Authorization: Bearer {agent_token}"], messages, extract, interval)
     finally:
-        server.shutdown()
+        _stop(proc)
         env.close()
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(cmd: list[str], port: int) -> Any:
+    """A server in its own process (so the clients' threads do not share its GIL)."""
+    import subprocess
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/", timeout=0.5)
+            return proc
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+def _stop(proc: Any) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except Exception:  # noqa: BLE001 - a stuck server is killed
+        proc.kill()
+
+
 def bench_floor(visitors: int, messages: int, interval: float = 0.0) -> dict[str, Any]:
-    server = serve(floor_app())
-    port = server.server_port
+    port = _free_port()
+    proc = _start([sys.executable, __file__, "--serve-floor", str(port)], port)
 
     def extract(frame: dict[str, Any]) -> str | None:
         return frame.get("client_id")
@@ -192,7 +212,7 @@ def bench_floor(visitors: int, messages: int, interval: float = 0.0) -> dict[str
     try:
         return run("floor (bare flask-sock relay)", [f"ws://127.0.0.1:{port}/visitor"] * visitors, f"ws://127.0.0.1:{port}/agent", [], messages, extract, interval)
     finally:
-        server.shutdown()
+        _stop(proc)
 
 
 def main() -> None:
@@ -201,7 +221,11 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=5)
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between a visitor's messages in the paced runs")
     parser.add_argument("--out", default="")
+    parser.add_argument("--serve-floor", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_floor:
+        floor_app().run(host="127.0.0.1", port=args.serve_floor, threaded=True)  # the same stack as `crm run`
+        return
     rows = []
     for n in args.visitors:
         for interval in (0.0, args.interval):
@@ -212,7 +236,7 @@ def main() -> None:
     if args.out:
         Path(args.out + ".json").write_text(json.dumps(rows, indent=2) + "\n")
         lines = ["# Chat delivery: visitor WebSocket -> agent (realtime hub)", "",
-                 f"`bench/bench_chat.py --visitors {' '.join(map(str, args.visitors))} --messages {args.messages} --interval {args.interval:g}` on this machine (2 cores shared with other work, SQLite, MemoryHub, werkzeug threaded on loopback; client and server in one process).",
+                 f"`bench/bench_chat.py --visitors {' '.join(map(str, args.visitors))} --messages {args.messages} --interval {args.interval:g}` on this machine (2 cores shared with other work; SQLite, MemoryHub; each server is werkzeug threaded (`crm run` / `app.run(threaded=True)`) in its own process on loopback, the clients in the benchmark's process).",
                  "Latency is a visitor's send -> the agent's socket receiving it. *burst*: every visitor sends its next message as soon as the previous one is acknowledged (throughput; latency is then mostly queueing). *paced*: each visitor sends one message every interval seconds from a random offset.", "",
                  "| run | mode | visitors | messages | delivered | p50 ms | p99 ms | msgs/s |", "|---|---|---:|---:|---:|---:|---:|---:|"]
         for r in rows:

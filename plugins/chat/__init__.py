@@ -38,6 +38,7 @@ class ChatSettings(Schema):
     open_from = fields.String(load_default="00:00", validate=validate.Regexp(_TIME, error="a time like 09:00"))
     open_until = fields.String(load_default="24:00", validate=validate.Regexp(_TIME, error="a time like 17:30"))
     timezone = fields.String(load_default="UTC", validate=validate.Length(min=1, max=64))
+    canned_responses = fields.List(fields.String(validate=validate.Length(min=1, max=1000)), load_default=list, validate=validate.Length(max=50))
     agent_capacity = fields.Integer(load_default=5, validate=validate.Range(min=1, max=1000))
 
     @validates_schema

@@ -427,7 +427,9 @@ def _serve_visitor(raw_ws: Any, sub: Any, tenant: Any, conversation: ChatConvers
         try:
             with app.app_context(), db.tenant_context(tenant), keep:
                 while ws.connected and not stop.is_set():
-                    raw = ws.receive(timeout=1.0)
+                    # Blocks until a frame or the close: an idle socket costs no wake-ups
+                    # (with 1,000 visitors, waking every second was measurable).
+                    raw = ws.receive(timeout=None)
                     if raw is not None:
                         _handle_frame(ws, tenant, conversation, raw)
         except ConnectionClosed:
@@ -436,13 +438,14 @@ def _serve_visitor(raw_ws: Any, sub: Any, tenant: Any, conversation: ChatConvers
             log.exception("chat visitor WebSocket reader failed")
         finally:
             stop.set()
+            sub.close()  # wakes the forwarding loop: the visitor is gone
 
     reader = threading.Thread(target=read, name=f"chat-visitor-{conversation.id}", daemon=True)
     reader.start()
     idle = time.monotonic()
     try:
         while ws.connected and not sub.closed and not stop.is_set():
-            event = sub.get(timeout=1.0)
+            event = sub.get(timeout=WS_IDLE_PING)
             if event is None:
                 if time.monotonic() - idle > WS_IDLE_PING:
                     ws.send(json.dumps({"type": "ping"}))
@@ -461,8 +464,8 @@ def _serve_visitor(raw_ws: Any, sub: Any, tenant: Any, conversation: ChatConvers
                 ws.send(json.dumps({"type": "status", "status": data["conversation"]["status"]}))
             idle = time.monotonic()
     finally:
+        # The reader ends when the socket closes (flask-sock closes it after we return).
         stop.set()
-        reader.join(timeout=2)
 
 
 def _handle_frame(ws: Any, tenant: Any, conversation: ChatConversation, raw: Any) -> None:

@@ -53,6 +53,7 @@ def inbox() -> Any:
         "chat/inbox.html", conversations=conversations, unread=unread, view=view, status=status, views=VIEWS,
         current=current, messages=messages, lead=lead, contact=contact, agents=agents, agent_names={a.id: a.name or a.email for a in agents},
         can_reply=has_permission("chat:reply"), topics=",".join(topics), since=since_id(),
+        canned=service.settings(g.tenant)["canned_responses"],
     )
 
 

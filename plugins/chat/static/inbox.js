@@ -52,9 +52,33 @@
     badge.setAttribute("aria-label", (unread || 0) + " unread");
     if (listEl.firstElementChild !== row && event === "message") listEl.insertBefore(row, listEl.firstElementChild);
   }
+  function beep() {
+    try {
+      var ctx = new (window.AudioContext || window.webkitAudioContext)();
+      var osc = ctx.createOscillator(), gain = ctx.createGain();
+      osc.frequency.value = 880; gain.gain.value = 0.08;
+      osc.connect(gain); gain.connect(ctx.destination);
+      osc.start(); osc.stop(ctx.currentTime + 0.18);
+    } catch (e) { /* no audio */ }
+  }
   function notify(c) {
+    // Opt-in only: the agent pressed "Notify me of new chats" (permission + sound).
+    if (localStorage.getItem("crm-chat-notify") !== "on") return;
+    beep();
     if (!("Notification" in window) || Notification.permission !== "granted" || document.visibilityState === "visible") return;
     try { new Notification("New chat", { body: c.visitor_name || c.visitor_email || "A website visitor" }); } catch (e) { /* not supported */ }
+  }
+  var notifyBtn = document.querySelector("[data-chat-notify]");
+  if (notifyBtn) {
+    var label = function () { notifyBtn.textContent = localStorage.getItem("crm-chat-notify") === "on" ? "Notifications on" : "Notify me of new chats"; notifyBtn.setAttribute("aria-pressed", String(localStorage.getItem("crm-chat-notify") === "on")); };
+    notifyBtn.hidden = false;
+    label();
+    notifyBtn.addEventListener("click", function () {
+      if (localStorage.getItem("crm-chat-notify") === "on") { localStorage.removeItem("crm-chat-notify"); label(); return; }
+      localStorage.setItem("crm-chat-notify", "on");
+      label();
+      if ("Notification" in window && Notification.permission === "default") Notification.requestPermission();
+    });
   }
   function onEvent(ev) {
     var data = ev.data || {};
@@ -129,6 +153,13 @@
     });
     call("POST", "/conversations/" + conversationId + "/read", {});
     if (msgs) msgs.scrollTop = msgs.scrollHeight;
+    var canned = reply.querySelector("[data-chat-canned]");
+    if (canned) canned.addEventListener("change", function () {
+      if (!canned.value) return;
+      text.value = text.value ? text.value + " " + canned.value : canned.value;
+      canned.value = "";
+      text.focus();
+    });
   }
   var assign = root.querySelector("[data-chat-assign]");
   if (assign) assign.addEventListener("submit", function (e) {

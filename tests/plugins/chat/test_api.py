@@ -239,3 +239,46 @@ def test_inbox_page_lists_and_escapes(chat: Chat, crm_env: Any) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in thread
     assert chat.client.get("/app/chat/?c=999999").status_code == 404
     assert chat.client.get("/app/chat/setup").status_code == 403  # agents do not manage the FAQ
+
+
+def test_round_robin_assigns_online_agents_within_capacity(crm_env: Any) -> None:
+    from .conftest import chat_settings
+
+    crm_env.write_tenant("acme", plugins=["chat"], settings=chat_settings(agent_capacity=1, assistant_enabled=False))
+    crm_env.create_app()
+    chat = Chat(crm_env)
+    with in_tenant(crm_env) as tenant:
+        from crmcore import auth
+
+        ann = auth.create_user(tenant, "ann@acme.test", "pw-123456", role="agent")
+        bob = auth.create_user(tenant, "bob@acme.test", "pw-123456", role="agent")
+        away = auth.create_user(tenant, "cy@acme.test", "pw-123456", role="agent")
+    headers = {}
+    for user, status in ((ann, "online"), (bob, "online"), (away, "away")):
+        with in_tenant(crm_env) as tenant:
+            from crmcore import auth
+
+            _, secret = auth.create_token(tenant, "agent", name="t", user=user)
+        headers[user.id] = {"Authorization": f"Bearer {secret}"}
+        assert chat.client.put("/api/v1/chat/presence", json={"status": status}, headers=headers[user.id]).status_code == 200
+    assert chat.client.put("/api/v1/chat/presence", json={"status": "busy"}, headers=headers[ann.id]).status_code == 422
+    assert chat.client.get("/api/v1/chat/public/config", headers=chat.headers()).get_json()["online"] is True
+
+    first, second, third = (chat.start()["conversation"]["id"] for _ in range(3))
+    listed = {c["id"]: c["assignee_id"] for c in chat.client.get("/api/v1/chat/conversations", headers=headers[ann.id]).get_json()}
+    assert {listed[first], listed[second]} == {ann.id, bob.id}  # one each, never the away agent
+    assert listed[third] is None  # both at capacity: it waits in the queue
+    mine = chat.client.get("/api/v1/chat/conversations?view=mine", headers=headers[ann.id]).get_json()
+    assert [c["assignee_id"] for c in mine] == [ann.id]
+    queue = chat.client.get("/api/v1/chat/conversations?view=unassigned", headers=headers[ann.id]).get_json()
+    assert [c["id"] for c in queue] == [third]
+
+
+def test_lead_page_shows_chat_panel(chat: Chat, crm_env: Any) -> None:
+    chat.start(name="Ada", email="ada@example.com")
+    crm_env.login(chat.client, "acme", role="agent")
+    with in_tenant(crm_env):
+        lead = Lead.get(Lead.email == "ada@example.com")
+        cid = ChatConversation.get().id
+    page = chat.client.get(f"/app/leads/{lead.id}").get_data(as_text=True)
+    assert f"/app/chat/?c={cid}" in page and "Chat #" in page

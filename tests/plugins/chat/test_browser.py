@@ -121,7 +121,8 @@ def test_visitor_becomes_a_lead_and_chats_with_an_agent_live(browser: Any, crm_e
     site = _site(html)
     origin = f"http://127.0.0.1:{site.server_address[1]}"
     crm_env.write_tenant("acme", name="Acme Ltd", hostnames=["localhost"], plugins=["chat"],
-                         settings=chat_settings(allowed_origins=[origin], prechat_fields=["name"], assistant_enabled=False, colour="#0f766e", title="Talk to Acme"))
+                         settings=chat_settings(allowed_origins=[origin], prechat_fields=["name"], assistant_enabled=False, colour="#0f766e", title="Talk to Acme",
+                                               canned_responses=["Yes, we do! Delivery takes two days."]))
     crm_env.reload()
     errors: list[str] = []
     try:
@@ -164,10 +165,14 @@ def test_visitor_becomes_a_lead_and_chats_with_an_agent_live(browser: Any, crm_e
         assert visitor.evaluate("window.__pwned") is None
         _shot(visitor, "widget-visitor")
 
-        agent.fill("#chat-reply-text", "Yes, we do! Delivery takes two days.")
+        agent.select_option("#chat-canned", index=1)  # a canned response, then Enter
+        expect(agent.locator("#chat-reply-text")).to_have_value("Yes, we do! Delivery takes two days.")
         agent.keyboard.press("Enter")
         expect(visitor.locator("[data-crm-chat] .msg.from-agent")).to_contain_text("Yes, we do!")
         expect(visitor.locator("[data-crm-chat] .msg.from-agent .who")).to_have_text("Alex Agent")
+        expect(visitor.locator("[data-crm-chat] .msg.from-visitor .meta").first).to_have_text("Seen")  # read receipt
+        agent.locator("#chat-reply-text").press_sequentially("Anything else")
+        expect(visitor.locator("[data-crm-chat] .typing")).to_have_text("An agent is typing…")
         _shot(agent, "inbox-conversation")
         _shot(visitor, "widget-reply")
 

@@ -110,7 +110,7 @@ def grade_for(score: float, grades: Mapping[str, float]) -> str:
 # --------------------------------------------------------------------------- features
 
 
-@dataclass
+@dataclass(slots=True)
 class LeadFacts:
     """What the rules look at for one lead (filled by the batch queries)."""
 
@@ -308,14 +308,14 @@ def rule_factors(f: LeadFacts, cfg: Mapping[str, Any], now: dt.datetime) -> list
         industries = _prepared(cfg)["industries"]
         if industries.get(f.industry.lower()):
             out.append(("industry", "Industry", "fit", industries[f.industry.lower()], f"Industry {f.industry}"))
-    points, keyword = seniority_of(f.job_title, fit["seniority"])
+    points, keyword = seniority_of(f.job_title, fit["seniority"]) if f.job_title else (0.0, None)
     if keyword is not None and points:
         out.append(("seniority", "Seniority", "fit", points, f"Job title “{f.job_title}” ({keyword})"))
     if f.bant and fit["bant_points"]:
         out.append(("bant", "BANT", "fit", len(f.bant) * fit["bant_points"], f"{len(f.bant)} of 4 BANT fields filled ({', '.join(f.bant)})"))
 
     window = eng["window_days"]
-    for key, label, n, per, cap, one, many in (
+    for key, label, n, per, cap, one, many in () if not (f.activities or f.inbound or f.chat) else (
         ("activities", "Activities", f.activities, eng["activity_points"], eng["activity_cap"], "activity", "activities"),
         ("inbound", "Inbound replies", f.inbound, eng["inbound_points"], eng["inbound_cap"], "inbound reply", "inbound replies"),
         ("chat", "Chat messages", f.chat, eng["chat_points"], eng["chat_cap"], "chat message", "chat messages"),
@@ -392,7 +392,10 @@ def score_facts(f: LeadFacts, cfg: Mapping[str, Any], now: dt.datetime, model: A
     if model is not None:
         probability, top = model.explain(features_of(f, cfg, now))
         score = round1((1 - cfg["predictive_weight"]) * rule + cfg["predictive_weight"] * 100 * probability)
-    return Result(f.id, score, rule, grade_for(score, cfg["grades"]), {k: round(v, 2) for k, v in components.items()}, factors, probability, top)
+    for k, v in components.items():
+        if v:
+            components[k] = round(v, 2)
+    return Result(f.id, score, rule, grade_for(score, cfg["grades"]), components, factors, probability, top)
 
 
 # --------------------------------------------------------------------------- the batch

@@ -22,7 +22,7 @@
   var store = "crm-chat:" + key;
 
   var state = load();
-  var conf = null, ws = null, wsFailures = 0, polling = false, attempts = 0, timer = null;
+  var conf = null, ws = null, wsReady = false, wsFailures = 0, polling = false, attempts = 0, timer = null;
   var rendered = {}, lastId = state.lastId || 0, open = false, typingTimer = null, lastTyping = 0;
 
   function load() {
@@ -213,7 +213,7 @@
   }
   function markRead() {
     if (!state.token || !lastId) return;
-    if (ws && ws.readyState === 1) ws.send(JSON.stringify({ type: "read", up_to: lastId }));
+    if (ws && wsReady) ws.send(JSON.stringify({ type: "read", up_to: lastId }));
     else request("POST", "/read", { up_to: lastId });
   }
 
@@ -224,10 +224,12 @@
     var url = base.replace(/^http/, "ws") + "/chat/ws?key=" + encodeURIComponent(key) + "&token=" + encodeURIComponent(state.token) + "&after=" + lastId;
     var opened = false;
     try { ws = new WebSocket(url); } catch (e) { ws = null; fallback(); return; }
-    ws.onopen = function () { opened = true; attempts = 0; wsFailures = 0; setConn(""); flushOutbox(); };
+    // A socket counts as working once the server said "ready" (a proxy may accept the
+    // upgrade and drop it at once): three that never got there mean "use HTTP instead".
     ws.onmessage = function (ev) {
       var f; try { f = JSON.parse(ev.data); } catch (e) { return; }
-      if (f.type === "message" || f.type === "ack") { if (f.message) showMessage(f.message); }
+      if (f.type === "ready") { opened = true; wsReady = true; attempts = 0; wsFailures = 0; setConn(""); flushOutbox(); }
+      else if (f.type === "message" || f.type === "ack") { if (f.message) showMessage(f.message); }
       else if (f.type === "typing") { typingLine.textContent = "An agent is typing…"; clearTimeout(typingTimer); typingTimer = setTimeout(function () { typingLine.textContent = ""; }, 5000); }
       else if (f.type === "read") { markSeen(f.up_to); }
       else if (f.type === "error") { showError(f); }
@@ -235,6 +237,7 @@
     };
     ws.onclose = function (ev) {
       ws = null;
+      wsReady = false;
       if (!opened && ++wsFailures >= 3) { fallback(); return; }
       if (ev.code === 1008) { setConn("The chat is not available on this page."); return; }
       setConn("Reconnecting…");
@@ -243,7 +246,7 @@
       timer = setTimeout(connect, Math.min(10000, 500 * Math.pow(2, attempts - 1)));
     };
   }
-  function fallback() { polling = true; poll(); }
+  function fallback() { polling = true; flushOutbox(); poll(); }
   function setConn(text) { statusLine.textContent = text || (conf && !conf.online ? conf.offline_message : ""); }
   function poll() {
     request("GET", "/messages?after=" + lastId + "&wait=20").then(function (r) {
@@ -275,7 +278,7 @@
     }
   }
   function transmit(p) {
-    if (ws && ws.readyState === 1) { ws.send(JSON.stringify({ type: "message", content: p.content, client_id: p.client_id })); return; }
+    if (ws && wsReady) { ws.send(JSON.stringify({ type: "message", content: p.content, client_id: p.client_id })); return; }
     if (!polling) return;  // the socket is reconnecting: flushOutbox() sends it then
     request("POST", "/messages", p).then(function (r) {
       if (r.status === 200 || r.status === 201) showMessage(r.data);
@@ -382,7 +385,7 @@
     var now = Date.now();
     if (!state.token || now - lastTyping < 3000) return;
     lastTyping = now;
-    if (ws && ws.readyState === 1) ws.send(JSON.stringify({ type: "typing" }));
+    if (ws && wsReady) ws.send(JSON.stringify({ type: "typing" }));
     else request("POST", "/typing", {});
   });
 

@@ -239,3 +239,44 @@ def test_faq_setup_page(browser: Any, crm_env: Any) -> None:
     finally:
         crm.shutdown()
         crm.server_close()
+
+
+def test_widget_falls_back_to_http_when_websockets_are_blocked(browser: Any, crm_env: Any) -> None:
+    import requests
+
+    site = _site("placeholder")
+    origin = f"http://127.0.0.1:{site.server_address[1]}"
+    site.shutdown()
+    site.server_close()
+    crm_env.write_tenant("acme", name="Acme Ltd", hostnames=["localhost"], plugins=["chat"], settings=chat_settings(assistant_enabled=False))
+    app = crm_env.create_app()
+    crm = _serve(app)
+    crm_url = f"http://localhost:{crm.server_port}"
+    from crm_plugins.chat import service
+
+    with app.test_request_context(), in_tenant(crm_env) as tenant:
+        key = service.public_key(tenant)
+    site = _site(f"<!doctype html><meta name=viewport content='width=device-width'><title>Blog</title><h1>Blog</h1><script src=\"{crm_url}/chat/widget.js\" data-key=\"{key}\" async></script>")
+    origin = f"http://127.0.0.1:{site.server_address[1]}"
+    crm_env.write_tenant("acme", name="Acme Ltd", hostnames=["localhost"], plugins=["chat"], settings=chat_settings(allowed_origins=[origin], assistant_enabled=False))
+    crm_env.reload()
+    errors: list[str] = []
+    try:
+        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+        _guard(page, errors)
+        page.route_web_socket(re.compile(r"/chat/ws"), lambda ws: ws.close())  # a proxy that drops WebSockets
+        page.goto(f"{origin}/")
+        page.locator("[data-crm-chat] .launcher").click()
+        page.fill("#crm-chat-input", "Is anyone there?")
+        page.keyboard.press("Enter")
+        expect(page.locator("[data-crm-chat] .msg.from-visitor")).not_to_have_class(re.compile("pending"), timeout=15000)  # sent by POST
+        agent = {"Authorization": f"Bearer {crm_env.token('acme', 'agent')}"}
+        cid = requests.get(f"{crm_url}/api/v1/chat/conversations", headers=agent, timeout=5).json()[0]["id"]
+        requests.post(f"{crm_url}/api/v1/chat/conversations/{cid}/messages", json={"content": "Yes, over HTTP!"}, headers=agent, timeout=5)
+        expect(page.locator("[data-crm-chat] .msg.from-agent")).to_contain_text("Yes, over HTTP!")  # by long polling
+        assert errors == []
+    finally:
+        crm.shutdown()
+        crm.server_close()
+        site.shutdown()
+        site.server_close()

@@ -51,3 +51,35 @@ def test_every_hook_has_a_test():
 def test_docs_document_only_existing_hooks():
     unknown = sorted(documented_hooks() - declared_hooks())
     assert not unknown, f"docs/hooks.md documents hooks that crmcore.hookspecs does not declare: {', '.join(unknown)}"
+
+
+# --- hooks that bundled plugins declare for each other (plugins/<name>/hookspecs.py) ---
+
+
+def plugin_hookspecs() -> dict[str, set[str]]:
+    """``{plugin: {hook names}}`` for every bundled plugin that declares hooks."""
+    import importlib
+
+    found: dict[str, set[str]] = {}
+    for spec_file in sorted((ROOT / "plugins").glob("*/hookspecs.py")):
+        plugin = spec_file.parent.name
+        module = importlib.import_module(f"crm_plugins.{plugin}.hookspecs")
+        found[plugin] = {
+            name
+            for name, func in inspect.getmembers(module, inspect.isfunction)
+            if name.startswith("crm_") and func.__module__ == module.__name__
+        }
+    return found
+
+
+def test_plugin_hooks_are_named_documented_and_tested():
+    tested = hooks_with_tests()
+    for plugin, names in plugin_hookspecs().items():
+        readme = (ROOT / "plugins" / plugin / "README.md").read_text()
+        documented = set(re.findall(r"^## (crm_\w+)\s*$", readme, flags=re.MULTILINE))
+        for name in names:
+            assert name.startswith(f"crm_{plugin}_"), f"{plugin} declares {name}: plugin hooks are crm_{plugin}_*"
+            assert name in documented, f"plugins/{plugin}/README.md has no '## {name}' section"
+            assert name in tested, f"no `def test_hook_{name}` under tests/ for the {plugin} plugin's hook"
+        # docs/hooks.md points plugin authors at each plugin's hooks.
+        assert f"plugins/{plugin}/README.md" in HOOKS_MD.read_text(), f"docs/hooks.md does not link plugins/{plugin}/README.md"

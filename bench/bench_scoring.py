@@ -14,8 +14,9 @@ Scenarios, each in alternating rounds (full, floor, full, floor ...):
   history row and a ``lead_score_changed`` signal per lead, as in production).
 * ``rescore, unchanged``: scores are stored and nothing changed (the nightly job's usual
   case): the full stack compares and rewrites nothing but ``computed_at``.
-* ``rescore, all changed``: a different weight each round, so every lead's score changes
-  and every row is rewritten (plus history and signals).
+* ``rescore, weight changed``: a different engagement weight each round, so the score of
+  every lead with engagement points (about a third) changes and its row is rewritten
+  (plus history and signals).
 
 The full stack is ``engine.rescore(tenant)``: SQL aggregates, the rules in Python with a
 reason per factor, JSON explanations, bulk upserts. The floor is one ``INSERT ... SELECT
@@ -325,7 +326,7 @@ def run_one(backend: str, size: int, args: argparse.Namespace) -> dict[str, Any]
             scenarios = {
                 "first score": (lambda i: (set_weight(1.0), clear_full()), lambda i: clear_floor()),
                 "rescore, unchanged": (lambda i: None, lambda i: None),
-                "rescore, all changed": (lambda i: set_weight(1.0 + 0.25 * ((i % 2) + 1)), lambda i: clear_floor()),
+                "rescore, weight changed": (lambda i: set_weight(1.0 + 0.25 * ((i % 2) + 1)), lambda i: clear_floor()),
             }
             # Warm up both (and leave stored scores for "unchanged").
             set_weight(1.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 import weakref
 from typing import Any
 
@@ -27,7 +28,6 @@ from crmcore import (
     TaskHandler,
     hookimpl,
 )
-from crmcore.db import utcnow
 from crmcore.migrations import create_tables
 from crmcore.tasks import enqueue, payload_of
 
@@ -49,9 +49,9 @@ def schedule_rescore(tenant: Any, lead_id: int | None) -> None:
     if seconds <= 0:
         enqueue(TASK_KIND, {"lead_ids": [lead_id]}, tenant=tenant)
         return
-    now = utcnow()
-    epoch = int(now.timestamp())
-    bucket = epoch // seconds
+    # Epoch seconds from time.time(): utcnow() is naive, and .timestamp() of a naive
+    # datetime would read it as local time.
+    bucket = int(time.time()) // seconds
     run_at = dt.datetime.fromtimestamp((bucket + 1) * seconds, dt.UTC).replace(tzinfo=None)
     key = f"scoring:{tenant.id}:{lead_id}:{bucket}"
     for _ in range(5):
@@ -115,7 +115,7 @@ def on_config_changed(tenant: Any, **_: Any) -> None:
         log.warning("scoring: configuration of %s changed outside an app; the nightly job will rescore", tenant.slug)
         return
     with app.app_context(), db.connection():
-        enqueue(TASK_KIND, {"all": True}, tenant=tenant, idempotency_key=f"scoring:{tenant.id}:all:{int(utcnow().timestamp())}")
+        enqueue(TASK_KIND, {"all": True}, tenant=tenant, idempotency_key=f"scoring:{tenant.id}:all:{int(time.time())}")
 
 
 def rescore_task(task: Any) -> None:

@@ -174,10 +174,10 @@ def test_hook_crm_scoring_factors(env, register_plugin):
 
 
 def test_demo_data_scores_idempotently(env):
+    from crm_plugins.scoring.models import LeadScore, ScoreHistory, ScoringModel
+
     from crmcore.app import crm_state
     from crmcore.entities.models import Lead
-
-    from crm_plugins.scoring.models import LeadScore, ScoreHistory, ScoringModel
 
     with in_tenant(env) as tenant:
         crm_state().call(tenant, "crm_demo_data", tenant=tenant)

@@ -332,6 +332,15 @@ def widget_js() -> Any:
     return response
 
 
+def _ws_rate_ok() -> bool:
+    """The per-IP limit applies to socket handshakes too (a reconnect loop is requests)."""
+    try:
+        _limit_ip()
+    except service.RateLimited:
+        return False
+    return True
+
+
 @sock.route("/ws", bp=assets)
 def visitor_ws(ws: Any) -> None:
     """The visitor's socket: ``/chat/ws?key=&token=&after=<message id>``.
@@ -349,6 +358,8 @@ def visitor_ws(ws: Any) -> None:
     try:
         if not _origin_allowed():
             problem = "origin not allowed"
+        elif not _ws_rate_ok():
+            problem = "too many requests; retry later"
         elif not service.key_valid(g.tenant, request.args.get("key")):
             problem = "unknown widget key"
         else:

@@ -280,3 +280,59 @@ def test_widget_falls_back_to_http_when_websockets_are_blocked(browser: Any, crm
         crm.server_close()
         site.shutdown()
         site.server_close()
+
+
+def test_widget_reconnects_after_a_drop_and_misses_nothing(browser: Any, crm_env: Any) -> None:
+    import requests
+
+    crm_env.write_tenant("acme", name="Acme Ltd", hostnames=["localhost"], plugins=["chat"], settings=chat_settings(assistant_enabled=False))
+    app = crm_env.create_app()
+    crm = _serve(app)
+    crm_url = f"http://localhost:{crm.server_port}"
+    from crm_plugins.chat import service
+
+    with app.test_request_context(), in_tenant(crm_env) as tenant:
+        key = service.public_key(tenant)
+    site = _site(f"<!doctype html><title>Docs</title><h1>Docs</h1><script src=\"{crm_url}/chat/widget.js\" data-key=\"{key}\" async></script>")
+    origin = f"http://127.0.0.1:{site.server_address[1]}"
+    crm_env.write_tenant("acme", name="Acme Ltd", hostnames=["localhost"], plugins=["chat"], settings=chat_settings(allowed_origins=[origin], assistant_enabled=False))
+    crm_env.reload()
+    sockets: list[Any] = []
+    errors: list[str] = []
+
+    def through(ws: Any) -> None:  # a proxy in between, so the test can cut the line
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    try:
+        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+        _guard(page, errors)
+        page.route_web_socket(re.compile(r"/chat/ws"), through)
+        page.goto(f"{origin}/")
+        page.locator("[data-crm-chat] .launcher").click()
+        page.fill("#crm-chat-input", "First question")
+        page.keyboard.press("Enter")
+        expect(page.locator("[data-crm-chat] .msg.from-visitor")).not_to_have_class(re.compile("pending"))
+        agent = {"Authorization": f"Bearer {crm_env.token('acme', 'agent')}"}
+        cid = requests.get(f"{crm_url}/api/v1/chat/conversations", headers=agent, timeout=5).json()[0]["id"]
+
+        sockets[-1].close(code=1012)  # the connection drops ...
+        for n in range(3):  # ... and the agent writes meanwhile
+            requests.post(f"{crm_url}/api/v1/chat/conversations/{cid}/messages", json={"content": f"answer {n}"}, headers=agent, timeout=5)
+        expect(page.locator("[data-crm-chat] .msg.from-agent")).to_have_count(3)  # after reconnecting by itself
+        expect(page.locator("[data-crm-chat] .msg.from-agent .text")).to_have_text(["answer 0", "answer 1", "answer 2"])
+        assert len(sockets) >= 2
+        page.fill("#crm-chat-input", "Thanks")
+        page.keyboard.press("Enter")
+        expect(page.locator("[data-crm-chat] .msg.from-visitor")).to_have_count(2)
+        expect(page.locator("[data-crm-chat] .msg.from-visitor").last).not_to_have_class(re.compile("pending"))
+        assert errors == []
+    finally:
+        crm.shutdown()
+        crm.server_close()
+        site.shutdown()
+        site.server_close()
+    with in_tenant(crm_env):
+        from crm_plugins.chat.models import ChatMessage
+
+        assert [m.content for m in ChatMessage.select().where(ChatMessage.sender == "visitor").order_by(ChatMessage.id)] == ["First question", "Thanks"]

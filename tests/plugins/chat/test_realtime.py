@@ -273,3 +273,21 @@ def test_visitor_on_one_process_agent_on_another_via_redis(crm_env: Any, redis_u
         finally:
             client.close()
     assert "Traceback" not in output, output
+
+
+def test_socket_handshakes_count_against_the_ip_limit(crm_env: Any) -> None:
+    crm_env.write_tenant("acme", hostnames=["127.0.0.1"], plugins=["chat"], settings=chat_settings(ip_requests_per_minute=3))
+    srv = Server(crm_env.create_app())
+    try:
+        key = _public_key(crm_env)
+        token = _session(srv.base, key)["token"]  # 1 request
+        for _ in range(2):  # requests 2 and 3
+            ws = srv.ws(f"/chat/ws?key={key}&token={token}", origin=ORIGIN)
+            assert recv(ws, "ready")["type"] == "ready"
+            ws.close()
+        ws = srv.ws(f"/chat/ws?key={key}&token={token}", origin=ORIGIN)  # request 4: over the limit
+        ws.settimeout(5)
+        frame = ws.recv_data_frame(control_frame=True)[1]
+        assert frame.opcode == websocket.ABNF.OPCODE_CLOSE and int.from_bytes(frame.data[:2], "big") == 1008
+    finally:
+        srv.stop()

@@ -227,8 +227,12 @@ def _extra_factors(tenant: Any, facts: dict[int, LeadFacts]) -> None:
     ids = list(facts)
     for plugin, factor in factors:
         component = factor.component if factor.component in COMPONENTS else "other"
+        result: dict[int, tuple[float, str]] = {}
         try:
-            result = factor.compute(tenant, ids) or {}
+            # At most BATCH ids a call: factors use IN lists, and a whole-tenant rescore
+            # would otherwise pass 100,000 of them (beyond SQLite's bound-variable limit).
+            for start in range(0, len(ids), BATCH):
+                result.update(factor.compute(tenant, ids[start : start + BATCH]) or {})
         except Exception:
             # One plugin's broken factor must not stop every lead from being scored.
             log.exception("plugin %r: score factor %s failed", plugin, factor.name)

@@ -144,3 +144,16 @@ def _form_defaults(client):
     values["base.use_probability"] = "on"
     assert "weights.base" in values and "fit.seniority" in values
     return values
+
+
+def test_deleting_a_lead_deletes_its_score(env):
+    from crm_plugins.scoring.models import LeadScore, ScoreHistory
+
+    hot, _warm, _cold = seeded(env)
+    client = env.client("acme")
+    assert client.delete(f"/api/v1/leads/{hot.id}", headers=auth(env)).status_code == 204
+    with in_tenant(env):
+        assert not LeadScore.select().where(LeadScore.lead == hot.id).exists()
+        assert not ScoreHistory.select().where(ScoreHistory.lead == hot.id).exists()
+        assert LeadScore.select().count() == 2
+    assert client.get(f"/api/v1/scoring/leads/{hot.id}", headers=auth(env)).status_code == 404

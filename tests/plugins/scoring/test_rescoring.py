@@ -173,6 +173,19 @@ def test_hook_crm_scoring_factors(env, register_plugin):
     assert len(plugin.calls) == 1
 
 
+def test_extra_factor_calls_are_bounded(env, register_plugin, monkeypatch):
+    """A whole-tenant rescore hands a factor at most BATCH ids per call (IN-list limits)."""
+    from crm_plugins.scoring import engine
+
+    plugin = register_plugin(ExtraFactors(), name="extra", always_on=True)
+    monkeypatch.setattr(engine, "BATCH", 2)
+    with in_tenant(env) as tenant:
+        ids = [make_lead(name=f"b{i}", status="new").id for i in range(3)]
+        result = engine.compute(tenant, None)
+    assert sorted(len(c) for c in plugin.calls) == [1, 2] and sorted(sum(plugin.calls, [])) == sorted(ids)
+    assert all(r.score == 17 for r in result.values())
+
+
 def test_demo_data_scores_idempotently(env):
     from crm_plugins.scoring.models import LeadScore, ScoreHistory, ScoringModel
 

@@ -157,3 +157,15 @@ def test_deleting_a_lead_deletes_its_score(env):
         assert not ScoreHistory.select().where(ScoreHistory.lead == hot.id).exists()
         assert LeadScore.select().count() == 2
     assert client.get(f"/api/v1/scoring/leads/{hot.id}", headers=auth(env)).status_code == 404
+
+
+def test_unscored_lead_is_computed_not_stored(env):
+    from crm_plugins.scoring.models import LeadScore
+
+    with in_tenant(env):
+        lead = make_lead(name="Brand new", status="contacted")
+        LeadScore.delete().execute()
+    body = env.client("acme").get(f"/api/v1/scoring/leads/{lead.id}", headers=auth(env)).json
+    assert body["score"] == 20 and body["computed_at"] is None and body["history"] == []
+    with in_tenant(env):
+        assert LeadScore.select().count() == 0

@@ -112,7 +112,9 @@ def test_lead_panel_and_admin_preview(browser, server):
 
     page = _page(browser, url, viewport={"width": 1280, "height": 900})
     _sign_in(page)
-    expect(page.locator("section", has_text="Lead scores").first).to_be_visible()
+    widget = page.locator('section[aria-labelledby="w-scoring-grades"]')
+    expect(widget.get_by_role("link", name="Grace Hopper")).to_be_visible()
+    _shot(page, "dashboard-widget")
     page.goto(f"/app/leads/{hot.id}")
     panel = page.locator('[data-panel="scoring"]')
     expect(panel.get_by_role("heading", name="Lead score")).to_be_visible()

@@ -10,7 +10,6 @@
   var listEl = root.querySelector("[data-chat-list]");
   var msgs = root.querySelector("[data-chat-messages]");
   var typingEl = root.querySelector("[data-chat-typing]");
-  var newEl = root.querySelector("[data-chat-new]");
   var lastEvent = d.since || "", attempts = 0, typingTimer = null, lastTyping = 0;
   var shown = {};
   if (msgs) Array.prototype.forEach.call(msgs.querySelectorAll("[data-message-id]"), function (n) { shown[n.dataset.messageId] = n; });
@@ -36,15 +35,48 @@
       if (document.visibilityState === "visible") call("POST", "/conversations/" + conversationId + "/read", {});
     }
   }
+  function rowLink(c) {
+    var q = "?view=" + encodeURIComponent(d.view) + "&status=" + encodeURIComponent(d.status) + "&c=" + c.id;
+    return d.inboxUrl + q;
+  }
+  function rowMeta(c) {
+    var when = (c.last_message_at || "").slice(11, 16);
+    return c.status + " · " + (c.assignee_id == null ? "unassigned" : (String(c.assignee_id) === d.userId ? "me" : "assigned")) + (when ? " · " + when + " UTC" : "");
+  }
+  function newRow(c) {
+    var li = el("li");
+    li.dataset.conversationId = c.id;
+    var a = el("a");
+    a.href = rowLink(c);
+    a.appendChild(el("span", "who", c.visitor_name || c.visitor_email || ("Visitor #" + c.id)));
+    a.appendChild(el("span", "meta muted", rowMeta(c)));
+    var badge = el("span", "badge unread", "0");
+    badge.setAttribute("data-unread", "");
+    a.appendChild(badge);
+    li.appendChild(a);
+    return li;
+  }
   function updateRow(c, event) {
     var row = listEl ? listEl.querySelector('[data-conversation-id="' + c.id + '"]') : null;
     var matches = (d.status === "any" || c.status === d.status) &&
       (d.view === "all" || (d.view === "mine" && String(c.assignee_id) === d.userId) || (d.view === "unassigned" && c.assignee_id == null));
     if (!row) {
-      if (matches && newEl) { newEl.hidden = false; newEl.querySelector("span").textContent = event === "started" ? "New conversation waiting." : "Conversations changed."; }
-      if (matches && event === "started") notify(c);
+      if (!matches) return;
+      if (!listEl) {  // the empty state: the list starts now
+        var empty = root.querySelector("[data-chat-list-empty]");
+        listEl = el("ul", "chat-conversations");
+        listEl.setAttribute("data-chat-list", "");
+        if (empty) empty.parentNode.replaceChild(listEl, empty); else root.querySelector(".chat-list").appendChild(listEl);
+      }
+      row = newRow(c);
+      listEl.insertBefore(row, listEl.firstElementChild);
+      if (event === "started") notify(c);
+    } else if (!matches && c.id !== conversationId) {
+      row.parentNode.removeChild(row);  // resolved, or taken by someone else: not this queue any more
       return;
     }
+    var meta = row.querySelector(".meta");
+    if (meta && event !== "read") meta.textContent = rowMeta(c);
     var badge = row.querySelector("[data-unread]");
     var unread = c.id === conversationId ? 0 : c.unread;
     badge.hidden = !unread;

@@ -220,7 +220,7 @@ def test_demo_data_is_idempotent(chat: Chat, crm_env: Any) -> None:
     from crm_plugins.chat.demo import load
     from crm_plugins.chat.models import ChatFaq
 
-    with crm_env.app.test_request_context(), in_tenant(crm_env) as tenant:
+    with in_tenant(crm_env) as tenant:  # as `crm run --demo` calls it: an app context, no request
         load(tenant)
         counts = (ChatFaq.select().count(), ChatConversation.select().count(), ChatMessage.select().count())
         load(tenant)

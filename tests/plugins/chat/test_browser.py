@@ -150,10 +150,11 @@ def test_visitor_becomes_a_lead_and_chats_with_an_agent_live(browser: Any, crm_e
         visitor.keyboard.press("Enter")
         expect(visitor.locator("[data-crm-chat] .msg.from-visitor").last).not_to_have_class(re.compile("pending"))
 
-        # The agent sees it live: a new-conversation notice, then the conversation.
-        expect(agent.locator("[data-chat-new]")).to_be_visible()
-        agent.locator("[data-chat-new] a").click()
-        agent.locator(".chat-conversations a", has_text="Vera Visitor").click()
+        # The agent sees it live: the conversation appears in the list (unread), then opens it.
+        row = agent.locator(".chat-conversations a", has_text="Vera Visitor")
+        expect(row.locator("[data-unread]")).to_have_text("1")
+        _shot(agent, "inbox-new-conversation")
+        row.click()
         expect(agent.locator(".chat-messages")).to_contain_text("Do you deliver to Berlin?")
 
         visitor.fill("#crm-chat-input", "My email is vera@example.org <img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>")

@@ -3,7 +3,7 @@
 A deal board has one column per stage of a pipeline (in order); the lead board one per
 lead status. Opening a board costs the same number of queries whatever the number of
 deals: the stages (1), the totals of every column (one GROUP BY), the first page of every
-column (one query with ``ROW_NUMBER() OVER (PARTITION BY stage ...)``), then the tags,
+column (one query: a UNION ALL of one index-backed ``ORDER BY ... LIMIT`` per column), then the tags,
 owners, companies and contacts of the cards on screen (one query each) and the badges
 other plugins add (one hook call for the whole page). "Load more" in a column is a keyset
 page on (position, id), so page 50 costs what page 1 costs.
@@ -50,6 +50,11 @@ log = logging.getLogger(__name__)
 LEAD_TARGETS = tuple(s for s in LEAD_STATUSES if s != "converted")
 LEAD_STATUS_COLOURS = {"new": "#3b82f6", "contacted": "#f59e0b", "qualified": "#16a34a", "unqualified": "#8a94a6", "converted": "#8b5cf6"}
 ZERO = decimal.Decimal(0)
+#: What a deal card needs (not the custom fields' JSON and the rest: less to read and build).
+CARD_COLUMNS = (
+    Deal.id, Deal.title, Deal.value, Deal.currency, Deal.probability, Deal.pipeline, Deal.stage, Deal.position, Deal.version,
+    Deal.owner, Deal.company, Deal.contact, Deal.stage_entered_at, Deal.expected_close_date, Deal.lost_reason,
+)
 
 
 def settings() -> dict[str, Any]:
@@ -250,13 +255,22 @@ def _money(value: Any) -> str:
     return str((decimal.Decimal(value) if value is not None else ZERO).quantize(decimal.Decimal("0.01")))
 
 
-def _first_pages(query: peewee.ModelSelect, model: type, partition: Any, order: list[Any], per_column: int) -> list[Any]:
-    """The first ``per_column + 1`` rows of every column of ``query``, in one query (the
-    extra row tells whether the column has more)."""
-    rank = peewee.fn.ROW_NUMBER().over(partition_by=[partition], order_by=order)
-    ranked = query.select(model.id.alias("rid"), rank.alias("rnk")).alias("ranked")
-    first = peewee.Select(from_list=[ranked], columns=[ranked.c.rid]).where(ranked.c.rnk <= per_column + 1)
-    return list(model.select().where(model.id.in_(first)).order_by(partition, *order))
+def _first_pages(query: peewee.ModelSelect, model: type, partition: Any, keys: list[Any], order: list[Any], per_column: int, columns: tuple[Any, ...] = ()) -> list[Any]:
+    """The first ``per_column + 1`` rows of every column of ``query`` (the extra row tells
+    whether the column has more), in one query: a UNION ALL of one ``ORDER BY ... LIMIT``
+    per column, each of which the (tenant, stage, position) index answers by reading just
+    those rows -- so the cost follows the columns shown, not the deals in them (a
+    ROW_NUMBER() OVER (PARTITION BY ...) window would number every deal of the board)."""
+    if not keys:
+        return []
+    parts = []
+    for index, key in enumerate(keys):
+        page = query.where(partition == key).select(model.id.alias("rid")).order_by(*order).limit(per_column + 1).alias(f"col{index}")
+        parts.append(peewee.Select(from_list=[page], columns=[page.c.rid]))
+    union = parts[0]
+    for part in parts[1:]:
+        union = union + part  # UNION ALL
+    return list(model.select(*columns).where(model.id.in_(union)).order_by(partition, *order))
 
 
 def _cursor(values: list[Any]) -> str:
@@ -276,7 +290,7 @@ def deal_board(pipeline: Pipeline, args: dict[str, Any], per_column: int) -> dic
         .group_by(Deal.stage)
         .tuples()
     }
-    rows = _first_pages(query, Deal, Deal.stage, [Deal.position, Deal.id], per_column) if per_column > 0 else []
+    rows = _first_pages(query, Deal, Deal.stage, [s.id for s in stages], [Deal.position, Deal.id], per_column, CARD_COLUMNS) if per_column > 0 else []
     grouped: dict[int, list[Deal]] = {s.id: [] for s in stages}
     for deal in rows:
         grouped.setdefault(deal.stage_id, []).append(deal)
@@ -323,7 +337,7 @@ def deal_column_page(pipeline: Pipeline, stage: Stage, args: dict[str, Any], lim
             abort(422, errors={"query": {"cursor": ["Not a valid cursor."]}})
         position, last_id = decoded
         query = query.where((Deal.position >= position) & ((Deal.position > position) | ((Deal.position == position) & (Deal.id > last_id))))
-    rows = list(query.order_by(Deal.position, Deal.id).limit(limit + 1))
+    rows = list(query.select(*CARD_COLUMNS).order_by(Deal.position, Deal.id).limit(limit + 1))
     more = len(rows) > limit
     rows = rows[:limit]
     return {"cards": deal_cards(rows, {stage.id: stage}), "next_cursor": _cursor([rows[-1].position, rows[-1].id]) if more and rows else None}
@@ -336,7 +350,7 @@ def lead_board(args: dict[str, Any], per_column: int) -> dict[str, Any]:
         for status, count, value in query.select(Lead.status, peewee.fn.COUNT(Lead.id), peewee.fn.SUM(Lead.estimated_value)).group_by(Lead.status).tuples()
     }
     order = [Lead.created_at.desc(), Lead.id.desc()]
-    rows = _first_pages(query, Lead, Lead.status, order, per_column) if per_column > 0 else []
+    rows = _first_pages(query, Lead, Lead.status, list(LEAD_STATUSES), order, per_column) if per_column > 0 else []
     grouped: dict[str, list[Lead]] = {s: [] for s in LEAD_STATUSES}
     for lead in rows:
         grouped.setdefault(lead.status, []).append(lead)

@@ -30,3 +30,10 @@ def crm_demo_data(tenant):
     from crm_plugins.kanban.demo import seed
 
     seed(tenant)
+
+
+@hookimpl
+def crm_migrations():
+    from crm_plugins.kanban.migrations import MIGRATIONS
+
+    return MIGRATIONS

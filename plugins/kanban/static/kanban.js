@@ -578,7 +578,6 @@
         var p = picked;
         picked = null;
         node.classList.remove("is-picked");
-        node.setAttribute("aria-pressed", "false");
         event.preventDefault();
         commitMove(node, p.origin).then(function () { node.focus(); });
         return;
@@ -586,7 +585,6 @@
         putAt(node, picked.origin);
         picked = null;
         node.classList.remove("is-picked");
-        node.setAttribute("aria-pressed", "false");
         syncAll();
         node.focus();
         announce("Move cancelled.");
@@ -611,7 +609,6 @@
       if (picked) { putAt(picked.node, picked.origin); picked.node.classList.remove("is-picked"); }
       picked = { node: node, origin: placeOf(node) };
       node.classList.add("is-picked");
-      node.setAttribute("aria-pressed", "true");
       announce("Picked up " + cards[node.dataset.id].title + ". " + describe(node) + ". Arrow keys move it, Space drops it, Escape cancels.");
     } else if (key.indexOf("Arrow") === 0) {
       // Without a card picked up, the arrows move the focus.

@@ -268,3 +268,21 @@ def test_demo_data_adds_a_second_pipeline_once(kanban_env, admin):
     board = admin("GET", f"/pipeline/boards/{partnerships.id}")
     pilot = next(c for c in board["columns"] if c["name"] == "Pilot")
     assert pilot["count"] == 2 and any(card["overdue"] for card in pilot["cards"])  # 41 days in a 30-day stage
+
+
+def test_agents_see_and_move_only_their_own_cards_when_the_tenant_says_so(kanban_env):
+    kanban_env.write_tenant("acme", name="Acme Ltd", plugins=["kanban"], settings={"core": {"agents_see_own_only": True}})
+    kanban_env.reload()
+    _admin_user, admin_token = user_token(kanban_env, "acme", "Ada Admin")
+    agent, agent_token = user_token(kanban_env, "acme", "Alex Agent", role="agent")
+    admin, as_agent = Api(kanban_env, "acme", admin_token), Api(kanban_env, "acme", agent_token)
+    mine = admin("POST", "/deals", json={"title": "Alex's deal", "owner_id": agent.id})
+    theirs = admin("POST", "/deals", json={"title": "Ada's deal", "owner_id": _admin_user.id})
+    board = as_agent("GET", f"/pipeline/boards/{mine['pipeline_id']}")
+    assert [c["title"] for column in board["columns"] for c in column["cards"]] == ["Alex's deal"]
+    assert board["columns"][0]["count"] == 1
+    as_agent("PUT", f"/pipeline/cards/{theirs['id']}", json={"stage_id": theirs["stage_id"]}, status=404)
+    won = next(s for s in admin("GET", f"/pipelines/{mine['pipeline_id']}")["stages"] if s["is_won"])
+    card = as_agent("PUT", f"/pipeline/cards/{mine['id']}", json={"stage_id": won["id"]})
+    assert card["status"] == "won" and card["probability"] == 100
+    assert admin("GET", f"/deals/{mine['id']}")["closed_at"] is not None

@@ -279,6 +279,10 @@ def test_a_second_browser_sees_a_move_live_and_a_phone_sees_the_board(browser, s
         widths = phone.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
         assert widths[0] <= widths[1], widths
         _shot(phone, "phone")
+        phone.goto("/app/kanban/?board=leads")
+        expect(phone.get_by_role("heading", name="Lead board", level=1)).to_be_visible()
+        expect(phone.locator(".kb-col")).to_have_count(5)
+        _shot(phone, "phone-lead-board")
         assert not phone_problems, phone_problems
     finally:
         phone_context.close()

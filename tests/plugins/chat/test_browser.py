@@ -337,3 +337,39 @@ def test_widget_reconnects_after_a_drop_and_misses_nothing(browser: Any, crm_env
         from crm_plugins.chat.models import ChatMessage
 
         assert [m.content for m in ChatMessage.select().where(ChatMessage.sender == "visitor").order_by(ChatMessage.id)] == ["First question", "Thanks"]
+
+
+def test_captured_lead_appears_on_the_kanban_lead_board_live(browser: Any, crm_env: Any) -> None:
+    """With the kanban plugin on, a chat that leaves an email puts the lead on the lead board
+    while an agent is looking at it (the lead is created through the core's write path)."""
+    import requests
+
+    crm_env.write_tenant("acme", name="Acme Ltd", hostnames=["localhost"], plugins=["chat", "kanban"], settings=chat_settings(assistant_enabled=False))
+    app = crm_env.create_app()
+    crm = _serve(app)
+    url = f"http://localhost:{crm.server_port}"
+    from crm_plugins.chat import service
+
+    with app.test_request_context(), in_tenant(crm_env) as tenant:
+        key = service.public_key(tenant)
+        password = "e2e-" + uuid.uuid4().hex
+        admin = auth.create_user(tenant, "lead-board@acme.test", password, role="admin")
+    errors: list[str] = []
+    try:
+        page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+        _guard(page, errors)
+        page.goto(f"{url}/login")
+        page.fill("input[name=email]", admin.email)
+        page.fill("input[name=password]", password)
+        page.click("button[type=submit]")
+        page.goto(f"{url}/app/kanban/?board=leads")
+        expect(page.locator("[data-kb-live]")).to_have_text("Live")
+        session = requests.post(f"{url}/api/v1/chat/public/session", json={"name": "Kim Kanban"}, headers={"X-Chat-Key": key}, timeout=5).json()
+        sent = requests.post(f"{url}/api/v1/chat/public/messages", json={"content": "Write to kim@kanban.example please"}, headers={"X-Chat-Key": key, "X-Chat-Token": session["token"]}, timeout=5)
+        assert sent.status_code == 201
+        expect(page.locator(".kb-card", has_text="Kim Kanban")).to_be_visible()
+        _shot(page, "kanban-lead-board")
+        assert errors == []
+    finally:
+        crm.shutdown()
+        crm.server_close()

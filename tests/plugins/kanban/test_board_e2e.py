@@ -10,6 +10,7 @@ CI=true, where they fail. Screenshots go to artifacts/kanban/.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -135,7 +136,7 @@ def _seed(server: Server) -> dict[str, Any]:
 
 
 def _column(page: Any, name: str) -> Any:
-    return page.locator(".kb-col").filter(has=page.locator(".kb-col-name", has_text=name))
+    return page.locator(".kb-col").filter(has=page.locator(".kb-col-name", has_text=re.compile(f"^{re.escape(name)}$")))
 
 
 def _card(page: Any, title: str) -> Any:
@@ -231,6 +232,15 @@ def test_drag_keyboard_lost_undo_and_panel(browser, server):
         page.get_by_role("button", name="Filter").click()
         expect(page).to_have_url(f"{server.url}/app/kanban/?pipeline={seeded['pipeline_id']}&q=Hooli")
         expect(page.locator(".kb-card")).to_have_count(1)
+
+        # The lead board: dragging a lead changes its status.
+        lead = server.api("POST", "/leads", json={"name": "Grace Hopper", "email": "grace@navy.example"})
+        page.get_by_label("Show board").select_option(label="Leads")
+        expect(page.get_by_role("heading", name="Lead board", level=1)).to_be_visible()
+        _drag(page, _card(page, "Grace Hopper"), _column(page, "Qualified").locator(".kb-list"))
+        expect(_column(page, "Qualified").locator(".kb-card", has_text="Grace Hopper")).to_be_visible()
+        expect(page.locator("[data-kb-message]")).to_contain_text("Moved Grace Hopper to Qualified")
+        assert server.api("GET", f"/leads/{lead['id']}")["status"] == "qualified"
         assert not problems, problems
     finally:
         context.close()

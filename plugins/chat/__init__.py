@@ -7,6 +7,8 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from crmcore import Plugin
 
 PRECHAT_FIELDS = ("name", "email", "phone")
+#: what a visitor may attach (recognised by the file's first bytes, not by its name)
+ATTACHMENT_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain")
 _TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
 _COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _ORIGIN = re.compile(r"^https?://[^/\s]+$")
@@ -38,6 +40,9 @@ class ChatSettings(Schema):
     open_from = fields.String(load_default="00:00", validate=validate.Regexp(_TIME, error="a time like 09:00"))
     open_until = fields.String(load_default="24:00", validate=validate.Regexp(_TIME, error="a time like 17:30"))
     timezone = fields.String(load_default="UTC", validate=validate.Length(min=1, max=64))
+    attachments_enabled = fields.Boolean(load_default=True)
+    attachment_max_mb = fields.Float(load_default=5.0, validate=validate.Range(min=0.01, max=50))
+    attachment_types = fields.List(fields.String(validate=validate.OneOf(ATTACHMENT_TYPES)), load_default=lambda: list(ATTACHMENT_TYPES))
     canned_responses = fields.List(fields.String(validate=validate.Length(min=1, max=1000)), load_default=list, validate=validate.Length(max=50))
     agent_capacity = fields.Integer(load_default=5, validate=validate.Range(min=1, max=1000))
 

@@ -38,6 +38,13 @@ class ConversationSchema(Schema):
     unread = fields.Integer(metadata={"description": "Visitor messages no agent has read."})
 
 
+class AttachmentSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    content_type = fields.String()
+    size = fields.Integer(metadata={"description": "Bytes."})
+
+
 class MessageSchema(Schema):
     id = fields.Integer()
     conversation_id = fields.Integer()
@@ -45,6 +52,7 @@ class MessageSchema(Schema):
     author_name = fields.String(allow_none=True)
     content = fields.String()
     client_id = fields.String(allow_none=True)
+    attachment = fields.Nested(AttachmentSchema, allow_none=True, metadata={"description": "A visitor's file: download at /app/chat/attachments/<id> (signed in)."})
     created_at = fields.String()
     read_at = fields.String(allow_none=True)
 

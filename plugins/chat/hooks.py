@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_plugins.chat.models import ChatAgent, ChatConversation, ChatFaq, ChatMessage, ChatRate
+from crm_plugins.chat.models import (
+    ChatAgent,
+    ChatAttachment,
+    ChatConversation,
+    ChatFaq,
+    ChatMessage,
+    ChatRate,
+)
 
 from crmcore import Migration, NavItem, Permission, TaskHandler, hookimpl, signals
 from crmcore.migrations import create_tables
@@ -17,13 +24,13 @@ signals.signal("chat_lead_captured", "A chat conversation was linked to a lead: 
 
 @hookimpl
 def crm_models() -> list[Any]:
-    return [ChatConversation, ChatMessage, ChatFaq, ChatAgent, ChatRate]
+    return [ChatConversation, ChatMessage, ChatAttachment, ChatFaq, ChatAgent, ChatRate]
 
 
 @hookimpl
 def crm_migrations() -> list[Migration]:
     # Released with 0.1.0; a later change gets a new migration, never an edit of this one.
-    return [Migration("0001_initial", create_tables(ChatConversation, ChatMessage, ChatFaq, ChatAgent, ChatRate))]
+    return [Migration("0001_initial", create_tables(ChatConversation, ChatMessage, ChatAttachment, ChatFaq, ChatAgent, ChatRate))]
 
 
 @hookimpl

@@ -42,12 +42,29 @@ class ChatMessage(TenantModel):
     #: the sender's own id for the message: a resend with the same id is the same message
     client_id = peewee.CharField(max_length=64, null=True)
     confidence = peewee.FloatField(null=True)
+    #: True when a ChatAttachment belongs to it (so listing messages needs no extra query)
+    has_attachment = peewee.BooleanField(default=False)
     created_at = peewee.DateTimeField(default=utcnow)
     read_at = peewee.DateTimeField(null=True)
 
     class Meta:
         table_name = "chat_message"
         indexes = ((("conversation", "client_id"), True), (("conversation", "id"), False))
+
+
+class ChatAttachment(TenantModel):
+    """A file a visitor sent; stored under the instance folder by a random name (never the
+    visitor's), served only to that visitor and to the tenant's signed-in users."""
+
+    message = peewee.ForeignKeyField(ChatMessage, on_delete="CASCADE", backref="+", unique=True)
+    name = peewee.CharField(max_length=200)
+    content_type = peewee.CharField(max_length=100)
+    size = peewee.IntegerField()
+    storage_key = peewee.CharField(max_length=200)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "chat_attachment"
 
 
 class ChatFaq(TenantModel):

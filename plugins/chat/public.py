@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import peewee
 from crm_plugins.chat import service
-from crm_plugins.chat.models import ChatConversation
+from crm_plugins.chat.models import ChatAttachment, ChatConversation, ChatMessage
 from flask import Blueprint, Response, g, jsonify, request, send_from_directory
 from flask_sock import ConnectionClosed, Sock
 from marshmallow import Schema, ValidationError, fields, validate
@@ -193,6 +193,7 @@ def widget_config(tenant: Any) -> dict[str, Any]:
         "avatar_url": conf["avatar_url"], "offline_message": conf["offline_message"], "custom_css": conf["custom_css"],
         "prechat": {"fields": list(conf["prechat_fields"]), "required": list(conf["prechat_required"])},
         "max_message_length": conf["max_message_length"], "online": online,
+        "attachments": {"enabled": conf["attachments_enabled"], "max_mb": conf["attachment_max_mb"], "types": list(conf["attachment_types"])},
     }
 
 
@@ -303,6 +304,77 @@ def _wait_for_messages(conversation: ChatConversation, after: int, wait: float) 
         if sub is not None:
             sub.close()
         db.database.connect(reuse_if_open=True)
+
+
+@api.route("/attachments", methods=["POST", "OPTIONS"])
+def upload() -> Any:
+    """Send a file (multipart ``file``, optional ``client_id``): checked by size and by its
+    first bytes against the tenant's ``attachment_types``; stored under a random name."""
+    conversation = _visitor()
+    conf = service.settings(g.tenant)
+    if not conf["attachments_enabled"]:
+        return _fail(403, "attachments are switched off for this chat")
+    limit = int(conf["attachment_max_mb"] * 1024 * 1024)
+    request.max_content_length = limit + 64 * 1024  # werkzeug answers 413 past this, before reading it all
+    upload = request.files.get("file")
+    client_id = request.form.get("client_id") or None
+    errors: dict[str, list[str]] = {}
+    if client_id is not None and len(client_id) > 64:
+        errors["client_id"] = ["At most 64 characters."]
+    data = b""
+    if upload is None:
+        errors["file"] = ["Choose a file."]
+    else:
+        data = upload.stream.read(limit + 1)
+        if not data:
+            errors["file"] = ["The file is empty."]
+        elif len(data) > limit:
+            errors["file"] = [f"At most {conf['attachment_max_mb']:g} MB."]
+        elif service.sniff_type(data[:512]) not in conf["attachment_types"]:
+            errors["file"] = ["This kind of file cannot be sent here."]
+    if errors:
+        return _fail(422, "invalid input", errors)
+    if client_id:
+        existing = ChatMessage.get_or_none((ChatMessage.conversation == conversation.id) & (ChatMessage.client_id == client_id))
+        if existing is not None:
+            return jsonify(service.message_dict(existing))
+    service.check_visitor_rate(g.tenant, conversation)
+    stored = service.store_attachment(g.tenant, data, upload.filename or "file")
+    message, created = service.post_message(g.tenant, conversation, sender="visitor", content=stored["name"], client_id=client_id, attachment=stored)
+    if not created:  # a resend raced us: keep theirs, drop our copy
+        (service.attachment_dir(g.tenant) / stored["storage_key"]).unlink(missing_ok=True)
+    response = jsonify(service.message_dict(message))
+    response.status_code = 201 if created else 200
+    return response
+
+
+@api.route("/attachments/<int:attachment_id>", methods=["GET"])
+def download(attachment_id: int) -> Any:
+    """A file of the visitor's own conversation (``?key=&token=``: links cannot send headers)."""
+    conversation = _visitor()
+    attachment = (
+        ChatAttachment.select().join(ChatMessage, on=(ChatAttachment.message == ChatMessage.id))
+        .where((ChatAttachment.id == attachment_id) & (ChatMessage.conversation == conversation.id)).first()
+    )
+    if attachment is None:
+        raise NotFound()
+    return send_attachment(g.tenant, attachment)
+
+
+def send_attachment(tenant: Any, attachment: ChatAttachment) -> Response:
+    """The stored file, with headers that keep a hostile file harmless: its sniffed type,
+    nosniff, a sandboxing CSP, and a download for anything but images."""
+    from flask import send_file
+
+    path = service.attachment_path(tenant, attachment)
+    if not path.is_file():
+        raise NotFound()
+    inline = attachment.content_type.startswith("image/")
+    response = send_file(path, mimetype=attachment.content_type, as_attachment=not inline, download_name=attachment.name, max_age=0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; sandbox"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @api.route("/typing", methods=["POST", "OPTIONS"])

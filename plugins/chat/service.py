@@ -28,7 +28,13 @@ from collections.abc import Iterable
 from typing import Any
 
 import peewee
-from crm_plugins.chat.models import ChatAgent, ChatConversation, ChatMessage, ChatRate
+from crm_plugins.chat.models import (
+    ChatAgent,
+    ChatAttachment,
+    ChatConversation,
+    ChatMessage,
+    ChatRate,
+)
 from flask import current_app
 
 from crmcore import db, live, signals
@@ -156,12 +162,20 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z" if value else None
 
 
+def attachment_dict(attachment: ChatAttachment | None) -> dict[str, Any] | None:
+    if attachment is None:
+        return None
+    return {"id": attachment.id, "name": attachment.name, "content_type": attachment.content_type, "size": attachment.size}
+
+
 def message_dict(message: ChatMessage, author_name: str | None = None) -> dict[str, Any]:
     """The wire form of a message (the same for visitors and agents)."""
     if author_name is None and message.author_id:
         user = User.get_or_none(User.id == message.author_id)
         author_name = (user.name or user.email.split("@")[0]) if user else None
+    attachment = ChatAttachment.get_or_none(ChatAttachment.message == message.id) if message.has_attachment else None
     return {
+        "attachment": attachment_dict(attachment),
         "id": message.id,
         "conversation_id": message.conversation_id,
         "sender": message.sender,
@@ -321,7 +335,7 @@ def set_status(tenant: Any, conversation: ChatConversation, status: str) -> Chat
 # --------------------------------------------------------------------------- messages
 
 
-def post_message(tenant: Any, conversation: ChatConversation, *, sender: str, content: str, client_id: str | None = None, author: Any = None, confidence: float | None = None) -> tuple[ChatMessage, bool]:
+def post_message(tenant: Any, conversation: ChatConversation, *, sender: str, content: str, client_id: str | None = None, author: Any = None, confidence: float | None = None, attachment: dict[str, Any] | None = None) -> tuple[ChatMessage, bool]:
     """Store a message; ``(message, created)``. A ``client_id`` already used in this
     conversation returns the stored message (a resend after a dropped connection).
     A visitor's message raises RateLimited past ``visitor_messages_per_minute``.
@@ -337,7 +351,9 @@ def post_message(tenant: Any, conversation: ChatConversation, *, sender: str, co
         check_visitor_rate(tenant, conversation)
     try:
         with _one_writer(), db.atomic():
-            message = ChatMessage.create(conversation=conversation, sender=sender, content=content, client_id=client_id or None, author=author.id if author is not None else None, confidence=confidence)
+            message = ChatMessage.create(conversation=conversation, sender=sender, content=content, client_id=client_id or None, author=author.id if author is not None else None, confidence=confidence, has_attachment=attachment is not None)
+            if attachment is not None:
+                ChatAttachment.create(message=message, **attachment)
             changes: dict[str, Any] = {"last_message_at": message.created_at}
             if sender == "visitor" and conversation.status == "resolved":
                 changes["status"] = "open"  # the visitor came back: it needs an answer again
@@ -360,9 +376,69 @@ def post_message(tenant: Any, conversation: ChatConversation, *, sender: str, co
             raise
         return existing, False
     if sender == "visitor":
-        lead = capture_from_text(tenant, conversation, content)
+        lead = capture_from_text(tenant, conversation, content) if attachment is None else (Lead.get_or_none(Lead.id == conversation.lead_id) if conversation.lead_id else None)
         signals.send("chat_message_received", tenant, conversation=conversation, message=message, lead=lead)
     return message, True
+
+
+# --------------------------------------------------------------------------- attachments
+
+
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"%PDF-", "application/pdf"),
+)
+
+
+def sniff_type(head: bytes) -> str | None:
+    """The file's type from its first bytes (a name or a browser-sent type proves nothing)."""
+    for magic, kind in _MAGIC:
+        if head.startswith(magic):
+            return kind
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if b"\x00" not in head:
+        try:
+            head.decode("utf-8")
+            return "text/plain"
+        except UnicodeDecodeError:
+            # a multi-byte character cut at the end of the sample is still text
+            try:
+                head[:-3].decode("utf-8")
+                return "text/plain"
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+def attachment_dir(tenant: Any) -> Any:
+    from pathlib import Path
+
+    path = Path(current_app.instance_path) / "chat_attachments" / str(tenant.id)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def store_attachment(tenant: Any, data: bytes, filename: str) -> dict[str, Any]:
+    """Write ``data`` under a random name; the row fields for ChatAttachment."""
+    import os
+    import unicodedata
+
+    kind = sniff_type(data[:512])
+    name = unicodedata.normalize("NFC", os.path.basename(filename.replace("\\", "/")) or "file")[:200]
+    key = secrets.token_hex(16)
+    target = attachment_dir(tenant) / key
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    return {"name": name, "content_type": kind or "application/octet-stream", "size": len(data), "storage_key": key}
+
+
+def attachment_path(tenant: Any, attachment: ChatAttachment) -> Any:
+    return attachment_dir(tenant) / attachment.storage_key
 
 
 def messages_after(conversation: ChatConversation, after: int = 0, limit: int = 200) -> list[ChatMessage]:

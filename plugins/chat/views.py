@@ -57,6 +57,18 @@ def inbox() -> Any:
     )
 
 
+@pages.route("/attachments/<int:attachment_id>")
+def attachment(attachment_id: int) -> Any:
+    """A visitor's file, for the tenant's signed-in users."""
+    from crm_plugins.chat.models import ChatAttachment
+    from crm_plugins.chat.public import send_attachment
+
+    found = ChatAttachment.get_or_none(ChatAttachment.id == attachment_id)
+    if found is None or not has_permission("chat:read"):
+        abort(404)
+    return send_attachment(g.tenant, found)
+
+
 @pages.route("/setup", methods=["GET", "POST"])
 def setup() -> Any:
     """The widget snippet and the assistant's FAQ entries (admins and managers)."""

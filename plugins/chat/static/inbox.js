@@ -25,7 +25,15 @@
     var li = el("li", "msg from-" + m.sender);
     li.dataset.messageId = m.id;
     li.appendChild(el("span", "msg-who", who(m)));
-    li.appendChild(el("span", "msg-text", m.content));
+    if (m.attachment) {
+      var a = el("a", "msg-file", m.attachment.name + " (" + Math.max(1, Math.round(m.attachment.size / 1024)) + " KB)");
+      a.href = d.files + m.attachment.id;
+      a.target = "_blank";
+      a.rel = "noopener";
+      li.appendChild(a);
+    } else {
+      li.appendChild(el("span", "msg-text", m.content));
+    }
     li.appendChild(el("span", "msg-when muted", (m.created_at || "").slice(11, 16)));
     msgs.appendChild(li);
     shown[m.id] = li;

@@ -108,7 +108,17 @@
   sendBtn.type = "submit";
   var errorLine = el("p", "error", "");
   errorLine.setAttribute("role", "alert");
-  composer.appendChild(label); composer.appendChild(input); composer.appendChild(sendBtn);
+  var fileInput = el("input");
+  fileInput.type = "file";
+  fileInput.className = "sr-only";
+  fileInput.id = "crm-chat-file";
+  fileInput.tabIndex = -1;
+  var attachBtn = el("button", "attach", "+");
+  attachBtn.type = "button";
+  attachBtn.setAttribute("aria-label", "Attach a file");
+  attachBtn.title = "Attach a file";
+  attachBtn.hidden = true;
+  composer.appendChild(label); composer.appendChild(attachBtn); composer.appendChild(fileInput); composer.appendChild(input); composer.appendChild(sendBtn);
   panel.appendChild(head); panel.appendChild(statusLine); panel.appendChild(list); panel.appendChild(typingLine);
   panel.appendChild(prechat); panel.appendChild(composer); panel.appendChild(errorLine);
   root.appendChild(style); root.appendChild(custom); root.appendChild(panel); root.appendChild(launcher);
@@ -136,6 +146,9 @@
     ".from-agent,.from-assistant,.from-system{align-self:flex-start;background:#eef0f4;border-bottom-left-radius:4px}",
     ".from-assistant{background:#f3eefc}",
     ".pending{opacity:.6}",
+    ".msg a.file{color:inherit;text-decoration:underline;display:block}",
+    ".msg .thumb{display:block;max-width:200px;max-height:160px;border-radius:8px;margin-bottom:4px}",
+    ".attach{border:1px solid #c9ced8;background:#fff;border-radius:8px;padding:8px 10px;cursor:pointer;font-size:14px;color:#1d2330}",
     ".msg .meta{display:block;font-size:10px;opacity:.7;margin-top:2px;text-align:right}",
     ".typing{margin:0;padding:0 14px;min-height:18px;font-size:12px;color:#5d6677}",
     ".composer{display:flex;gap:8px;padding:10px;border-top:1px solid #dfe3ea}",
@@ -165,6 +178,8 @@
     custom.textContent = conf.custom_css || "";
     input.maxLength = conf.max_message_length;
     statusLine.textContent = conf.online ? "" : conf.offline_message;
+    attachBtn.hidden = !(conf.attachments && conf.attachments.enabled);
+    fileInput.accept = conf.attachments ? conf.attachments.types.join(",") : "";
   }
 
   // ------------------------------------------------------------------ messages
@@ -174,10 +189,27 @@
     if (m.sender === "assistant") return "Assistant";
     return conf ? conf.title : "";
   }
+  function fileUrl(a) {
+    return api + "/attachments/" + a.id + "?key=" + encodeURIComponent(key) + "&token=" + encodeURIComponent(state.token || "");
+  }
   function bubble(m, pending) {
     var li = el("li", "msg from-" + m.sender + (pending ? " pending" : ""));
     li.appendChild(el("span", "who", senderName(m)));
-    li.appendChild(el("span", "text", m.content));   // textContent: never HTML
+    if (m.attachment) {
+      var link = el("a", "file", m.attachment.name + " (" + Math.max(1, Math.round(m.attachment.size / 1024)) + " KB)");
+      link.href = fileUrl(m.attachment);
+      link.target = "_blank";
+      link.rel = "noopener noreferrer";
+      if (m.attachment.content_type.indexOf("image/") === 0) {
+        var img = el("img", "thumb");
+        img.src = link.href;
+        img.alt = m.attachment.name;
+        li.appendChild(img);
+      }
+      li.appendChild(link);
+    } else {
+      li.appendChild(el("span", "text", m.content));   // textContent: never HTML
+    }
     li.appendChild(el("span", "meta", pending ? "Sending…" : ""));
     return li;
   }
@@ -378,6 +410,31 @@
     transmit(p);
   }
   composer.addEventListener("submit", function (ev) { ev.preventDefault(); send(); });
+  attachBtn.addEventListener("click", function () { fileInput.click(); });
+  fileInput.addEventListener("change", function () {
+    var file = fileInput.files && fileInput.files[0];
+    fileInput.value = "";
+    if (!file) return;
+    errorLine.textContent = "";
+    if (conf && file.size > conf.attachments.max_mb * 1024 * 1024) { errorLine.textContent = "Files can be at most " + conf.attachments.max_mb + " MB."; return; }
+    var p = { content: file.name, client_id: uid() };
+    showPending(p);
+    var go = function () {
+      var form = new FormData();
+      form.append("file", file);
+      form.append("client_id", p.client_id);
+      fetch(api + "/attachments", { method: "POST", body: form, headers: { "X-Chat-Key": key, "X-Chat-Token": state.token }, mode: "cors", credentials: "omit" })
+        .then(function (r) { return r.json().then(function (d) { return { status: r.status, data: d }; }); })
+        .then(function (r) {
+          if (r.status === 200 || r.status === 201) { showMessage(r.data); return; }
+          var n = list.querySelector('[data-client-id="' + CSS.escape(p.client_id) + '"]');
+          if (n) n.parentNode.removeChild(n);
+          var errs = r.data && r.data.errors && r.data.errors.json;
+          errorLine.textContent = errs && errs.file ? errs.file.join(" ") : (r.data && r.data.message) || "The file could not be sent.";
+        }, function () { errorLine.textContent = "The file could not be sent."; });
+    };
+    if (state.token) go(); else startSession({}).then(function (ok) { if (ok) go(); });
+  });
   input.addEventListener("keydown", function (ev) {
     if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); send(); }
   });

@@ -5,6 +5,7 @@ page. Screenshots go to artifacts/chat/."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import threading
@@ -31,6 +32,7 @@ except ImportError:
 ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = ROOT / "artifacts" / "chat"
 CHROMIUM = os.environ.get("CRM_CHROMIUM", "/usr/bin/chromium")
+TINY_PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
@@ -157,6 +159,12 @@ def test_visitor_becomes_a_lead_and_chats_with_an_agent_live(browser: Any, crm_e
         row.click()
         expect(agent.locator(".chat-messages")).to_contain_text("Do you deliver to Berlin?")
 
+        # a photo from the visitor: shown in the widget, a download link for the agent
+        visitor.set_input_files("#crm-chat-file", files=[{"name": "parcel.png", "mimeType": "image/png", "buffer": TINY_PNG}])
+        expect(visitor.locator("[data-crm-chat] .msg.from-visitor img.thumb")).to_have_attribute("alt", "parcel.png")
+        expect(agent.locator(".chat-messages .msg-file")).to_contain_text("parcel.png")
+        assert agent.request.get(crm_url + agent.locator(".chat-messages .msg-file").get_attribute("href")).body() == TINY_PNG
+
         visitor.fill("#crm-chat-input", "My email is vera@example.org <img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>")
         visitor.keyboard.press("Enter")
         expect(agent.locator(".chat-messages .msg.from-visitor").last).to_contain_text("vera@example.org <img src=x")
@@ -180,7 +188,7 @@ def test_visitor_becomes_a_lead_and_chats_with_an_agent_live(browser: Any, crm_e
         # A reload of the customer's page shows the conversation again (token in localStorage).
         visitor.reload()
         visitor.locator("[data-crm-chat] .launcher").click()
-        expect(visitor.locator("[data-crm-chat] .msg")).to_have_count(4)  # greeting, 2 visitor, 1 agent
+        expect(visitor.locator("[data-crm-chat] .msg")).to_have_count(5)  # greeting, 3 visitor (one a file), 1 agent
 
         # Phone-sized widget
         phone_ctx = browser.new_context(viewport={"width": 390, "height": 760}, has_touch=True, is_mobile=True)

@@ -243,14 +243,13 @@
     return section;
   }
 
-  var observer = "IntersectionObserver" in window ? new IntersectionObserver(function (entries) {
-    entries.forEach(function (entry) {
-      if (entry.isIntersecting) {
-        var col = columns[entry.target.closest(".kb-col").dataset.column];
-        if (col) loadMore(col);
-      }
-    });
-  }, { rootMargin: "200px" }) : null;
+  // Load more as a column's list is scrolled near its end (each list scrolls on its own;
+  // the "Load more" button under it does the same for a list that does not scroll yet).
+  function watchScroll(col) {
+    col.list.addEventListener("scroll", function () {
+      if (col.list.scrollTop + col.list.clientHeight >= col.list.scrollHeight - 120) loadMore(col);
+    }, { passive: true });
+  }
 
   function drawBoard(data) {
     board = data;
@@ -262,7 +261,7 @@
       order.push(info.id);
       root.appendChild(drawColumn(info));
     });
-    if (observer) order.forEach(function (id) { observer.observe(columns[id].more); });
+    order.forEach(function (id) { watchScroll(columns[id]); });
   }
 
   function loadMore(col) {

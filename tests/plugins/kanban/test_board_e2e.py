@@ -73,7 +73,7 @@ class Server:
 
 @pytest.fixture
 def server(crm_env: Any) -> Iterator[Server]:
-    crm_env.write_tenant("acme", name="Acme Ltd", hostnames=["127.0.0.1", "localhost"], plugins=["kanban"])
+    crm_env.write_tenant("acme", name="Acme Ltd", hostnames=["127.0.0.1", "localhost"], plugins=["kanban"], settings={"kanban": {"page_size": 5}})
     app = crm_env.create_app()
     with db.database.connection_context():
         tenant = crm_env.tenant("acme")
@@ -207,14 +207,20 @@ def test_drag_keyboard_lost_undo_and_panel(browser, server):
         dialog.get_by_label("Lost reason").fill("Chose a competitor")
         dialog.get_by_role("button", name="Mark as lost").click()
         expect(_column(page, "Closed Lost").locator(".kb-card", has_text="Soylent pilot")).to_be_visible()
+        expect(page.locator("[data-kb-message]")).to_contain_text("Moved Soylent pilot to Closed Lost")
         lost = server.api("GET", f"/deals/{deals['fifth']['id']}")
         assert lost["status"] == "lost" and lost["lost_reason"] == "Chose a competitor" and lost["closed_at"]
 
-        # A refused move goes back, and says why (someone else changed the deal meanwhile).
+        # A refused move goes back, and says why: someone else changed the deal while this
+        # board could not hear about it (its connection is cut for that).
+        page.evaluate("() => { window.__kbBlock = true; window.__kbSockets.forEach(s => s.close()); }")
+        expect(page.locator("[data-kb-live]")).to_contain_text("Offline")
         server.api("PATCH", f"/deals/{deals['third']['id']}", json={"title": "Umbrella vaccine cold chain (v2)"})
         _drag(page, _card(page, "Umbrella vaccine cold chain"), _column(page, "Negotiation").locator(".kb-list"))
         expect(page.locator("[data-kb-message]")).to_contain_text("someone else changed this card")
         expect(_column(page, "Qualified").locator(".kb-card", has_text="(v2)")).to_be_visible()
+        page.evaluate("() => { window.__kbBlock = false; }")
+        expect(page.locator("[data-kb-live]")).to_have_text("Live", timeout=8000)
 
         # The side panel: the deal's fields and timeline, with a link to the record.
         _card(page, "Globex doomsday device").click()
@@ -257,6 +263,7 @@ def test_a_second_browser_sees_a_move_live_and_a_phone_sees_the_board(browser, s
             expect(page.locator("[data-kb-live]")).to_have_text("Live")
         _drag(ada, _card(ada, "Hooli cloud migration"), _column(ada, "Negotiation").locator(".kb-list"))
         expect(_column(ada, "Negotiation").locator(".kb-card", has_text="Hooli")).to_be_visible()
+        expect(ada.locator("[data-kb-message]")).to_contain_text("Moved Hooli cloud migration to Negotiation")
         # Within a second on the other user's board, with the column totals.
         expect(_column(bob, "Negotiation").locator(".kb-card", has_text="Hooli")).to_be_visible(timeout=1500)
         expect(_column(bob, "Proposal").locator(".kb-count")).to_have_text("0")
@@ -266,6 +273,17 @@ def test_a_second_browser_sees_a_move_live_and_a_phone_sees_the_board(browser, s
         expect(_column(bob, "Closed Won").locator(".kb-card", has_text="Initech")).to_be_visible(timeout=1500)
         expect(_column(ada, "Closed Won").locator(".kb-card", has_text="Initech")).to_be_visible(timeout=1500)
         _shot(bob, "live-second-user")
+
+        # Columns load their first cards (page_size 5 here) and more on demand.
+        for i in range(7):
+            server.api("POST", "/deals", json={"title": f"Extra lead-stage deal {i}", "stage_id": seeded["stages"]["Lead"]})
+        bob.reload()
+        lead_column = _column(bob, "Lead")
+        expect(lead_column.locator(".kb-card")).to_have_count(5)
+        expect(lead_column.locator(".kb-count")).to_have_text("8")  # 1 left + 7 new
+        lead_column.get_by_role("button", name="Load more (3 more)").click()
+        expect(lead_column.locator(".kb-card")).to_have_count(8)
+        expect(lead_column.get_by_role("button", name=re.compile("Load more"))).to_be_hidden()
 
         # Bob's connection drops: the board says it is offline; a move made meanwhile is
         # there once it reconnects (the reconnect reloads the board).

@@ -307,6 +307,25 @@ def test_a_second_browser_sees_a_move_live_and_a_phone_sees_the_board(browser, s
         widths = phone.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
         assert widths[0] <= widths[1], widths
         _shot(phone, "phone")
+        # Touch: press and hold a card, then drag it into the next column (real touch
+        # events through the DevTools protocol; a quick swipe would scroll instead).
+        card = _card(phone, "Globex doomsday device").bounding_box()
+        goal = _column(phone, "Qualified").bounding_box()
+        cdp = phone.context.new_cdp_session(phone)
+        x, y = card["x"] + 40, card["y"] + 20
+
+        def touch(kind: str, px: float, py: float) -> None:
+            points = [] if kind == "touchEnd" else [{"x": px, "y": py}]
+            cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+
+        touch("touchStart", x, y)
+        phone.wait_for_timeout(400)
+        for step in range(1, 11):
+            touch("touchMove", x + (goal["x"] + 30 - x) * step / 10, y + 10)
+            phone.wait_for_timeout(20)
+        touch("touchEnd", 0, 0)
+        expect(phone.locator("[data-kb-message]")).to_contain_text("Moved Globex doomsday device to Qualified")
+        assert server.api("GET", f"/deals/{seeded['deals']['first']['id']}")["stage_id"] == seeded["stages"]["Qualified"]
         phone.goto("/app/kanban/?board=leads")
         expect(phone.get_by_role("heading", name="Lead board", level=1)).to_be_visible()
         expect(phone.locator(".kb-col")).to_have_count(5)

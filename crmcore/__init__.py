@@ -20,6 +20,8 @@ hookspec = pluggy.HookspecMarker("crm")
 
 from crmcore.contrib import (  # noqa: E402  (the markers above must exist first)
     DashboardWidget,
+    ListColumn,
+    ListFilter,
     Migration,
     NavItem,
     Permission,
@@ -38,6 +40,8 @@ __all__ = [
     "Permission",
     "DashboardWidget",
     "RecordPanel",
+    "ListColumn",
+    "ListFilter",
     "Migration",
     "ScheduledJob",
     "SignalReceiver",

@@ -72,6 +72,46 @@ class RecordPanel:
 
 
 @dataclass(frozen=True)
+class ListFilter:
+    """A filter a :class:`ListColumn` offers on its list page: a select of ``options``
+    (value, label) in the filter form, read from the query parameter named after the
+    column. ``where(values)`` gets the chosen values (only ones from ``options``; others
+    are reported on the page and left out) and returns a peewee expression over the
+    list's model, e.g. ``Lead.id.in_(subquery)``."""
+
+    label: str
+    options: tuple[tuple[str, str], ...]
+    where: Callable[[list[str]], Any]
+    #: The select's first option (no filter).
+    blank: str = "Any"
+
+
+@dataclass(frozen=True)
+class ListColumn:
+    """An extra column on a record list page (lead, contact, company, deal).
+
+    ``name`` is ``"<plugin>:<column>"``; it is also the column's sort key (``sort=name``
+    or ``sort=-name``) and its filter's query parameter. ``values(ids)`` receives the ids
+    of the page's records and returns ``{id: html}`` (already escaped; missing ids get an
+    empty cell) with ONE query for the whole page, never one per row.
+
+    ``sort``, when given, makes the column sortable: a peewee expression over the list's
+    model that is never NULL (e.g. ``fn.COALESCE(<correlated subquery>, -1)``); pages stay
+    keyset paginated, the cursor holding the expression's value and the id. ``filter``
+    adds a :class:`ListFilter` to the page's filter form.
+    """
+
+    name: str
+    label: str
+    values: Callable[[list[int]], dict[int, str]]
+    order: int = 100
+    sort: Any = None
+    filter: ListFilter | None = None
+    #: Stylesheet URLs the cells need, linked once in the page's head.
+    stylesheets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Migration:
     """One schema or data change of a plugin.
 

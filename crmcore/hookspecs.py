@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
 
     from crmcore.contrib import (
         DashboardWidget,
+        ListColumn,
         Migration,
         NavItem,
         Permission,
@@ -225,6 +226,24 @@ def crm_record_panels(tenant: Tenant, user: User, entity: str, record: Any) -> l
     :param entity: ``"lead"``, ``"contact"``, ``"company"`` or ``"deal"``.
     :param record: the record (a peewee model of :mod:`crmcore.entities.models`).
     :return: a list of :class:`crmcore.contrib.RecordPanel`.
+    """
+
+
+@hookspec
+def crm_list_columns(tenant: Tenant, user: User, entity: str) -> list[ListColumn]:
+    """Contribute extra columns to a record list page (lead, contact, company, deal).
+
+    Called once each time a list page renders, only for plugins the tenant has on (a
+    column of a plugin the tenant has off does not show, and its sort key and filter are
+    refused on the page like any unknown value). Columns are shown after the page's own,
+    sorted by ``order`` then label. ``values(ids)`` is called once per page with the
+    page's record ids; an implementation, a ``values`` or a sort/filter expression that
+    raises is logged with the plugin's name and the page still shows.
+
+    :param tenant: the current tenant.
+    :param user: the signed-in user.
+    :param entity: ``"lead"``, ``"contact"``, ``"company"`` or ``"deal"``.
+    :return: a list of :class:`crmcore.contrib.ListColumn`.
     """
 
 

@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable
 
 import peewee
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask_smorest import abort as smorest_abort
 from markupsafe import Markup
 from marshmallow import Schema, ValidationError, fields, missing
 from werkzeug.datastructures import MultiDict
@@ -42,7 +43,7 @@ from crmcore.api import common
 from crmcore.api import notes as notes_api
 from crmcore.api import timeline as timeline_api
 from crmcore.api import todos as todos_api
-from crmcore.contrib import RecordPanel
+from crmcore.contrib import ListColumn, RecordPanel
 from crmcore.entities import custom, service
 from crmcore.entities.models import Note, Tag, Task
 from crmcore.models import User
@@ -176,6 +177,77 @@ def render_panels(entity: str, record: Any) -> list[dict[str, Any]]:
     return panels
 
 
+def list_columns(entity: str) -> list[dict[str, Any]]:
+    """The columns plugins contribute through ``crm_list_columns`` to ``entity``'s list
+    page, each implementation contained (a broken plugin costs its own columns, never the
+    page). Asked once per request: ``[{"column": ListColumn, "plugin": name}]``."""
+    from crmcore.app import crm_state
+
+    cache = g.setdefault("_crm_list_columns", {})
+    if entity in cache:
+        return cache[entity]
+    columns: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for plugin, contributed in crm_state().call(g.tenant, "crm_list_columns", tenant=g.tenant, user=g.user, entity=entity):
+        if not isinstance(contributed, (list, tuple)):
+            log.error("plugin %r: crm_list_columns returned %r, not a list of ListColumn", plugin, type(contributed).__name__)
+            continue
+        for column in contributed:
+            if not isinstance(column, ListColumn) or column.name in seen:
+                log.error("plugin %r: crm_list_columns returned %r, not a ListColumn with a new name", plugin, column)
+                continue
+            seen.add(column.name)
+            columns.append({"column": column, "plugin": plugin})
+    columns.sort(key=lambda c: (c["column"].order, c["column"].label))
+    cache[entity] = columns
+    return columns
+
+
+def column_cells(columns: list[dict[str, Any]], ids: list[int]) -> dict[str, dict[int, Markup]]:
+    """``{column name: {record id: cell html}}``: each column's ``values`` called once for
+    the whole page, contained (a raising one shows a note in its cells and is logged)."""
+    cells: dict[str, dict[int, Markup]] = {}
+    for entry in columns:
+        column = entry["column"]
+        if not ids:
+            cells[column.name] = {}
+            continue
+        try:
+            values = column.values(list(ids))
+            cells[column.name] = {int(k): Markup(v) for k, v in dict(values).items()}
+        except Exception:
+            log.exception("plugin %r: list column %r failed", entry["plugin"], column.name)
+            unavailable = Markup('<span class="muted" title="This column could not be shown.">–</span>')
+            cells[column.name] = {i: unavailable for i in ids}
+    return cells
+
+
+def expression_page(query: Any, model: type, expression: Any, desc: bool, limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
+    """:func:`crmcore.api.common.keyset_page` for a sort by a (NOT NULL) SQL expression
+    instead of a column: the expression is selected alongside the row, and the cursor
+    holds its value and the id, so deep pages cost what the first one does."""
+    key = expression.alias("_crm_sort_key")
+    query = query.select_extend(key)
+    order = [expression.desc(), model.id.desc()] if desc else [expression.asc(), model.id.asc()]
+    if cursor:
+        decoded = common._decode(cursor)
+        if len(decoded) != 2 or not isinstance(decoded[1], int) or isinstance(decoded[0], (list, dict)):
+            smorest_abort(422, errors={"query": {"cursor": ["Not a valid cursor."]}})
+        last_value, last_id = decoded
+        if desc:
+            cond = (expression < last_value) | ((expression == last_value) & (model.id < last_id))
+        else:
+            cond = (expression > last_value) | ((expression == last_value) & (model.id > last_id))
+        query = query.where(cond)
+    rows = list(query.order_by(*order).limit(limit + 1))
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = common._encode([last._crm_sort_key, last.id])
+    return rows, next_cursor
+
+
 def int_list(values: Iterable[str]) -> list[int]:
     out = []
     for v in values:
@@ -296,8 +368,11 @@ class RecordPages:
         are left out (and reported) rather than failing the whole page."""
         schema = self.query_schema()
         raw: dict[str, Any] = {}
+        plugin_sort = self.plugin_sort() is not None
         for name, field in schema.fields.items():
             key = field.data_key or name
+            if key == "sort" and plugin_sort:
+                continue  # sorted by a plugin's column (list_view), not by the schema's
             values = [v.strip() for v in request.args.getlist(key) if v.strip()]
             if values:
                 raw[key] = values if isinstance(field, fields.List) else values[0]
@@ -311,9 +386,44 @@ class RecordPages:
             except ValidationError:
                 return schema.load({}), problems
 
+    def plugin_sort(self) -> tuple[ListColumn, bool] | None:
+        """``(column, descending)`` when ``?sort=`` names a sortable plugin column."""
+        wanted = request.args.get("sort", "").strip()
+        if ":" not in wanted:
+            return None
+        for entry in list_columns(self.entity):
+            column = entry["column"]
+            if column.sort is not None and column.name == wanted.lstrip("-"):
+                return column, wanted.startswith("-")
+        return None
+
+    def plugin_filters(self, query: Any, problems: dict[str, list[str]]) -> Any:
+        """Apply the filters of plugin columns given in the query string; a value not
+        offered is reported and left out, as the page's own filters are."""
+        for entry in list_columns(self.entity):
+            column = entry["column"]
+            if column.filter is None:
+                continue
+            wanted = [v.strip() for v in request.args.getlist(column.name) if v.strip()]
+            if not wanted:
+                continue
+            offered = [v for v, _ in column.filter.options]
+            chosen = [v for v in wanted if v in offered]
+            if len(chosen) < len(wanted):
+                problems[column.name] = [f"Must be one of: {', '.join(offered)}."]
+            if not chosen:
+                continue
+            try:
+                query = query.where(column.filter.where(chosen))
+            except Exception:
+                log.exception("plugin %r: filter of list column %r failed", entry["plugin"], column.name)
+                problems[column.name] = ["This filter could not be applied."]
+        return query
+
     def is_filtered(self, args: dict[str, Any]) -> bool:
         ignore = {"limit", "cursor", "sort"}
         keys = set(self.extra_filter_keys) | {k for k in args if k not in ignore}
+        keys |= {c["column"].name for c in list_columns(self.entity) if c["column"].filter is not None}
         return any(request.args.get(k, "").strip() for k in keys) or any(k.startswith("custom.") for k in request.args)
 
     def list_view(self) -> Any:
@@ -321,21 +431,45 @@ class RecordPages:
         args, problems = self.list_args()
         rows: list[Any] = []
         next_cursor = None
+        columns = list_columns(self.entity)
+        by_plugin = self.plugin_sort()
+        sort = f"{'-' if by_plugin[1] else ''}{by_plugin[0].name}" if by_plugin else args["sort"]
         try:
             query = self.filter_query(self.filtered(args), args)
-            rows, next_cursor = common.keyset_page(query, self.model, args["sort"], args["limit"], args.get("cursor"))
+            plain = query
+            query = self.plugin_filters(query, problems)
+            try:
+                if by_plugin:
+                    rows, next_cursor = expression_page(query, self.model, by_plugin[0].sort, by_plugin[1], args["limit"], args.get("cursor"))
+                else:
+                    rows, next_cursor = common.keyset_page(query, self.model, args["sort"], args["limit"], args.get("cursor"))
+            except peewee.DatabaseError:
+                if query is plain and not by_plugin:
+                    raise
+                # A plugin's sort or filter expression the database refuses: the list
+                # without them rather than an error page.
+                used = sorted({c["plugin"] for c in columns if (by_plugin and c["column"] is by_plugin[0]) or request.args.get(c["column"].name)})
+                log.exception("plugin(s) %s: sorting or filtering the %s list by their column failed", ", ".join(map(repr, used)), self.labels)
+                problems["sort" if by_plugin else "_filters"] = ["A plugin's column could not sort or filter this list; shown without it."]
+                sort = args["sort"]
+                rows, next_cursor = common.keyset_page(plain, self.model, args["sort"], args["limit"], args.get("cursor"))
         except HTTPException as exc:
             if exc.code != 422:
                 raise
             problems.update(api_errors(exc))
         self.dump(rows)
+        ids = [r.id for r in rows]
+        cells = column_cells(columns, ids)
         can_bulk = can("records:bulk")
         context = dict(
             rows=rows,
             next_cursor=next_cursor,
             args=args,
-            sort=args["sort"],
+            sort=sort,
             problems=problems,
+            plugin_columns=[c["column"] for c in columns],
+            plugin_cells=cells,
+            plugin_stylesheets=list(dict.fromkeys(url for c in columns for url in c["column"].stylesheets)),
             filtering=self.is_filtered(args),
             owners=user_options(active_only=False),
             owner_names=user_names(),

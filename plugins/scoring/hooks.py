@@ -205,6 +205,11 @@ def crm_record_panels(tenant, user, entity, record):
 
 
 @hookimpl
+def crm_list_columns(tenant, user, entity):
+    return [views.list_column()] if entity == "lead" else []
+
+
+@hookimpl
 def crm_dashboard_widgets(tenant, user):
     return [DashboardWidget(name="scoring-grades", title="Lead scores", render=lambda: views.dashboard_widget(tenant), order=30)]
 

@@ -8,9 +8,10 @@ from typing import Any
 from crm_plugins.scoring import engine, predictive
 from crm_plugins.scoring.models import LeadScore, ScoreHistory, ScoringOverride
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from marshmallow import ValidationError
 
+from crmcore import ListColumn, ListFilter
 from crmcore.db import utcnow
 from crmcore.entities.models import Lead
 from crmcore.web.forms import flatten
@@ -92,6 +93,36 @@ def dashboard_widget(tenant: Any) -> str:
         .limit(5)
     )
     return render_template("scoring/_widget.html", counts=counts, total=sum(counts.values()), top=top)
+
+
+def list_column() -> ListColumn:
+    """The "Score" column of the core lead list (crm_list_columns): score and grade
+    badge, sortable by score (unscored leads count as -1, after every scored one when
+    sorting from the best), filterable by grade."""
+    from peewee import fn
+
+    def values(ids: list[int]) -> dict[int, str]:
+        rows = LeadScore.select(LeadScore.lead, LeadScore.score, LeadScore.grade).where(LeadScore.lead.in_(ids)).tuples()
+        cells = {
+            lead: f'<span class="scoring-cell" data-score="{score:g}" data-grade="{escape(grade)}"><span class="scoring-num" aria-label="Score {score:g} out of 100">{score:g}</span> '
+            f'<span class="grade grade-{escape(grade)}" title="Grade {escape(grade)}">{escape(grade)}</span></span>'
+            for lead, score, grade in rows
+        }
+        return {i: cells.get(i, '<span class="muted small">not scored</span>') for i in ids}
+
+    # Correlated subqueries keep the core's list query as it is (no join to change); the
+    # (tenant, lead) unique index answers each. COALESCE: the sort key must not be NULL.
+    score = LeadScore.select(LeadScore.score).where(LeadScore.lead == Lead.id)
+    graded = LeadScore.select(LeadScore.lead)
+    return ListColumn(
+        name="scoring:score",
+        label="Score",
+        values=values,
+        order=10,
+        sort=fn.COALESCE(score, -1),
+        filter=ListFilter(label="Grade", options=tuple((g_, f"Grade {g_}") for g_ in "ABCD"), where=lambda chosen: Lead.id.in_(graded.where(LeadScore.grade.in_(chosen))), blank="Any grade"),
+        stylesheets=(url_for("scoring.static", filename="scoring.css"),),
+    )
 
 
 # --------------------------------------------------------------------------- admin page

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -448,6 +449,88 @@ def test_hook_crm_dashboard_widgets(sample_env, register_plugin, caplog):
     beta = sample_env.client("beta")
     sample_env.login(beta, "beta")
     assert "sample-widget" not in beta.get("/app/").get_data(as_text=True)
+
+
+def test_hook_crm_list_columns(sample_env, register_plugin, caplog):
+    from markupsafe import escape
+
+    from crmcore import ListColumn, ListFilter
+    from crmcore.entities import service
+    from crmcore.entities.models import Lead
+
+    with sample_env.app.app_context(), db.database.connection_context(), tenant_context(sample_env.tenant("alpha")):
+        ids = [service.create(Lead, {"name": name}).id for name in ("Bravo", "Alpha", "Charlie")]
+    calls: list[tuple[str, str, list[int]]] = []
+    rank = {ids[0]: 2, ids[1]: 3, ids[2]: 1}  # Alpha best, then Bravo, Charlie
+
+    class Columns:
+        @hookimpl
+        def crm_list_columns(self, tenant, user, entity):
+            if entity != "lead":
+                return []
+
+            def values(page_ids):
+                calls.append((tenant.slug, user.role, list(page_ids)))
+                return {i: f"<b class='rank'>{rank[i]}</b>" for i in page_ids}
+
+            def broken(page_ids):
+                raise RuntimeError("cells bug")
+
+            rank_sql = peewee.Case(Lead.id, [(i, r) for i, r in rank.items()], 0)
+            return [
+                ListColumn("columns:rank", "Rank", values, order=5, sort=rank_sql,
+                           filter=ListFilter("Rank", (("top", "Top two"),), lambda chosen: rank_sql >= 2, blank="Any rank")),
+                ListColumn("columns:broken", "Broken cells", broken, order=6),
+                ListColumn("columns:plain", "Plain <escaped>", lambda page_ids: {i: escape("<i>") for i in page_ids}, order=7),
+            ]
+
+    class Raising:
+        @hookimpl
+        def crm_list_columns(self, tenant, user, entity):
+            raise RuntimeError("columns hook bug")
+
+    class Disabled:
+        @hookimpl
+        def crm_list_columns(self, tenant, user, entity):
+            return [ListColumn("disabled:col", "Not for this tenant", lambda page_ids: {})]
+
+    register_plugin(Columns(), name="columns")
+    register_plugin(Raising(), name="raising")
+    register_plugin(Disabled(), name="disabled", always_on=False)
+    caplog.set_level(logging.ERROR)
+    alpha = sample_env.client("alpha")
+    sample_env.login(alpha, "alpha", role="agent")
+
+    def names(html: str) -> list[str]:
+        return re.findall(r'<td class="primary-cell"><a href="/app/leads/\d+">([^<]*)</a>', html)
+
+    page = alpha.get("/app/leads/?sort=name")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert names(html) == ["Alpha", "Bravo", "Charlie"]
+    # shown after the page's own columns, by order; the cells as given; values once per page
+    assert html.index(">Created<") < html.index('data-column="columns:rank"') < html.index("Broken cells") < html.index("Plain &lt;escaped&gt;")
+    assert "<b class='rank'>3</b>" in html and "&lt;i&gt;" in html
+    assert calls == [("alpha", "agent", [ids[1], ids[0], ids[2]])]
+    assert "This column could not be shown." in html  # the raising values(), contained
+    assert "Not for this tenant" not in html
+    assert "cells bug" in caplog.text and "columns hook bug" in caplog.text
+    assert any("'columns'" in r.getMessage() for r in caplog.records) and any("'raising'" in r.getMessage() for r in caplog.records)
+
+    # sortable by its expression, keyset pages across the sort; its filter in the form
+    desc = alpha.get("/app/leads/?sort=-columns:rank&limit=2").get_data(as_text=True)
+    assert names(desc) == ["Alpha", "Bravo"] and 'aria-sort="descending"' in desc and 'name="columns:rank"' in desc
+    cursor = desc.split('rel="next"')[0].rsplit("cursor=", 1)[1].split('"', 1)[0]
+    assert names(alpha.get(f"/app/leads/?sort=-columns:rank&limit=2&cursor={cursor}").get_data(as_text=True)) == ["Charlie"]
+    assert names(alpha.get("/app/leads/?columns:rank=top&sort=columns:rank").get_data(as_text=True)) == ["Bravo", "Alpha"]
+    assert "Must be one of: top." in alpha.get("/app/leads/?columns:rank=bottom").get_data(as_text=True)
+
+    # a tenant without the plugin: no column, its sort refused (a notice, the default order), no 500
+    beta = sample_env.client("beta")
+    sample_env.login(beta, "beta")
+    page = beta.get("/app/leads/?sort=-disabled:col")
+    assert page.status_code == 200 and "Not for this tenant" not in page.get_data(as_text=True)
+    assert "<code>sort</code>" in page.get_data(as_text=True)
 
 
 def render_for(env, slug: str, source: str) -> str:

@@ -123,6 +123,24 @@ def test_lead_panel_and_admin_preview(browser, server):
     expect(panel.locator("svg.scoring-spark")).to_be_visible()
     _shot(page, "lead-panel")
 
+    # The core lead list: a Score column (crm_list_columns), sorted from its header, filtered by grade.
+    page.get_by_role("link", name="Leads", exact=True).first.click()
+    cells = page.locator('td[data-column="scoring:score"]')
+    expect(cells).to_have_count(7)
+    page.get_by_role("link", name="Score").click()  # ascending first
+    page.get_by_role("link", name="Score ▲").click()  # then descending
+    expect(page.get_by_role("link", name="Score ▼")).to_have_attribute("aria-sort", "descending")
+    names = page.locator("td.primary-cell a")
+    expect(names.first).to_have_text("Grace Hopper")
+    expect(cells.first.locator(".grade")).to_have_text("A")
+    expect(names.nth(1)).to_have_text("Prospect 5")
+    _shot(page, "lead-list-scores")
+    page.get_by_label("Grade").select_option("C")
+    page.get_by_role("button", name="Apply").click()
+    expect(names).to_have_text(["Prospect 5", "Prospect 2"])  # grade C, still best first
+    expect(page.get_by_role("link", name="Score ▼")).to_be_visible()
+    _shot(page, "lead-list-grade-c")
+
     page.get_by_role("link", name="Scoring").click()
     expect(page.get_by_role("heading", name="Lead scoring", level=1)).to_be_visible()
     expect(page.locator("#model").get_by_text("Rules alone", exact=True)).to_be_visible()
@@ -151,4 +169,7 @@ def test_lead_panel_and_admin_preview(browser, server):
     _shot(phone, "admin-phone")
     phone.goto(f"/app/leads/{hot.id}")
     _shot(phone, "lead-panel-phone")
+    phone.goto("/app/leads/?sort=-scoring:score")
+    expect(phone.locator("td.primary-cell a").first).to_have_text("Grace Hopper")  # 42.5 C after the base weight 0.5
+    _shot(phone, "lead-list-phone")
     assert not page.errors and not phone.errors, page.errors + phone.errors

@@ -35,6 +35,12 @@ class KanbanSettings(Schema):
         load_default=dict,
         metadata={"description": "Stage name -> most cards wanted in that column (a soft warning, never a refusal)."},
     )
+    wip_limit = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=1, max=100000),
+        metadata={"description": "WIP limit for every open column that wip_limits does not name (a soft warning)."},
+    )
     page_size = fields.Integer(load_default=20, validate=validate.Range(min=5, max=100), metadata={"description": "Cards loaded per column and per 'load more'."})
 
     @validates("card_fields")

@@ -296,14 +296,14 @@ def deal_board(pipeline: Pipeline, args: dict[str, Any], per_column: int) -> dic
         grouped.setdefault(deal.stage_id, []).append(deal)
     shown = [d for s in stages for d in grouped[s.id][:per_column]]
     cards = {c["id"]: c for c in deal_cards(shown, by_id)}
-    limits = settings()["wip_limits"]
+    limits, default_wip = settings()["wip_limits"], settings()["wip_limit"]
     columns = []
     for stage in stages:
         count, value, weighted = totals.get(stage.id, (0, ZERO, ZERO))
         page = grouped[stage.id]
         more = len(page) > per_column
         page = page[:per_column]
-        wip = limits.get(stage.name)
+        wip = limits.get(stage.name, default_wip if not (stage.is_won or stage.is_lost) else None)
         columns.append(
             {
                 "id": str(stage.id),
@@ -356,14 +356,14 @@ def lead_board(args: dict[str, Any], per_column: int) -> dict[str, Any]:
         grouped.setdefault(lead.status, []).append(lead)
     shown = [lead for s in LEAD_STATUSES for lead in grouped[s][:per_column]]
     cards = {c["id"]: c for c in lead_cards(shown)}
-    limits = settings()["wip_limits"]
+    limits, default_wip = settings()["wip_limits"], settings()["wip_limit"]
     columns = []
     for status in LEAD_STATUSES:
         count, value = totals.get(status, (0, ZERO))
         page = grouped[status]
         more = len(page) > per_column
         page = page[:per_column]
-        wip = limits.get(status)
+        wip = limits.get(status, default_wip if status != "converted" else None)
         columns.append(
             {
                 "id": status,

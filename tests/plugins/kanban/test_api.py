@@ -220,6 +220,12 @@ def test_boards_list_and_settings(kanban_env):
     api("GET", "/pipeline/leads/board", status=404)
     column = api("GET", f"/pipeline/boards/{renewals['id']}")["columns"][0]
     assert column["wip_limit"] == 1 and column["over_wip_limit"] is True
+    # One limit for every open column; wip_limits still wins where it names a stage.
+    kanban_env.write_tenant("acme", name="Acme Ltd", plugins=["kanban"], settings={"kanban": {"wip_limit": 5, "wip_limits": {"Open": 1}}})
+    kanban_env.reload()
+    columns = {c["name"]: c for c in api("GET", f"/pipeline/boards/{sales['pipeline_id']}")["columns"]}
+    assert columns["Lead"]["wip_limit"] == 5 and columns["Lead"]["over_wip_limit"] is False and columns["Closed Won"]["wip_limit"] is None
+    assert api("GET", f"/pipeline/boards/{renewals['id']}")["columns"][0]["wip_limit"] == 1
 
 
 def test_bad_settings_are_refused(kanban_env):

@@ -39,6 +39,8 @@ log = logging.getLogger("crm_plugins.chat")
 STATIC = Path(__file__).parent / "static"
 LONG_POLL_MAX = 25.0
 WS_IDLE_PING = 20.0
+POLICY_VIOLATION = 1008  # bad key, token or origin: the widget gives up
+TRY_AGAIN_LATER = 1013  # rate limited: the widget reconnects after its backoff
 
 api = Blueprint("chat_public", __name__, url_prefix="/api/v1/chat/public")
 api.crm_public = True
@@ -426,12 +428,14 @@ def visitor_ws(ws: Any) -> None:
     from crmcore.app import crm_state
 
     problem = None
+    code = POLICY_VIOLATION  # do not retry as is
     conversation = None
     try:
         if not _origin_allowed():
             problem = "origin not allowed"
         elif not _ws_rate_ok():
             problem = "too many requests; retry later"
+            code = TRY_AGAIN_LATER
         elif not service.key_valid(g.tenant, request.args.get("key")):
             problem = "unknown widget key"
         else:
@@ -445,7 +449,7 @@ def visitor_ws(ws: Any) -> None:
         if not db.database.is_closed():
             db.database.close()
     if problem is not None:
-        ws.close(reason=1008, message=problem)
+        ws.close(reason=code, message=problem)
         return
     tenant = g.tenant
     try:

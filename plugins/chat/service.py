@@ -115,25 +115,36 @@ def conversation_for_token(token: str | None) -> ChatConversation | None:
 # --------------------------------------------------------------------------- rate limits
 
 
+RATE_KEEP_SECONDS = 2 * 3600  # longer than the longest window (sessions per hour)
+
+
 def hit(key: str, limit: int, window_seconds: int) -> None:
     """Count one request against ``key``; raise RateLimited past ``limit`` per window.
 
     A fixed window in the database: every process shares it, and it needs no extra
     service. (Flask-Limiter would keep its counters per process with its memory storage,
     and its limits are bound when the routes are decorated, while ours are per-tenant
-    settings that change without a restart.)"""
+    settings that change without a restart.) ``window`` is the window's start in epoch
+    seconds, so windows of different lengths can be expired by one rule."""
     now = time.time()
-    window = int(now // window_seconds)
+    window = int(now // window_seconds) * window_seconds
     full_key = key[:120]
     with _one_writer(), db.atomic():
         ChatRate.insert(key=full_key, window=window, count=1).on_conflict(
             conflict_target=[ChatRate.key, ChatRate.window], update={ChatRate.count: ChatRate.count + 1}
         ).execute()
         count = ChatRate.select(ChatRate.count).where((ChatRate.key == full_key) & (ChatRate.window == window)).scalar()
-    if window % 16 == 0 and secrets.randbelow(50) == 0:  # now and then, drop old windows
-        ChatRate.delete().where(ChatRate.window < window - 2).execute()
+    if secrets.randbelow(500) == 0:  # now and then, drop counters of long-gone windows
+        expire_rates(now)
     if count > limit:
-        raise RateLimited(max(1, int((window + 1) * window_seconds - now + 0.999)))
+        raise RateLimited(max(1, int(window + window_seconds - now + 0.999)))
+
+
+def expire_rates(now: float | None = None) -> int:
+    """Delete counters whose window started more than RATE_KEEP_SECONDS ago."""
+    cutoff = (now if now is not None else time.time()) - RATE_KEEP_SECONDS
+    with _one_writer():
+        return ChatRate.delete().where(ChatRate.window < cutoff).execute()
 
 
 def check_visitor_rate(tenant: Any, conversation: ChatConversation) -> None:

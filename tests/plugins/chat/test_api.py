@@ -282,3 +282,17 @@ def test_lead_page_shows_chat_panel(chat: Chat, crm_env: Any) -> None:
         cid = ChatConversation.get().id
     page = chat.client.get(f"/app/leads/{lead.id}").get_data(as_text=True)
     assert f"/app/chat/?c={cid}" in page and "Chat #" in page
+
+
+def test_expiring_rate_counters_keeps_the_current_hour(chat: Chat, crm_env: Any) -> None:
+    import time
+
+    from crm_plugins.chat import service
+    from crm_plugins.chat.models import ChatRate
+
+    with in_tenant(crm_env):
+        service.hit("t:session:1.2.3.4", 5, 3600)
+        service.hit("t:ip:1.2.3.4", 5, 60)
+        ChatRate.insert(key="t:ip:old", window=int(time.time()) - 3 * 3600, count=9).execute()
+        assert service.expire_rates() == 1  # only the long-gone window
+        assert {r.key for r in ChatRate.select()} == {"t:session:1.2.3.4", "t:ip:1.2.3.4"}

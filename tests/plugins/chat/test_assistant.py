@@ -120,3 +120,35 @@ def test_faq_api_and_roles(chat: Chat, crm_env: Any) -> None:
     assert [f["answer"] for f in c.get("/api/v1/chat/faq", headers=agent).get_json()] == ["B."]
     assert c.delete(f"/api/v1/chat/faq/{made['id']}", headers=admin).status_code == 204
     assert c.delete(f"/api/v1/chat/faq/{made['id']}", headers=admin).status_code == 404
+
+
+def test_assistant_task_is_cancelled_when_the_tenant_turns_chat_off(crm_env: Any) -> None:
+    crm_env.write_tenant("acme", plugins=["chat"], settings=chat_settings())
+    crm_env.create_app()
+    chat = Chat(crm_env)
+    _faqs(crm_env)
+    chat.say(chat.start()["token"], "what are your opening hours?")
+    crm_env.write_tenant("acme", plugins=[], settings=chat_settings())
+    crm_env.reload()
+    run_tasks(crm_env)
+    with in_tenant(crm_env):
+        from crmcore.models import Task
+
+        assert Task.get(Task.kind == "chat.assistant").status == "cancelled"
+        assert not ChatMessage.select().where(ChatMessage.sender == "assistant").exists()
+
+
+def test_an_assistant_returning_none_leaves_the_answer_to_the_next(chat: Chat, crm_env: Any, register_plugin: Any) -> None:
+    class Quiet:
+        @hookimpl(tryfirst=True)
+        def crm_chat_assistant_reply(self, tenant: Any, conversation: Any, message: Any, history: list[Any]) -> None:
+            return None  # pluggy then asks the next one: the FAQ default
+
+    register_plugin(Quiet(), name="quiet")
+    chat.say(chat.start()["token"], "hello?")
+    run_tasks(crm_env)
+    # None from one implementation falls through to the bundled FAQ assistant (no FAQ: hand over)
+    with in_tenant(crm_env):
+        answer = ChatMessage.select().where(ChatMessage.sender == "assistant").get()
+        assert ChatConversation.get().handed_over is True
+    assert answer.content

@@ -192,6 +192,10 @@ class Spec:
             schema["description"] = param["description"]
         return schema
 
+    def names_record(self, op: Operation) -> bool:
+        """A path parameter names a record (an id), not only a kind or a status (an enum)."""
+        return any(not self.resolve(p.get("schema") or {}).get("enum") for p in op.path_params)
+
     def enum_values(self, op: Operation) -> list[str]:
         """Values of the string enum parameters that pick a kind of record (``entity``)."""
         out: list[str] = []
@@ -783,8 +787,10 @@ class Walk:
             if op in imports:
                 continue
 
-            # 3. acme's ids in the path, other's token
-            if op.path_params:
+            # 3. acme's ids in the path, other's token (a path that only picks a kind or a
+            #    status, such as /pipeline/leads/board/{status}/cards, names no record)
+            names_record = self.spec.names_record(op)
+            if names_record:
                 report.covered("cross-tenant ids", op)
                 for entity in entities:
                     url, _ = acme.url(op, entity, query_ids_from=acme)
@@ -805,7 +811,7 @@ class Walk:
             for entity in entities:
                 op_kind = self.spec.op_kind(op, entity)
                 with_acme = Ctx(entity, op_kind, acme)
-                probes: list[tuple[str | None, str | None, Any]] = [] if op.path_params else [(None, None, None)]
+                probes: list[tuple[str | None, str | None, Any]] = [] if names_record else [(None, None, None)]
                 probes += self.spec.id_fields(op, with_acme)
                 for where, name, schema in probes:
                     url, missing = other.url(op, entity, query_ids_from=acme if where == "query" else None, only=name)
@@ -932,10 +938,10 @@ def test_every_operation_keeps_tenants_apart(walk_env, capsys):
 
     # The walk reached every operation it should have.
     secured = {op.key for op in walk.spec.operations if not op.public}
-    with_ids = {op.key for op in walk.spec.operations if op.path_params}
+    with_ids = {op.key for op in walk.spec.operations if walk.spec.names_record(op)}
     assert secured <= report.seen.get("no credentials", set())
     assert with_ids <= report.seen.get("cross-tenant ids", set()) | report.seen.get("imports", set())
-    assert {op.key for op in walk.spec.operations if not op.path_params} <= report.seen.get("acme's ids in query or body", set()) | report.seen.get("imports", set())
+    assert {op.key for op in walk.spec.operations if not walk.spec.names_record(op)} <= report.seen.get("acme's ids in query or body", set()) | report.seen.get("imports", set())
 
 
 def test_the_walk_finds_leaks(crm_env):

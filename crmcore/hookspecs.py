@@ -266,7 +266,8 @@ def crm_demo_data(tenant: Tenant) -> None:
     """Seed demonstration data for ``tenant`` (called by ``crm run --demo``).
 
     Called for plugins the demo tenant has on, inside an app context with the tenant as
-    the current tenant and an open database connection. Must be idempotent: ``crm run
+    the current tenant and an open database connection, after the core's own demo records
+    (users, companies, contacts, leads, deals ...) exist. Must be idempotent: ``crm run
     --demo`` calls it at every start, so check before inserting.
 
     :param tenant: the demo tenant.

@@ -98,10 +98,13 @@ def crm_nav_items(tenant, user):
     return items
 
 
-@hookimpl(trylast=True)
+@hookimpl(tryfirst=True)
 def crm_demo_data(tenant):
     """Seed the demo tenant with a living CRM (users, leads, deals, activities, tasks):
-    see crmcore.web.demo; it does nothing when the tenant was seeded before."""
+    see crmcore.web.demo; it does nothing when the tenant was seeded before.
+
+    tryfirst, unlike the core's other implementations: plugins' demo data links to these
+    records (a board needs deals, scores need leads), so they must exist first."""
     from crmcore.web import demo
 
     demo.seed(tenant)

@@ -32,9 +32,8 @@ DEALS = [  # title, stage index, value, days in stage
 
 
 def seed(tenant: Any) -> None:
-    from crmcore.web import demo
-
-    demo.seed(tenant)  # the core's demo data first (idempotent): users and companies to link
+    # The core's demo records (users, companies, the default pipeline's deals) exist:
+    # its crm_demo_data runs first.
     with tenant_context(tenant), db.atomic():
         if Pipeline.select().where(Pipeline.name == PIPELINE).exists():
             return

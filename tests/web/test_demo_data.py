@@ -100,10 +100,14 @@ def test_second_run_adds_nothing(demo_env):
 
 
 def test_deterministic(demo_env):
-    """The same names in two tenants seeded alike (one random generator, one seed)."""
+    """The same names in two tenants seeded alike (one random generator, one seed) at the
+    same moment: dates are drawn relative to ``now``, and a draw that ends up empty (a
+    range that closes before it opens) consumes no random number, so two seeds a second
+    apart may rarely differ."""
+    now = utcnow()
     with demo_env.app.app_context(), db.database.connection_context():
         for slug in ("demo", "spare"):
-            demo.seed(demo_env.tenant(slug))
+            demo.seed(demo_env.tenant(slug), now=now)
 
     def names(slug):
         with db.database.connection_context(), tenant_context(demo_env.tenant(slug)):
@@ -155,3 +159,28 @@ def test_pages_show_the_demo(demo_env):
         response = client.get(url)
         assert response.status_code == 200, url
     assert "No deals yet" not in client.get("/app/deals/").get_data(as_text=True)
+
+
+def test_plugins_demo_data_runs_after_the_cores(demo_env):
+    """A plugin's crm_demo_data sees the core's demo records (the core's is tryfirst), so it
+    can link its sample content to them without seeding the core itself."""
+    from crmcore import hookimpl
+
+    seen: list[int] = []
+
+    class Linker:
+        @hookimpl
+        def crm_demo_data(self, tenant):
+            seen.append(Lead.select().count())
+
+    host = demo_env.crm.host
+    host.pm.register(Linker(), name="linker")
+    from crmcore.plugins import PluginInfo
+
+    host.infos["linker"] = PluginInfo("linker", "0", "", (), None, "linker", "test", always_on=True)
+    host._subset_cache.clear()
+    try:
+        seed_through_ensure_demo(demo_env)
+    finally:
+        host.unregister("linker")
+    assert len(seen) == 1 and seen[0] >= 280, seen

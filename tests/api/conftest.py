@@ -68,4 +68,24 @@ def walk_env(crm_env):
         crm_env.write_tenant("acme", name="Acme Ltd", plugins=plugins)
         crm_env.write_tenant("other", name="Other Inc", plugins=plugins)
         crm_env.reload()
+    if "chat" in plugins:
+        for slug in ("acme", "other"):
+            _visitor_conversation(crm_env, slug)
     return crm_env
+
+
+def _visitor_conversation(crm_env, slug: str) -> None:
+    """A chat conversation, which only a website visitor can start (through the chat's
+    public API, outside the OpenAPI document), so the walk has one of each tenant's."""
+    from crmcore import db
+
+    client = crm_env.client(slug)
+    with crm_env.app.test_request_context(), db.database.connection_context():
+        from crm_plugins.chat import service
+
+        key = service.public_key(crm_env.tenant(slug))
+    started = client.post("/api/v1/chat/public/session", json={"name": f"Visitor of {slug}"}, headers={"X-Chat-Key": key})
+    assert started.status_code == 201, started.get_data(as_text=True)
+    token = started.get_json()["token"]
+    said = client.post("/api/v1/chat/public/messages", json={"content": "Hello", "client_id": "walk-1"}, headers={"X-Chat-Key": key, "X-Chat-Token": token})
+    assert said.status_code in (200, 201), said.get_data(as_text=True)

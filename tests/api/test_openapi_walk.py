@@ -72,6 +72,8 @@ NUMERIC_NAMES = {
     "limit", "offset", "page", "per_page", "order", "position", "probability", "value",
     "version", "count", "size", "days", "duration_seconds", "expected_days", "amount", "min", "max",
 }
+#: Path parameters that say nothing of their kind: the collection before them does.
+GENERIC_ID_PARAMS = ("id", "record_id", "item_id")
 #: Id fields whose kind is named by a sibling field (``entity``/``collection``).
 POLYMORPHIC = {"entity_id", "record_id", "object_id", "target_id"}
 ENTITY_FIELDS = ("entity", "collection", "entity_type", "record_type")
@@ -82,9 +84,13 @@ SPECIAL_STRINGS = {
     "currency": "EUR", "timezone": "Europe/Berlin", "language": "en", "colour": "#12ab34",
     "color": "#12ab34", "phone": "+4930123456", "size": "11-50", "direction": "out",
 }
-#: Extra fields for creating a record of a kind, when the generic body is not enough:
-#: ``"{lead_id}"`` is replaced by an id of the tenant's. Keyed by "POST <path>".
-BODY_HINTS: dict[str, dict[str, Any]] = {}
+#: Fields of an operation's body where the generic one is not enough, keyed by
+#: "<METHOD> <path>": ``"{lead_id}"`` is replaced by an id of the tenant's, MISSING leaves
+#: the field out.
+BODY_HINTS: dict[str, dict[str, Any]] = {
+    # before_id, after_id and position place a card in three exclusive ways: give none.
+    "PUT /api/v1/pipeline/cards/{deal_id}": {"before_id": MISSING, "after_id": MISSING, "position": MISSING},
+}
 #: Operations that need no credentials (documented without a security requirement too).
 PUBLIC_OPERATIONS: set[str] = set()
 
@@ -230,6 +236,8 @@ class Spec:
         schema = self.resolve(next((p.get("schema") for p in op.path_params if p["name"] == name), {}) or {})
         if schema.get("type") == "string":
             return None
+        if name.endswith("_id") and name not in GENERIC_ID_PARAMS:
+            return name  # /boards/{pipeline_id}/columns/{stage_id}: the name says the kind
         prefix = op.path.split("/{" + name + "}")[0]
         for p in op.path_params:
             values = self.resolve(p.get("schema") or {}).get("enum")
@@ -517,7 +525,15 @@ class Side:
 
     def body(self, op: Operation, ctx: Ctx, include: set[str] = frozenset()) -> Any:
         schema = self.spec.json_schema(op)
-        return self.obj(schema, ctx, include) if schema is not None else MISSING
+        if schema is None:
+            return MISSING
+        body = self.obj(schema, ctx, include)
+        for key, value in BODY_HINTS.get(op.key, {}).items():
+            if value is MISSING:
+                body.pop(key, None)
+            else:
+                body[key] = self.first_id(value[1:-1]) if isinstance(value, str) and value.startswith("{") else value
+        return body
 
     def url(self, op: Operation, entity: str | None, *, query_ids_from: "Side | None" = None, only: str | None = None) -> tuple[str, list[str]]:
         """The operation's URL with this side's ids in the path; the query has the
@@ -687,8 +703,6 @@ class Walk:
         answer, body = None, MISSING
         for _attempt in range(6):
             body = side.body(op, ctx, include)
-            for key, value in BODY_HINTS.get(op.key, {}).items():
-                body[key] = side.first_id(value[1:-1]) if isinstance(value, str) and value.startswith("{") else value
             answer = side.request("post", url, body=body)
             self.check_500(side.slug, "post", url, answer, body)
             if answer.status == 201:

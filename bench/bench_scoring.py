@@ -18,8 +18,9 @@ Scenarios, each in alternating rounds (full, floor, full, floor ...):
   every lead with engagement points (about a third) changes and its row is rewritten
   (plus history and signals).
 
-The full stack is ``engine.rescore(tenant)``: SQL aggregates, the rules in Python with a
-reason per factor, JSON explanations, bulk upserts. The floor is one ``INSERT ... SELECT
+The full stack is ``engine.rescore(tenant)``: for a tenant without a trained model (as
+here) the facts and every factor's points in one SQL statement (plugins/scoring/bulk.py),
+compact factors, history rows and an upsert of the rows that differ. The floor is one ``INSERT ... SELECT
 ... ON CONFLICT DO UPDATE`` computing the same score and grade (base, value and contact
 bonuses, company size, BANT, engagement with caps, recency decay) into a bare table, with
 no explanations, history or signals. Scores of both are compared lead by lead. (The
@@ -371,7 +372,7 @@ def render(results: list[dict[str, Any]], command: str, started: dt.datetime) ->
         "",
         f"Run {started:%Y-%m-%d %H:%M} UTC on {platform.node()} ({platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, shared with other jobs), with `{command}`.",
         "",
-        "Full stack: `engine.rescore(tenant)` (SQL aggregates, rules in Python with a reason per factor, JSON explanations, bulk upserts, history rows and `lead_score_changed` signals for changed leads). Floor: one `INSERT ... SELECT ... ON CONFLICT DO UPDATE` with the same arithmetic, into a bare table, no explanations, history or signals. Medians of alternating rounds; the target is a ratio of at most 3.",
+        "Full stack: `engine.rescore(tenant)` (the plugin's settings and overrides, seniority and other plugins' factors, the facts and every factor's points in one SQL statement into a temporary table, compact factors per lead, the changed leads, their history rows, an upsert of the rows that differ, `computed_at` of the others, `lead_score_changed` signals after commit). Floor: one `INSERT ... SELECT ... ON CONFLICT DO UPDATE` with the same arithmetic, into a bare table, no explanations, history or signals. Medians of alternating rounds; the target is a ratio of at most 3.",
         "",
         "| backend | leads | deals | activities | scenario | full (s) | floor (s) | full / floor | statements (full) | leads/s (full) |",
         "|---|---:|---:|---:|---|---:|---:|---:|---:|---:|",

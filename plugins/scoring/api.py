@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_plugins.scoring import engine, predictive
+from crm_plugins.scoring import bulk, engine, predictive
 from crm_plugins.scoring.models import LeadScore, ScoreHistory, ScoringModel
 from flask import g
 from flask.views import MethodView
@@ -114,6 +114,8 @@ def detail(lead: Lead) -> dict[str, Any]:
         body = {**result.__dict__, "computed_at": None}
     else:
         body = {k: getattr(row, k) for k in ("score", "rule_score", "grade", "components", "factors", "probability", "top_features", "computed_at")}
+        body["factors"] = bulk.explain(row.factors)  # compact factors: reasons written out now
+        body["components"] = bulk.components_of(row.components, body["factors"])
     history = list(ScoreHistory.select().where(ScoreHistory.lead == lead.id).order_by(ScoreHistory.at.desc(), ScoreHistory.id.desc()).limit(HISTORY_POINTS))
     body.update(lead_id=lead.id, name=lead.name, status=lead.status, history=list(reversed(history)))
     return body

@@ -100,6 +100,12 @@ def round1(value: float) -> float:
     return math.floor(value * 10 + 0.5 + 1e-9) / 10
 
 
+def round2(value: float) -> float:
+    """Round to two decimals, halves away from zero, as SQL's ROUND does (the rescore runs
+    in SQL, bulk.py): Python's round() would take 2.695, stored as 2.69499..., down."""
+    return math.copysign(math.floor(abs(value) * 100 + 0.5 + 1e-9) / 100, value) if value else 0.0
+
+
 def grade_for(score: float, grades: Mapping[str, float]) -> str:
     for letter in ("A", "B", "C"):
         if score >= grades[letter]:
@@ -387,7 +393,7 @@ def score_facts(f: LeadFacts, cfg: Mapping[str, Any], now: dt.datetime, model: A
     components = {"base": 0.0, "engagement": 0.0, "fit": 0.0, "other": 0.0, "recency": 0.0}
     factors = []
     for name, label, component, raw, reason in rule_factors(f, cfg, now):
-        pts = round(raw * weights[component], 2)
+        pts = round2(raw * weights[component])
         components[component] += pts
         factors.append({"component": component, "label": label, "name": name, "points": pts, "reason": reason})
     rule = round1(min(100.0, max(0.0, sum(components.values()))))
@@ -398,7 +404,7 @@ def score_facts(f: LeadFacts, cfg: Mapping[str, Any], now: dt.datetime, model: A
         score = round1((1 - cfg["predictive_weight"]) * rule + cfg["predictive_weight"] * 100 * probability)
     for k, v in components.items():
         if v:
-            components[k] = round(v, 2)
+            components[k] = round2(v)
     return Result(f.id, score, rule, grade_for(score, cfg["grades"]), components, factors, probability, top)
 
 
@@ -409,7 +415,7 @@ def _batches(tenant: Any, ids: Iterable[int] | None) -> Iterator[list[int] | Non
     if ids is None:
         yield None  # every lead: no IN list at all
         return
-    unique = sorted(set(int(i) for i in ids))
+    unique = sorted({int(i) for i in ids})
     for start in range(0, len(unique), BATCH):
         yield unique[start : start + BATCH]
 
@@ -432,15 +438,49 @@ def rescore(tenant: Any, ids: Iterable[int] | None = None, *, now: dt.datetime |
     """Compute and store the scores of ``ids`` (None: all the tenant's leads); keep
     history and send ``lead_score_changed`` / ``lead_score_threshold_crossed`` for the
     ones that changed. Returns the number of leads scored."""
+    from crm_plugins.scoring import bulk, predictive
+
     cfg = effective_settings(tenant)
     now = now or utcnow()
     total = 0
     with db.atomic():
+        # Without a model the rules run in SQL (bulk.py); a model's prediction and its
+        # top features are computed here, lead by lead.
+        in_sql = predictive.load_model() is None
         for batch in _batches(tenant, ids):
-            results = compute(tenant, batch, cfg=cfg, now=now) if batch is None or batch else {}
-            total += len(results)
-            _store(tenant, batch, results, cfg, now)
+            if batch is not None and not batch:
+                continue
+            if in_sql:
+                n, changed = bulk.rescore_sql(tenant, cfg, batch, now)
+                total += n
+                _signal(tenant, changed, cfg)
+            else:
+                results = compute(tenant, batch, cfg=cfg, now=now)
+                total += len(results)
+                _store(tenant, batch, results, cfg, now)
     return total
+
+
+def _signal(tenant: Any, changed: list[tuple[int, float | None, float, str, str | None]], cfg: Mapping[str, Any]) -> None:
+    """``lead_score_changed`` (and ``lead_score_threshold_crossed``) for each changed
+    lead, after the transaction commits: one commit callback for the whole batch, and
+    nothing to do for a signal nobody is connected to (blinker's ``receivers``)."""
+    if not changed:
+        return
+    thresholds = sorted(cfg["thresholds"])
+
+    def send() -> None:
+        if lead_score_changed.receivers:
+            for lid, before, after, grade, old_grade in changed:
+                lead_score_changed.send(tenant, lead_id=lid, old=before, new=after, grade=grade, old_grade=old_grade)
+        if lead_score_threshold_crossed.receivers and thresholds:
+            for lid, before, after, grade, _ in changed:
+                low = before if before is not None else 0.0
+                for t in thresholds:
+                    if low < t <= after:
+                        lead_score_threshold_crossed.send(tenant, lead_id=lid, threshold=t, old=before, new=after, grade=grade)
+
+    db.on_commit(send)
 
 
 def _store(tenant: Any, batch: list[int] | None, results: dict[int, Result], cfg: Mapping[str, Any], now: dt.datetime) -> None:
@@ -472,13 +512,7 @@ def _store(tenant: Any, batch: list[int] | None, results: dict[int, Result], cfg
     # The unchanged rows were looked at now too.
     if len(writes) < len(results):
         _ids_filter(LeadScore.update(computed_at=now), LeadScore.lead, batch).execute()
-    thresholds = sorted(cfg["thresholds"])
-    for lid, before, after, grade, old_grade in changed:
-        signals.send(lead_score_changed, tenant, lead_id=lid, old=before, new=after, grade=grade, old_grade=old_grade)
-        low = before if before is not None else 0.0
-        for t in thresholds:
-            if low < t <= after:
-                signals.send(lead_score_threshold_crossed, tenant, lead_id=lid, threshold=t, old=before, new=after, grade=grade)
+    _signal(tenant, changed, cfg)
 
 
 #: JSON as JSONText writes it (sorted keys: the dicts above are built in that order).

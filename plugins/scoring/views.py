@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from crm_plugins.scoring import engine, predictive
+from crm_plugins.scoring import bulk, engine, predictive
 from crm_plugins.scoring.models import LeadScore, ScoreHistory, ScoringOverride
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
@@ -73,6 +73,8 @@ def lead_panel(tenant: Any, lead: Lead) -> str:
         data = result.__dict__
     else:
         data = {k: getattr(row, k) for k in ("score", "rule_score", "grade", "components", "factors", "probability", "top_features", "computed_at")}
+        data["factors"] = bulk.explain(row.factors)  # compact factors: reasons written out now
+        data["components"] = bulk.components_of(row.components, data["factors"])
     history = [h.score for h in ScoreHistory.select(ScoreHistory.score).where(ScoreHistory.lead == lead.id).order_by(ScoreHistory.at.desc(), ScoreHistory.id.desc()).limit(30)]
     history.reverse()
     return render_template("scoring/_panel.html", s=data, stored=stored, spark=sparkline(history), history=history, labels=SECTION_TITLES)

@@ -189,8 +189,16 @@ def cli(config: str) -> None:
 # --------------------------------------------------------------------------- init/run
 
 
+def bundled_plugins() -> list[str]:
+    """The plugins that ship with the framework (entry points into ``crm_plugins``)."""
+    import importlib.metadata
+
+    return sorted(ep.name for ep in importlib.metadata.entry_points(group="crm.plugins") if ep.value.startswith("crm_plugins."))
+
+
 def write_default_config(config_dir: Path, plugins: list[str] | None = None) -> list[Path]:
-    """Create crm.toml and tenants/demo.toml where they do not exist yet."""
+    """Create crm.toml and tenants/demo.toml where they do not exist yet; the demo tenant
+    has ``plugins`` on (default: every bundled plugin, so a newcomer sees them all)."""
     written = []
     (config_dir / "tenants").mkdir(parents=True, exist_ok=True)
     demo = config_dir / "tenants" / "demo.toml"
@@ -203,7 +211,7 @@ def write_default_config(config_dir: Path, plugins: list[str] | None = None) -> 
         (config_dir / "crm.toml").write_text(text)
         written.append(config_dir / "crm.toml")
     if write_demo:
-        demo.write_text(DEMO_TENANT_TOML.format(plugins=json.dumps(plugins or [])))
+        demo.write_text(DEMO_TENANT_TOML.format(plugins=json.dumps(bundled_plugins() if plugins is None else plugins)))
         written.append(demo)
     return written
 

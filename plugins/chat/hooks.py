@@ -59,7 +59,7 @@ def crm_permissions() -> list[Permission]:
 
 @hookimpl
 def crm_nav_items(tenant: Any, user: Any) -> list[NavItem]:
-    return [NavItem(label="Inbox", endpoint="chat_pages.inbox", order=25)]
+    return [NavItem(label="Inbox", endpoint="chat_pages.inbox", order=47)]
 
 
 def _assistant_task(task: Any) -> None:

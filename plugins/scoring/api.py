@@ -116,6 +116,7 @@ def detail(lead: Lead) -> dict[str, Any]:
         body = {k: getattr(row, k) for k in ("score", "rule_score", "grade", "components", "factors", "probability", "top_features", "computed_at")}
         body["factors"] = bulk.explain(row.factors)  # compact factors: reasons written out now
         body["components"] = bulk.components_of(row.components, body["factors"])
+        body["top_features"] = bulk.top_features_of(row.top_features)
     history = list(ScoreHistory.select().where(ScoreHistory.lead == lead.id).order_by(ScoreHistory.at.desc(), ScoreHistory.id.desc()).limit(HISTORY_POINTS))
     body.update(lead_id=lead.id, name=lead.name, status=lead.status, history=list(reversed(history)))
     return body

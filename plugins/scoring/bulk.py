@@ -1,21 +1,21 @@
-"""Rescoring in SQL: the rules' points computed by the database, compact factors stored,
-reasons written out when a score is read.
+"""Rescoring in SQL: the rules' points and the model's prediction computed by the
+database, compact factors stored, reasons written out when a score is read.
 
-:func:`rescore_sql` does what :func:`crm_plugins.scoring.engine.rescore` did in Python
-for a tenant without a trained model, with a constant number of statements whatever the
-number of leads: the facts and the points of every factor in one ``CREATE TEMP TABLE ...
-AS SELECT`` (the same aggregates as :func:`engine.gather`), then the changed leads
-(history rows and signals), one upsert of the rows that differ, one ``UPDATE`` of
-``computed_at``. Job-title seniority (a regular expression) and the factors of other
-plugins are computed in Python for the leads concerned only and joined in from a
-temporary table.
+:func:`rescore_sql` scores a batch (the whole tenant, or up to 2,000 ids) with a constant
+number of statements whatever the number of leads: the facts, the points of every factor
+and, with a trained model, its features and prediction in one ``CREATE TEMP TABLE ... AS
+SELECT`` (the same aggregates as :func:`engine.gather`, the settings inlined as
+literals); then the changed leads (for the signals), their history rows, one upsert of
+the rows that differ and one ``UPDATE`` of ``computed_at``. Job-title seniority (a
+regular expression) and the factors of other plugins are computed in Python for the
+leads concerned only and joined in from a second temporary table.
 
 Each stored factor is a compact list, ``[name, points, *arguments]`` (e.g.
 ``["value", 10.0, 60000.0, 50000.0]``): the numbers a reason is made of, not its text, so
-that a rescore does not build 100,000 sentences nobody reads. :func:`explain` turns them
-into the same ``{name, label, component, points, reason}`` dicts the rules in Python make
-(:func:`engine.rule_factors`), when a score is read (API, panel). Rows written by the
-Python path (a trained model) keep their dicts; :func:`explain` passes them through.
+that a rescore does not build 100,000 sentences nobody reads. :func:`explain`,
+:func:`components_of` and :func:`top_features_of` turn them (and the stored feature
+vector) into what the rules in Python make (:func:`engine.score_facts`) when a score is
+read (API, panel). Rows stored whole by an earlier version are passed through.
 """
 
 from __future__ import annotations
@@ -108,6 +108,17 @@ def explain(factors: Any) -> list[dict[str, Any]]:
     return [reason_of(f) if isinstance(f, list) else f for f in (factors or [])]
 
 
+def top_features_of(stored: Any) -> list[dict[str, Any]]:
+    """The prediction's top features: as stored by the Python path (dicts), or from the
+    stored feature vector (rows written in SQL) with the tenant's model."""
+    from crm_plugins.scoring import predictive
+
+    if not stored or isinstance(stored[0], dict):
+        return stored or []
+    model = predictive.load_model()
+    return model.explain([float(v) for v in stored])[1] if model is not None else []
+
+
 def components_of(stored: Any, factors: list[dict[str, Any]]) -> dict[str, float]:
     """The points per component: as stored by the Python path, else (rows written in SQL
     store ``{}``) summed from the factors as engine.score_facts sums them."""
@@ -140,7 +151,7 @@ def _case_map(expr: str, table: Mapping[str, Any], default: str = "0") -> str:
     return f"(CASE {expr} {whens} ELSE {default} END)"
 
 
-def _sql(cfg: Mapping[str, Any], pg: bool, ids: list[int] | None) -> str:
+def _sql(cfg: Mapping[str, Any], pg: bool, ids: list[int] | None, model: Any = None) -> str:
     """The facts and the points of every factor for the tenant's leads, one statement."""
     base, fit, eng, rec, w = cfg["base"], cfg["fit"], cfg["engagement"], cfg["recency"], cfg["weights"]
     greatest, least = ("GREATEST", "LEAST") if pg else ("MAX", "MIN")
@@ -257,9 +268,50 @@ r AS (
     ]
     factors = "'[' || RTRIM(" + " || ".join(items) + " || COALESCE(extra_json, ''), ',') || ']'"
     g = cfg["grades"]
-    grade = f"CASE WHEN rule_score >= {_num(g['A'])} THEN 'A' WHEN rule_score >= {_num(g['B'])} THEN 'B' WHEN rule_score >= {_num(g['C'])} THEN 'C' ELSE 'D' END"
-    score_col = "CAST(rule_score AS DOUBLE PRECISION)" if pg else "rule_score"
-    return f"CREATE TEMP TABLE {TEMP} AS {facts}{points}{sums}\nSELECT lead_id, {score_col} AS score, {grade} AS grade, {factors} AS factors FROM r"
+    dbl = (lambda e: f"CAST({e} AS DOUBLE PRECISION)") if pg else (lambda e: f"({e})")
+    rule = dbl("rule_score")
+    if model is None:
+        score, probability, top = rule, dbl("NULL"), "'[]'"
+        tail = ""
+    else:
+        # The model's features (engine.features_of) and its prediction (predictive.Model
+        # .explain) in the statement; the feature vector is stored, its top contributions
+        # are written out when the score is read.
+        sizes = _case_map("size", fit["company_size"])
+        inds = _case_map("LOWER(industry)", industries)
+        n_bant_r = n_bant.replace("f.bant_mask", "bant_mask")
+        feats = {
+            "value": f"ln(1 + {dbl(f'{greatest}(0, value)')})",
+            "bant": dbl(n_bant_r),
+            "seniority": dbl("COALESCE(sen_points, 0)"),
+            "company_size": dbl(sizes),
+            "industry": dbl(inds),
+            "activities": dbl("n"),
+            "inbound": dbl("n_in"),
+            "chat": dbl("n_chat"),
+            "days_since_activity": dbl(f"{least}(COALESCE(act_days, 365), 365)"),
+            "recent_contact": dbl("CASE WHEN contact_days IS NOT NULL THEN 1 ELSE 0 END"),
+        }
+        xs = [feats[name] for name in model.features]
+        contributions = " + ".join(f"{_num(c)} * (x{i} - {_num(m)}) / {_num(sc)}" for i, (c, m, sc) in enumerate(zip(model.coef, model.mean, model.scale)))
+        z = f"{_num(model.intercept)} + ({contributions})"
+        prob = rnd(f"1.0 / (1.0 + exp(-{greatest}(-50.0, {least}(50.0, {z}))))", 4)
+        pwt = float(cfg["predictive_weight"])
+        tail = (
+            f",\nxf AS (SELECT r.*, {', '.join(f'{e} AS x{i}' for i, e in enumerate(xs))} FROM r),"
+            f"\nk AS MATERIALIZED (SELECT xf.*, {dbl(prob)} AS probability FROM xf)"
+        )
+        probability = "probability"
+        score = dbl(rnd(f"{_num(1 - pwt)} * {rule} + {_num(pwt)} * 100 * probability", 1))
+        vector = ", ".join(f"x{i}" for i in range(len(xs)))
+        top = f"json_array({vector})" if not pg else f"CAST(json_build_array({vector}) AS TEXT)"
+    source = "k" if model is not None else "r"
+    grade = f"CASE WHEN score >= {_num(g['A'])} THEN 'A' WHEN score >= {_num(g['B'])} THEN 'B' WHEN score >= {_num(g['C'])} THEN 'C' ELSE 'D' END"
+    return (
+        f"CREATE TEMP TABLE {TEMP} AS {facts}{points}{sums}{tail},"
+        f"\nq AS (SELECT lead_id, {score} AS score, {rule} AS rule_score, {probability} AS probability, {top} AS top_features, {factors} AS factors FROM {source})"
+        f"\nSELECT lead_id, score, rule_score, {grade} AS grade, probability, top_features, factors FROM q"
+    )
 
 
 def _bind(sql: str, params: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -334,7 +386,7 @@ def _adjustments(tenant: Any, cfg: Mapping[str, Any], ids: list[int] | None) -> 
     return out
 
 
-def rescore_sql(tenant: Any, cfg: Mapping[str, Any], ids: list[int] | None, now: dt.datetime) -> tuple[int, list[tuple[int, float | None, float, str, str | None]]]:
+def rescore_sql(tenant: Any, cfg: Mapping[str, Any], ids: list[int] | None, now: dt.datetime, model: Any = None) -> tuple[int, list[tuple[int, float | None, float, str, str | None]]]:
     """Score and store the leads ``ids`` (None: all) in SQL, inside the caller's
     transaction. Returns the number of leads scored and the changed ones:
     (lead_id, old, new, grade, old_grade)."""
@@ -344,18 +396,18 @@ def rescore_sql(tenant: Any, cfg: Mapping[str, Any], ids: list[int] | None, now:
         # Memory for the aggregates, the materialized steps and the hash joins over
         # 100,000 rows (the default 4 MB spills them to disk), for this transaction only.
         database.execute_sql("SET LOCAL work_mem = '64MB'")
-        return _rescore_sql(tenant, cfg, ids, now, pg)
+        return _rescore_sql(tenant, cfg, ids, now, pg, model)
     # SQLite: a bigger page cache while the batch runs (the default 2 MB is thrashed by
     # 100,000-row upserts into indexed tables), the previous size restored after.
     (cache,) = database.execute_sql("PRAGMA cache_size").fetchone()
     database.execute_sql("PRAGMA cache_size = -65536")
     try:
-        return _rescore_sql(tenant, cfg, ids, now, pg)
+        return _rescore_sql(tenant, cfg, ids, now, pg, model)
     finally:
         database.execute_sql(f"PRAGMA cache_size = {int(cache)}")
 
 
-def _rescore_sql(tenant: Any, cfg: Mapping[str, Any], ids: list[int] | None, now: dt.datetime, pg: bool) -> tuple[int, list[tuple[int, float | None, float, str, str | None]]]:
+def _rescore_sql(tenant: Any, cfg: Mapping[str, Any], ids: list[int] | None, now: dt.datetime, pg: bool, model: Any) -> tuple[int, list[tuple[int, float | None, float, str, str | None]]]:
     database = db.database
     real = "DOUBLE PRECISION" if pg else "REAL"
     database.execute_sql(f"DROP TABLE IF EXISTS {ADJ}")
@@ -374,7 +426,7 @@ def _rescore_sql(tenant: Any, cfg: Mapping[str, Any], ids: list[int] | None, now
         "since": now - dt.timedelta(days=cfg["engagement"]["window_days"]),
         "contact_since": now - dt.timedelta(days=cfg["base"]["recent_contact_days"]),
     }
-    database.execute_sql(*_bind(_sql(cfg, pg, ids), params))
+    database.execute_sql(*_bind(_sql(cfg, pg, ids, model), params))
     if pg:
         # Statistics for the planner: joined to 100,000 stored scores, a hash join beats
         # 100,000 index probes, which it only picks when it knows the table's size.
@@ -394,11 +446,14 @@ def _rescore_sql(tenant: Any, cfg: Mapping[str, Any], ids: list[int] | None, now
             (tenant.id, now),
         )
     # PostgreSQL stores the scores as REAL (float4): compare at that precision.
-    new_score = "CAST(n.score AS REAL)" if pg else "n.score"
-    differs = f"(o.id IS NULL OR o.score <> {new_score} OR o.grade <> n.grade OR o.rule_score <> {new_score} OR o.probability IS NOT NULL OR o.factors <> n.factors OR o.components <> '{{}}' OR o.top_features <> '[]')"
+    real4 = (lambda e: f"CAST({e} AS REAL)") if pg else (lambda e: e)
+    differs = (
+        f"(o.id IS NULL OR o.score <> {real4('n.score')} OR o.grade <> n.grade OR o.rule_score <> {real4('n.rule_score')}"
+        f" OR COALESCE(o.probability, -1) <> COALESCE({real4('n.probability')}, -1) OR o.factors <> n.factors OR o.components <> '{{}}' OR o.top_features <> n.top_features)"
+    )
     written = database.execute_sql(
         f"INSERT INTO {scores} (tenant_id, lead_id, score, rule_score, grade, components, factors, probability, top_features, computed_at)"
-        f" SELECT {mark}, n.lead_id, n.score, n.score, n.grade, '{{}}', n.factors, NULL, '[]', {mark} FROM {TEMP} n {old_join} WHERE {differs}"
+        f" SELECT {mark}, n.lead_id, n.score, n.rule_score, n.grade, '{{}}', n.factors, n.probability, n.top_features, {mark} FROM {TEMP} n {old_join} WHERE {differs}"
         " ON CONFLICT (tenant_id, lead_id) DO UPDATE SET score = EXCLUDED.score, rule_score = EXCLUDED.rule_score, grade = EXCLUDED.grade,"
         " components = EXCLUDED.components, factors = EXCLUDED.factors, probability = EXCLUDED.probability, top_features = EXCLUDED.top_features, computed_at = EXCLUDED.computed_at",
         (tenant.id, now),

@@ -1,9 +1,13 @@
-"""The scoring engine: features by SQL aggregates, rules in Python, one write per batch.
+"""The scoring engine: the settings, the rules and the prediction in Python, and
+:func:`rescore`, which stores scores through the same rules computed in SQL (bulk.py).
 
-A batch of leads costs a constant number of queries whatever its size (leads with their
-company and contact; deal aggregates; activity aggregates; the stored scores; one query
-per extra factor from ``crm_scoring_factors``; the model; then bulk writes), so scoring
-100,000 leads is a handful of statements, never one per lead (bench/bench_scoring.py).
+:func:`compute` (previews, leads not scored yet) reads the facts of a batch with a
+constant number of queries whatever its size (leads with their company and contact;
+deal aggregates; activity aggregates; one query per extra factor from
+``crm_scoring_factors``; the model) and applies :func:`rule_factors` lead by lead.
+:func:`rescore` runs the same rules as one SQL statement per batch and writes only what
+changed (bench/bench_scoring.py); tests/plugins/scoring/test_bulk.py holds both to the
+same results.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 import peewee
 from crm_plugins.scoring import COMPONENTS, ScoringSettings
-from crm_plugins.scoring.models import LeadScore, ScoreHistory, ScoringOverride
+from crm_plugins.scoring.models import ScoringOverride
 from peewee import JOIN, Case, fn
 
 from crmcore import db, signals
@@ -30,8 +34,6 @@ log = logging.getLogger("crm_plugins.scoring")
 
 #: Lead ids per batch: bounded so IN lists and bulk inserts stay within driver limits.
 BATCH = 2000
-#: Rows per bulk INSERT (SQLite allows 32,766 bound values per statement).
-WRITE_CHUNK = 500
 #: A score change smaller than this is not a change (no history row, no signal).
 EPSILON = 0.05
 
@@ -444,20 +446,15 @@ def rescore(tenant: Any, ids: Iterable[int] | None = None, *, now: dt.datetime |
     now = now or utcnow()
     total = 0
     with db.atomic():
-        # Without a model the rules run in SQL (bulk.py); a model's prediction and its
-        # top features are computed here, lead by lead.
-        in_sql = predictive.load_model() is None
+        # The rules and the model's prediction run in SQL (bulk.py); engine.compute, the
+        # same in Python, serves previews and leads not scored yet.
+        model = predictive.load_model()
         for batch in _batches(tenant, ids):
             if batch is not None and not batch:
                 continue
-            if in_sql:
-                n, changed = bulk.rescore_sql(tenant, cfg, batch, now)
-                total += n
-                _signal(tenant, changed, cfg)
-            else:
-                results = compute(tenant, batch, cfg=cfg, now=now)
-                total += len(results)
-                _store(tenant, batch, results, cfg, now)
+            n, changed = bulk.rescore_sql(tenant, cfg, batch, now, model)
+            total += n
+            _signal(tenant, changed, cfg)
     return total
 
 
@@ -481,68 +478,6 @@ def _signal(tenant: Any, changed: list[tuple[int, float | None, float, str, str 
                         lead_score_threshold_crossed.send(tenant, lead_id=lid, threshold=t, old=before, new=after, grade=grade)
 
     db.on_commit(send)
-
-
-def _store(tenant: Any, batch: list[int] | None, results: dict[int, Result], cfg: Mapping[str, Any], now: dt.datetime) -> None:
-    if not results:
-        return
-    # Factors as stored text (sort_keys as JSONText writes them), so unchanged rows are
-    # found by comparing strings and are not rewritten.
-    stored = _ids_filter(
-        LeadScore.select(LeadScore.lead, LeadScore.score, LeadScore.grade, LeadScore.probability, fn.COALESCE(LeadScore.factors, "").coerce(False)),
-        LeadScore.lead, batch,
-    )
-    old = {lid: (score, grade, prob, text) for lid, score, grade, prob, text in db.database.execute(stored)}
-    tenant_id = tenant.id
-    writes, history, changed = [], [], []
-    for lid, r in results.items():
-        text = _dumps(r.factors)
-        before = old.get(lid)
-        if before is not None and before[0] == r.score and before[1] == r.grade and before[2] == r.probability and before[3] == text:
-            continue
-        writes.append((
-            tenant_id, lid, r.score, r.rule_score, r.grade, _dumps(r.components), text,
-            r.probability, json.dumps(r.top_features, sort_keys=True) if r.top_features else "[]", now,
-        ))
-        if before is None or abs(before[0] - r.score) >= EPSILON or before[1] != r.grade:
-            history.append((tenant_id, lid, r.score, r.grade, now))
-            changed.append((lid, None if before is None else before[0], r.score, r.grade, None if before is None else before[1]))
-    _bulk_insert(LeadScore, ("tenant", "lead", "score", "rule_score", "grade", "components", "factors", "probability", "top_features", "computed_at"), writes, upsert_on=("tenant", "lead"))
-    _bulk_insert(ScoreHistory, ("tenant", "lead", "score", "grade", "at"), history)
-    # The unchanged rows were looked at now too.
-    if len(writes) < len(results):
-        _ids_filter(LeadScore.update(computed_at=now), LeadScore.lead, batch).execute()
-    _signal(tenant, changed, cfg)
-
-
-#: JSON as JSONText writes it (sorted keys: the dicts above are built in that order).
-_dumps = json.JSONEncoder(sort_keys=False, default=str).encode
-
-
-def _bulk_insert(model: type, names: tuple[str, ...], rows: list[tuple[Any, ...]], upsert_on: tuple[str, ...] = ()) -> None:
-    """Multi-row INSERTs (``WRITE_CHUNK`` rows each; an upsert on ``upsert_on``) with the
-    SQL built once per chunk size: peewee's insert_many builds its SQL value by value,
-    which cost more than the scoring itself at 100,000 leads. Values are already database
-    values (JSON as text), so the statement goes to the driver as is."""
-    if not rows:
-        return
-    columns = [model._meta.fields[n].column_name for n in names]
-    quote = '"{}"'.format
-    param = db.database.param
-    conflict = ""
-    if upsert_on:
-        keys = [model._meta.fields[n].column_name for n in upsert_on]
-        sets = ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in columns if c not in keys)
-        conflict = f" ON CONFLICT ({', '.join(map(quote, keys))}) DO UPDATE SET {sets}"
-    one = "(" + ", ".join([param] * len(columns)) + ")"
-    head = f"INSERT INTO {quote(model._meta.table_name)} ({', '.join(map(quote, columns))}) VALUES "
-    cache: dict[int, str] = {}
-    for start in range(0, len(rows), WRITE_CHUNK):
-        chunk = rows[start : start + WRITE_CHUNK]
-        sql = cache.get(len(chunk))
-        if sql is None:
-            sql = cache[len(chunk)] = head + ", ".join([one] * len(chunk)) + conflict
-        db.database.execute_sql(sql, [v for row in chunk for v in row])
 
 
 def distribution(results: Iterable[Result | float]) -> dict[str, Any]:

@@ -134,7 +134,10 @@ def rescore_all_job(tenant: Any) -> None:
 
 
 def train_job(tenant: Any) -> None:
+    """Retrain, then rescore at once: stored scores keep the model's feature vector and
+    their top features are worked out with the current model when read."""
     predictive.train(tenant)
+    engine.rescore(tenant)
 
 
 # --------------------------------------------------------------------------- hooks

@@ -75,6 +75,7 @@ def lead_panel(tenant: Any, lead: Lead) -> str:
         data = {k: getattr(row, k) for k in ("score", "rule_score", "grade", "components", "factors", "probability", "top_features", "computed_at")}
         data["factors"] = bulk.explain(row.factors)  # compact factors: reasons written out now
         data["components"] = bulk.components_of(row.components, data["factors"])
+        data["top_features"] = bulk.top_features_of(row.top_features)
     history = [h.score for h in ScoreHistory.select(ScoreHistory.score).where(ScoreHistory.lead == lead.id).order_by(ScoreHistory.at.desc(), ScoreHistory.id.desc()).limit(30)]
     history.reverse()
     return render_template("scoring/_panel.html", s=data, stored=stored, spark=sparkline(history), history=history, labels=SECTION_TITLES)

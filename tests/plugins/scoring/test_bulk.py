@@ -63,10 +63,11 @@ SETTINGS = [
      "fit": {"industry": {"software": 4, "Retail": -3}, "bant_points": 1.5, "company_size": {"51-200": 5, "1000+": 9}},
      "engagement": {"window_days": 14, "activity_points": 1.5, "activity_cap": 6, "inbound_points": -1, "inbound_cap": 3, "chat_points": 0},
      "recency": {"points": 7, "full_days": 1, "zero_days": 21}},
+    {"base": {"use_probability": False}, "recency": {"points": 0}, "fit": {"seniority": {}, "bant_points": 0}, "engagement": {"activity_points": 0}},
 ]
 
 
-@pytest.mark.parametrize("settings", SETTINGS, ids=["defaults", "changed"])
+@pytest.mark.parametrize("settings", SETTINGS, ids=["defaults", "changed", "rules-off"])
 def test_sql_rescore_equals_python_rules(env, register_plugin, settings):
     from crm_plugins.scoring import bulk, engine
     from crm_plugins.scoring.models import LeadScore
@@ -92,6 +93,9 @@ def test_sql_rescore_equals_python_rules(env, register_plugin, settings):
         assert row.components == {} and bulk.components_of(row.components, want.factors) == want.components, lid
         assert all(isinstance(f, list) for f in row.factors)  # compact: no reasons stored
         kinds.update(f["name"] for f in want.factors)
+    if settings is SETTINGS[2]:  # rules switched off leave their factors out
+        assert kinds.isdisjoint({"probability", "recency", "seniority", "bant", "activities"}) and {"value", "inbound", "chat"} <= kinds
+        return
     # every rule was exercised
     assert {"probability", "value", "recent_contact", "company_size", "seniority", "bant", "activities", "inbound", "recency", "portal:visits", "portal:badge"} <= kinds
     if settings:
@@ -132,3 +136,38 @@ def test_sql_rescore_writes_only_changes(env):
             assert ScoreHistory.select().where(ScoreHistory.lead == b.id).count() == 2
     finally:
         signals.signal("lead_score_changed").disconnect(receiver)
+
+
+def test_sql_rescore_with_a_trained_model_equals_python(env, register_plugin):
+    """With a model: probability, blended score, grade and top features as engine.compute."""
+    from crm_plugins.scoring import bulk, engine, predictive
+    from crm_plugins.scoring.models import LeadScore
+
+    from .test_predictive import history
+
+    register_plugin(Portal(), name="portal")
+    with in_tenant(env) as tenant:
+        history(80, random.Random(3))
+        assert predictive.train(tenant).params is not None
+        ids = varied_leads(random.Random(11))
+        expected = engine.compute(tenant, None, now=NOW)
+        engine.rescore(tenant, now=NOW)
+        stored = {row.lead_id: row for row in LeadScore.select()}
+    assert len(stored) == len(expected) == len(ids) + 80
+    with_top = 0
+    for lid, want in expected.items():
+        row = stored[lid]
+        assert (row.score, row.rule_score, row.grade) == (want.score, want.rule_score, want.grade), lid
+        assert row.probability == pytest.approx(want.probability, abs=1e-6), lid
+        assert bulk.explain(row.factors) == want.factors, lid
+        with in_tenant(env):
+            top = bulk.top_features_of(row.top_features)
+        assert [t["feature"] for t in top] == [t["feature"] for t in want.top_features], lid
+        assert [t["contribution"] for t in top] == pytest.approx([t["contribution"] for t in want.top_features], abs=1e-3), lid
+        with_top += bool(top)
+    assert with_top > len(ids) // 2
+    # the API shows them
+    client = env.client("acme")
+    body = client.get(f"/api/v1/scoring/leads/{ids[0]}", headers={"Authorization": f"Bearer {env.token('acme', 'viewer')}"}).get_json()
+    assert body["probability"] == pytest.approx(expected[ids[0]].probability, abs=1e-6)
+    assert [t["feature"] for t in body["top_features"]] == [t["feature"] for t in expected[ids[0]].top_features]

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import fields, validate
 
-from crmcore.api.schema import Schema
+from crmcore.api.schema import Blueprint, Schema
 from crmcore import db
 from crmcore.api import common, linking
 from crmcore.api.common import require
@@ -105,7 +105,7 @@ class Activities(MethodView):
         Filters combine with AND; `occurred_after` is inclusive, `occurred_before`
         exclusive. Pages are keyset based: follow `next_cursor`.
         """
-        rows, next_cursor = common.keyset_page(filtered(args), Activity, args["sort"], args["limit"], args.get("cursor"))
+        rows, next_cursor = common.keyset_page(filtered(args), Activity, args["sort"], args["limit"], args.get("cursor"), plain=True)
         return {"items": rows, "next_cursor": next_cursor}
 
     @blp.arguments(ActivitySchema)

@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import fields
 from peewee import fn
 
-from crmcore.api.schema import Schema
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common
 from crmcore.api.common import require
 from crmcore.entities.models import LEAD_STATUSES, Lead

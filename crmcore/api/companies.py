@@ -8,10 +8,10 @@ import re
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import ValidationError, fields, validate
 
-from crmcore.api.schema import Schema
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common, contacts
 from crmcore.api.common import PageArgs, require
 from crmcore.entities import custom, service
@@ -145,7 +145,7 @@ class Companies(MethodView):
         Filters combine with AND; custom fields filter as `custom.<key>=value` (exact
         match). Pages are keyset based: follow `next_cursor`.
         """
-        rows, next_cursor = common.keyset_page(filtered(args), Company, args["sort"], args["limit"], args.get("cursor"))
+        rows, next_cursor = common.keyset_page(filtered(args), Company, args["sort"], args["limit"], args.get("cursor"), plain=True)
         return {"items": dump(rows), "next_cursor": next_cursor}
 
     @blp.arguments(CompanySchema)

@@ -13,10 +13,10 @@ import zoneinfo
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import ValidationError, fields, validate
 
-from crmcore.api.schema import Schema
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common
 from crmcore.api.common import PageArgs, require
 from crmcore.api.fields import EmailAddress, PhoneNumber
@@ -192,7 +192,7 @@ def filtered(args: dict[str, Any]) -> Any:
 
 
 def page(args: dict[str, Any]) -> dict[str, Any]:
-    rows, next_cursor = common.keyset_page(filtered(args), Contact, args["sort"], args["limit"], args.get("cursor"))
+    rows, next_cursor = common.keyset_page(filtered(args), Contact, args["sort"], args["limit"], args.get("cursor"), plain=True)
     return {"items": dump(rows), "next_cursor": next_cursor}
 
 

@@ -7,10 +7,10 @@ is crmcore.entities.convert; this module is its HTTP face.
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import ValidationError, fields, validate
 
-from crmcore.api.schema import Schema
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common
 from crmcore.api.common import require
 from crmcore.api.deals import MAX_VALUE, DealSchema

@@ -13,10 +13,10 @@ import io
 from typing import Any
 
 from flask import Response, g, request, stream_with_context
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import fields
 
-from crmcore.api.schema import Schema
+from crmcore.api.schema import Blueprint, Schema
 from crmcore import db
 from crmcore.api import common
 from crmcore.api.common import require

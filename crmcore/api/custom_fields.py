@@ -13,11 +13,11 @@ from typing import Any
 
 import peewee
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import fields, validate
 
 from crmcore.api import common
-from crmcore.api.schema import Schema
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.api.common import PageArgs, require
 from crmcore.entities import service
 from crmcore.entities.models import CUSTOM_FIELD_KINDS, TAGGABLE, CustomField

@@ -11,10 +11,10 @@ import decimal
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import ValidationError, fields, validate
 
-from crmcore.api.schema import Schema
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common
 from crmcore.api.common import PageArgs, require
 from crmcore.entities import deals as rules
@@ -208,7 +208,7 @@ class Deals(MethodView):
         Filters combine with AND. Pages are keyset based: follow `next_cursor`;
         deep pages cost the same as the first one.
         """
-        rows, next_cursor = common.keyset_page(filtered(args), Deal, args["sort"], args["limit"], args.get("cursor"))
+        rows, next_cursor = common.keyset_page(filtered(args), Deal, args["sort"], args["limit"], args.get("cursor"), plain=True)
         return {"items": dump(rows), "next_cursor": next_cursor}
 
     @blp.arguments(DealSchema)

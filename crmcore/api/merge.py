@@ -10,10 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import fields
 
-from crmcore.api.schema import Schema
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common, companies, contacts, leads
 from crmcore.api.common import require
 from crmcore.entities import service

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from crmcore.api.schema import Schema
+from crmcore.api.schema import Blueprint, Schema
 from crmcore import db
 from crmcore.api import common
 from crmcore.api.common import PageArgs, require

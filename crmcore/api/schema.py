@@ -5,7 +5,7 @@ marshmallow serialises every field of every object through several generic calls
 leads with 23 fields that was a third of the request (bench/results/leads.md). Each schema
 instance here compiles, on its first dump, a plan from its own ``dump_fields``: for field
 types whose ``_serialize`` is known to be plain (String, Integer, DateTime with a named
-format, List and Nested of those) it converts the value directly; every other field keeps
+format, Dict with plain keys, List and Nested of those) it converts the value directly; every other field keeps
 marshmallow's own ``serialize``. The output is identical to marshmallow's (the test
 tests/api/test_schema_dump.py compares both on real records for every API schema), so
 only the time changes.
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import flask_smorest
 import marshmallow
 from marshmallow import fields
 from marshmallow.utils import ensure_text_type, missing
@@ -45,6 +46,13 @@ def _converter(field: fields.Field) -> Converter | None:
         func = field.SERIALIZATION_FUNCS.get(field.format or field.DEFAULT_FORMAT)
         if func is not None:
             return lambda v: None if v is None else func(v)
+        return None
+    if _same_serialize(field, fields.Mapping) and field.value_field is None:
+        mapping = field.mapping_type
+        if field.key_field is None:
+            return lambda v: None if v is None else mapping(v)
+        if _same_serialize(field.key_field, fields.String):
+            return lambda v: None if v is None else mapping((ensure_text_type(k), x) for k, x in v.items())
         return None
     if _same_serialize(field, fields.List):
         inner = _converter(field.inner)
@@ -114,3 +122,15 @@ class Schema(marshmallow.Schema):
         if many:
             return [compiled(item) for item in obj]
         return compiled(obj)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """flask-smorest's Blueprint, with each ``arguments`` schema made once.
+
+    Given a Schema class, webargs builds a new instance for every request (for a lead,
+    23 fields set up again each time); an instance is reused. Schemas keep no state
+    between loads (marshmallow 4 has no ``context``), so one instance per route is safe.
+    """
+
+    def arguments(self, schema: Any, **kwargs: Any) -> Any:
+        return super().arguments(schema() if isinstance(schema, type) else schema, **kwargs)

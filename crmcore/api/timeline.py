@@ -14,10 +14,10 @@ from typing import Any
 
 import peewee
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import fields, validate
 
-from crmcore.api.schema import Schema
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common, linking
 from crmcore.api.common import PageArgs, require
 from crmcore.entities.models import (

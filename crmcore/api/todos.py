@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from marshmallow import fields, validate
 
-from crmcore.api.schema import Schema
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common, linking
 from crmcore.api.common import require
 from crmcore.db import utcnow
@@ -110,7 +110,7 @@ class Tasks(MethodView):
 
         Filters combine with AND. Pages are keyset based: follow `next_cursor`.
         """
-        rows, next_cursor = common.keyset_page(filtered(args), Task, args["sort"], args["limit"], args.get("cursor"))
+        rows, next_cursor = common.keyset_page(filtered(args), Task, args["sort"], args["limit"], args.get("cursor"), plain=True)
         return {"items": rows, "next_cursor": next_cursor}
 
     @blp.arguments(TaskSchema)

@@ -114,6 +114,8 @@ def test_compiled_plan_is_used_and_falls_back_per_field():
         inner = fields.Nested(Inner)
         many = fields.List(fields.Nested(Inner))
         fallback = fields.String(dump_default="none")
+        custom = fields.Dict(keys=fields.String())
+        counts = fields.Dict(keys=fields.String(), values=fields.Integer())  # not compiled: a value field
 
     import datetime
     import decimal
@@ -124,10 +126,28 @@ def test_compiled_plan_is_used_and_falls_back_per_field():
         price = decimal.Decimal("3.14159")
         inner = {"n": "5", "label": "x"}
         many = [{"n": 1}, {"n": 2.0}]
+        custom = {1: "x", "k": [1]}
+        counts = {"a": "3"}
 
     schema = Outer()
-    expected = {"name": "7", "when": "2026-01-02T03:04:05", "price": "3.14", "dotted": "x", "inner": {"n": 5}, "many": [{"n": 1}, {"n": 2}], "fallback": "none"}
+    expected = {"name": "7", "when": "2026-01-02T03:04:05", "price": "3.14", "dotted": "x", "inner": {"n": 5}, "many": [{"n": 1}, {"n": 2}], "fallback": "none", "custom": {"1": "x", "k": [1]}, "counts": {"a": 3}}
     assert schema.dump(Obj()) == expected
     assert marshmallow.Schema._serialize(schema, Obj()) == expected  # marshmallow's own walk
     assert schema._compiled() is not None
     assert schema.dump([Obj(), Obj()], many=True) == [expected, expected]
+
+
+def test_list_items_are_the_records_as_their_own_get_shows_them(api):
+    """A list page's items are exactly what GET /<collection>/<id> answers for each (the
+    lists read plain rows, the single GETs model instances: both must dump alike)."""
+    ids = _fill(api)
+    api.post("/api/v1/leads", json={"name": "Second lead"})  # a row with most fields empty
+    collections = {"leads": 2, "contacts": 1, "companies": 1, "deals": 1, "activities": 1, "notes": 1, "tasks": 1, "tags": 1, "custom-fields": 1, "pipelines": 1}
+    for collection, at_least in collections.items():
+        items = api.get(f"/api/v1/{collection}?limit=100").get_json()["items"]
+        assert len(items) >= at_least, (collection, items)
+        for item in items:
+            one = api.get(f"/api/v1/{collection}/{item['id']}")
+            assert one.status_code == 200, (collection, item["id"])
+            assert item == one.get_json(), collection
+    assert ids["lead_id"] in {i["id"] for i in api.get("/api/v1/leads").get_json()["items"]}

@@ -236,3 +236,52 @@ def captured_signals() -> Any:
                 signal(name).disconnect(receiver)
 
     return capture
+
+
+# --------------------------------------------------------------------------- browser tests
+
+#: Flags for headless Chromium in a container: no sandbox (root), no GPU, nothing that
+#: reaches out to the network (only loopback may be reached here).
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def chromium_path() -> str:
+    """Debian's chromium (``/usr/bin/chromium``), or the binary ``CRM_CHROMIUM`` names."""
+    return os.environ.get("CRM_CHROMIUM", "/usr/bin/chromium")
+
+
+@contextlib.contextmanager
+def chromium_browser(expect_timeout_ms: int = 5000) -> Iterator[Any]:
+    """Headless Chromium driven by Playwright, for a plugin's browser tests.
+
+    Launches the installed binary (``executable_path``): a browser is never downloaded.
+    Without the playwright package or the binary the calling test is skipped, or fails
+    under ``CI=true`` (where .ci/run installs chromium). Use it in a module- or
+    package-scoped fixture, ended before another starts: Playwright's sync API allows one
+    running instance per thread::
+
+        @pytest.fixture(scope="module")
+        def browser():
+            with chromium_browser() as chromium:
+                yield chromium
+    """
+
+    def unavailable(reason: str) -> None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (CI=true: the browser tests must run; .ci/run installs chromium)", pytrace=False)
+        pytest.skip(reason)
+
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        unavailable("browser tests need the playwright package: pip install -e '.[test]'")
+    binary = chromium_path()
+    if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
+        unavailable(f"browser tests need Debian's chromium at {binary} (apt-get install chromium, or set CRM_CHROMIUM)")
+    expect.set_options(timeout=expect_timeout_ms)
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=binary, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -24,7 +24,6 @@ Helpers: ``sign_in(page, server)`` through the real form, ``shot(page, name)`` s
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import uuid
@@ -37,25 +36,15 @@ import requests
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from crmcore import auth, db
-from crmcore.testing import CrmEnv
+from crmcore.testing import CrmEnv, chromium_browser
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # reported by the ``browser`` fixture
     expect = None  # type: ignore[assignment]
-    sync_playwright = None
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = os.environ.get("CRM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIMEOUT_MS = 10_000  # actions and navigation; a broken page fails in seconds, not minutes
 EXPECT_TIMEOUT_MS = 5_000
 DESKTOP = {"width": 1280, "height": 800}
@@ -63,29 +52,16 @@ MOBILE = {"width": 390, "height": 800}
 ADMIN_PASSWORD = "e2e-secret-pw"
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the browser tests must run; .ci/run installs chromium)", pytrace=False)
-    pytest.skip(reason)
 
 
 # Package scope, not session: Playwright's sync API allows one running instance per
 # thread, so this one is stopped before other folders' browser tests start their own.
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
-    if sync_playwright is None:
-        _unavailable("browser tests need the playwright package: pip install -e '.[test]'")
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        _unavailable(f"browser tests need Debian's chromium at {CHROMIUM} (apt-get install chromium, or set CRM_CHROMIUM)")
-    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     for stale in SCREENSHOTS.glob("FAILED-*.png"):  # from an earlier run
         stale.unlink()
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium_browser(expect_timeout_ms=EXPECT_TIMEOUT_MS) as chromium:
+        yield chromium
 
 
 # --------------------------------------------------------------------------- the server

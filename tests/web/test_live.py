@@ -10,7 +10,6 @@ CI=true. Screenshots go to artifacts/live/.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -23,11 +22,10 @@ from flask import render_template_string
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from crmcore import auth, db
+from crmcore.testing import chromium_browser
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "live"
-CHROMIUM = os.environ.get("CRM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 PASSWORD = "live-secret-pw"
 
 
@@ -322,29 +320,15 @@ def test_the_partial_renders_only_for_pages_with_live_topics(crm_env):
 
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # pragma: no cover - reported by the browser fixture
-    sync_playwright = None
+    expect = None
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    def unavailable(reason: str) -> None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-
-    if sync_playwright is None:
-        unavailable("browser tests need the playwright package")
-    if not os.access(CHROMIUM, os.X_OK):
-        unavailable(f"browser tests need chromium at {CHROMIUM}")
-    expect.set_options(timeout=5000)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium_browser(expect_timeout_ms=5000) as chromium:
+        yield chromium
 
 
 class _Quiet(WSGIRequestHandler):

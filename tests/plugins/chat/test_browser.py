@@ -6,7 +6,6 @@ page. Screenshots go to artifacts/chat/."""
 from __future__ import annotations
 
 import base64
-import os
 import re
 import threading
 import uuid
@@ -19,42 +18,27 @@ import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from crmcore import auth
+from crmcore.testing import chromium_browser
 from crmcore.entities.models import Lead
 
 from .conftest import chat_settings, in_tenant
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:
     expect = None  # type: ignore[assignment]
-    sync_playwright = None
 
 ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = ROOT / "artifacts" / "chat"
-CHROMIUM = os.environ.get("CRM_CHROMIUM", "/usr/bin/chromium")
 TINY_PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the browser tests must run)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if sync_playwright is None:
-        _unavailable("browser tests need the playwright package")
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        _unavailable(f"browser tests need Debian's chromium at {CHROMIUM}")
-    expect.set_options(timeout=8000)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium_browser(expect_timeout_ms=8000) as chromium:
+        yield chromium
 
 
 class _Quiet(WSGIRequestHandler):

@@ -9,7 +9,6 @@ CI=true, where they fail. Screenshots go to artifacts/kanban/.
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 from collections.abc import Iterator
@@ -21,39 +20,24 @@ import requests
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from crmcore import auth, db
+from crmcore.testing import chromium_browser
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # reported by the ``browser`` fixture
     expect = None  # type: ignore[assignment]
-    sync_playwright = None
 
 ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = ROOT / "artifacts" / "kanban"
-CHROMIUM = os.environ.get("CRM_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
 PASSWORD = "kanban-e2e-pw"
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the browser tests must run; .ci/run installs chromium)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if sync_playwright is None:
-        _unavailable("browser tests need the playwright package")
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        _unavailable(f"browser tests need Debian's chromium at {CHROMIUM}")
-    expect.set_options(timeout=5000)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium_browser(expect_timeout_ms=5000) as chromium:
+        yield chromium
 
 
 class _Quiet(WSGIRequestHandler):

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,39 +12,26 @@ import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from crmcore import auth, db
+from crmcore.testing import chromium_browser
 
 from .conftest import days_ago, in_tenant, make_deal, make_lead
 
 try:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 except ImportError:  # reported by the browser fixture
-    expect = sync_playwright = None  # type: ignore[assignment]
+    expect = None  # type: ignore[assignment]
 
 ROOT = Path(__file__).resolve().parents[3]
 SHOTS = ROOT / "artifacts" / "scoring"
-CHROMIUM = os.environ.get("CRM_CHROMIUM", "/usr/bin/chromium")
 PASSWORD = "scoring-e2e-pw"
 
 
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the browser tests must run)", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if sync_playwright is None:
-        _unavailable("browser tests need the playwright package")
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        _unavailable(f"browser tests need Debian's chromium at {CHROMIUM}")
-    expect.set_options(timeout=5000)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"], headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium_browser(expect_timeout_ms=5000) as chromium:
+        yield chromium
 
 
 class _Quiet(WSGIRequestHandler):

@@ -14,16 +14,16 @@ from pathlib import Path
 import pytest
 
 SAMPLE_SRC = Path(__file__).parent / "sample_plugin"
+GREETER_SRC = Path(__file__).parent.parent / "examples" / "greeter"
 
 
-@pytest.fixture(scope="session")
-def sample_plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """pip-install tests/sample_plugin into a target folder and put it on sys.path, so the
-    CRM finds it through its `crm.plugins` entry point. Returns the folder (for PYTHONPATH
-    of subprocesses)."""
-    build = tmp_path_factory.mktemp("sample-src")
-    src = build / "sample_plugin"
-    shutil.copytree(SAMPLE_SRC, src)  # keep build/ and egg-info out of the source tree
+def pip_install(source: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pip-install a plugin's source folder into a target folder and put it on sys.path, so
+    the CRM finds it through its `crm.plugins` entry point, as an integrator's plugin is
+    found. Returns the folder (for PYTHONPATH of subprocesses)."""
+    build = tmp_path_factory.mktemp(f"{source.name}-src")
+    src = build / source.name
+    shutil.copytree(source, src)  # keep build/ and egg-info out of the source tree
     target = tmp_path_factory.mktemp("site")
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index", "--target", str(target), str(src)],
@@ -32,6 +32,18 @@ def sample_plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sys.path.insert(0, str(target))
     importlib.invalidate_caches()
     return target
+
+
+@pytest.fixture(scope="session")
+def sample_plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/sample_plugin, pip-installed (see :func:`pip_install`)."""
+    return pip_install(SAMPLE_SRC, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def greeter_plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The README's example plugin (examples/greeter), pip-installed."""
+    return pip_install(GREETER_SRC, tmp_path_factory)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import re
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from crmcore import Plugin
+from crmcore.sdk import Plugin
 
 PRECHAT_FIELDS = ("name", "email", "phone")
 #: what a visitor may attach (recognised by the file's first bytes, not by its name)

@@ -15,9 +15,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 
-from crmcore.api.common import current_user_id, require
-from crmcore.entities.models import Lead
-from crmcore.models import User
+from crmcore.sdk import Lead, User, current_user_id, require
 
 blp = Blueprint("chat_api", __name__, url_prefix="/chat", description="Website chat: conversations, messages, FAQ (agents).")
 

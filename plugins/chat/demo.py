@@ -6,7 +6,7 @@ from typing import Any
 
 from crm_plugins.chat.models import ChatConversation, ChatFaq, ChatMessage
 
-from crmcore.db import utcnow
+from crmcore.sdk import utcnow
 
 FAQS = [
     ("What are your opening hours?", "We are open Monday to Friday, 9:00 to 17:00 (UTC)."),

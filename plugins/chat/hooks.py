@@ -13,13 +13,20 @@ from crm_plugins.chat.models import (
     ChatRate,
 )
 
-from crmcore import Migration, NavItem, Permission, TaskHandler, hookimpl, signals
-from crmcore.migrations import create_tables
-from crmcore.tasks import payload_of
+from crmcore import sdk
+from crmcore.sdk import (
+    Migration,
+    NavItem,
+    Permission,
+    TaskHandler,
+    create_tables,
+    hookimpl,
+    payload_of,
+)
 
-signals.signal("chat_conversation_started", "A website visitor started a chat: (tenant, conversation).")
-signals.signal("chat_message_received", "A visitor's chat message was stored: (tenant, conversation, message, lead=<Lead|None>).")
-signals.signal("chat_lead_captured", "A chat conversation was linked to a lead: (tenant, conversation, lead, created=bool).")
+sdk.signal("chat_conversation_started", "A website visitor started a chat: (tenant, conversation).")
+sdk.signal("chat_message_received", "A visitor's chat message was stored: (tenant, conversation, message, lead=<Lead|None>).")
+sdk.signal("chat_lead_captured", "A chat conversation was linked to a lead: (tenant, conversation, lead, created=bool).")
 
 
 @hookimpl
@@ -65,7 +72,7 @@ def crm_nav_items(tenant: Any, user: Any) -> list[NavItem]:
 def _assistant_task(task: Any) -> None:
     from crm_plugins.chat import service
 
-    from crmcore.db import current_tenant
+    from crmcore.sdk import current_tenant
 
     payload = payload_of(task)
     service.run_assistant(current_tenant(), payload["conversation_id"], payload["message_id"])
@@ -92,7 +99,7 @@ def crm_demo_data(tenant: Any) -> None:
 
 @hookimpl
 def crm_record_panels(tenant: Any, user: Any, entity: str, record: Any) -> list[Any]:
-    from crmcore import RecordPanel
+    from crmcore.sdk import RecordPanel
 
     if entity not in ("lead", "contact"):
         return []

@@ -1,6 +1,6 @@
 """Hooks the chat plugin declares for other plugins."""
 
-from crmcore import hookspec
+from crmcore.sdk import hookspec
 
 
 @hookspec(firstresult=True)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import peewee
 
-from crmcore.db import BaseModel, TenantModel, utcnow
-from crmcore.entities.models import Contact, Lead
-from crmcore.models import User
+from crmcore.sdk import BaseModel, Contact, Lead, TenantModel, User, utcnow
 
 STATUSES = ("open", "pending", "resolved")
 SENDERS = ("visitor", "agent", "assistant", "system")

@@ -31,8 +31,8 @@ from flask_sock import ConnectionClosed, Sock
 from marshmallow import Schema, ValidationError, fields, validate
 from werkzeug.exceptions import NotFound
 
-from crmcore import db, live
-from crmcore.realtime import RealtimeUnavailable
+from crmcore import sdk
+from crmcore.sdk import RealtimeUnavailable
 
 log = logging.getLogger("crm_plugins.chat")
 
@@ -283,17 +283,16 @@ def history() -> Any:
 def _wait_for_messages(conversation: ChatConversation, after: int, wait: float) -> list[Any]:
     """Long poll: wake on the conversation's live topic, then read the database (the
     source of truth, so an event lost by the hub costs latency, not a message)."""
-    from crmcore.app import crm_state
 
     deadline = time.monotonic() + wait
-    db.database.close()  # do not hold a pooled connection while waiting
+    sdk.database.close()  # do not hold a pooled connection while waiting
     try:
-        sub = crm_state().hub.subscribe(g.tenant.id, [service.conversation_topic(conversation.id)], last_id=live.since_id())
+        sub = sdk.live_subscribe(g.tenant, [service.conversation_topic(conversation.id)], last_id=sdk.live_since_id())
     except (RealtimeUnavailable, RuntimeError):
         sub = None
     try:
         while True:
-            with db.connection():
+            with sdk.connection():
                 messages = service.messages_after(conversation, after)
             if messages or time.monotonic() >= deadline:
                 return messages
@@ -305,7 +304,7 @@ def _wait_for_messages(conversation: ChatConversation, after: int, wait: float) 
     finally:
         if sub is not None:
             sub.close()
-        db.database.connect(reuse_if_open=True)
+        sdk.database.connect(reuse_if_open=True)
 
 
 @api.route("/attachments", methods=["POST", "OPTIONS"])
@@ -425,7 +424,6 @@ def visitor_ws(ws: Any) -> None:
     ``{"type": "typing"}`` and ``{"type": "read", "up_to"}``. Each sent message is
     acknowledged with ``{"type": "ack", "client_id", "message"}`` (or an ``error`` with
     ``code`` 422 / 429 and ``retry_after``)."""
-    from crmcore.app import crm_state
 
     problem = None
     code = POLICY_VIOLATION  # do not retry as is
@@ -446,14 +444,14 @@ def visitor_ws(ws: Any) -> None:
     except ValueError:
         problem = "bad after"
     finally:
-        if not db.database.is_closed():
-            db.database.close()
+        if not sdk.database.is_closed():
+            sdk.database.close()
     if problem is not None:
         ws.close(reason=code, message=problem)
         return
     tenant = g.tenant
     try:
-        sub = crm_state().hub.subscribe(tenant.id, [service.conversation_topic(conversation.id)], last_id=live.since_id())
+        sub = sdk.live_subscribe(tenant, [service.conversation_topic(conversation.id)], last_id=sdk.live_since_id())
     except RealtimeUnavailable:
         ws.close(reason=1011, message="realtime service unavailable; retry shortly")
         return
@@ -498,7 +496,7 @@ def _serve_visitor(raw_ws: Any, sub: Any, tenant: Any, conversation: ChatConvers
 
     ws = _Socket(raw_ws)
     last_sent = after
-    with db.connection():
+    with sdk.connection():
         backlog = service.messages_after(conversation, after, 1000)
     for message in backlog:
         ws.send(json.dumps({"type": "message", "message": service.message_dict(message)}))
@@ -510,9 +508,9 @@ def _serve_visitor(raw_ws: Any, sub: Any, tenant: Any, conversation: ChatConvers
     def read() -> None:
         # SQLite: one connection for the socket's life (opening one per frame cost more
         # than the frame); PostgreSQL: from the pool per frame, so idle sockets hold none.
-        keep = contextlib.nullcontext() if db.is_postgres() else db.connection()
+        keep = contextlib.nullcontext() if sdk.is_postgres() else sdk.connection()
         try:
-            with app.app_context(), db.tenant_context(tenant), keep:
+            with app.app_context(), sdk.tenant_context(tenant), keep:
                 while ws.connected and not stop.is_set():
                     # Blocks until a frame or the close: an idle socket costs no wake-ups
                     # (with 1,000 visitors, waking every second was measurable).
@@ -564,7 +562,7 @@ def _handle_frame(ws: Any, tenant: Any, conversation: ChatConversation, raw: Any
         ws.send(json.dumps({"type": "error", "code": 400, "message": "send JSON objects"}))
         return
     kind = frame.get("type")
-    with db.connection():
+    with sdk.connection():
         if kind == "message":
             client_id = frame.get("client_id")
             if client_id is not None and (not isinstance(client_id, str) or not 0 < len(client_id) <= 64):

@@ -37,11 +37,8 @@ from crm_plugins.chat.models import (
 )
 from flask import current_app
 
-from crmcore import db, live, signals
-from crmcore.db import utcnow
-from crmcore.entities import service as entities
-from crmcore.entities.models import Contact, Lead
-from crmcore.models import User
+from crmcore import sdk
+from crmcore.sdk import Contact, Lead, User, utcnow
 
 INBOX_TOPIC = "chat:inbox"
 ONLINE_SECONDS = 90  # an agent whose inbox has not checked in for this long is offline
@@ -57,9 +54,8 @@ class RateLimited(Exception):
 
 
 def settings(tenant: Any) -> Any:
-    from crmcore.app import crm_state
 
-    return crm_state().settings(tenant, "chat")
+    return sdk.settings(tenant, "chat")
 
 
 def conversation_topic(conversation_id: int) -> str:
@@ -73,15 +69,15 @@ def _one_writer() -> Any:
     """SQLite has one writer at a time; threads of this process queue for it on a lock
     rather than in SQLite's busy handler, which sleeps in growing steps (up to 100 ms)
     and made a burst of messages wait seconds. PostgreSQL needs no such thing."""
-    return contextlib.nullcontext() if db.is_postgres() else _sqlite_writer
+    return contextlib.nullcontext() if sdk.is_postgres() else _sqlite_writer
 
 
 def _sql(query: str, params: tuple[Any, ...]) -> Any:
     """Run a hand-written query of the send path (``?`` placeholders, tenant filter
     written out): peewee's query building cost more than the queries themselves there
     (bench/results/chat.md)."""
-    placeholder = db.database.param
-    return db.database.execute_sql(query if placeholder == "?" else query.replace("?", placeholder), params)
+    placeholder = sdk.database.param
+    return sdk.database.execute_sql(query if placeholder == "?" else query.replace("?", placeholder), params)
 
 
 # --------------------------------------------------------------------------- keys and tokens
@@ -129,7 +125,7 @@ def hit(key: str, limit: int, window_seconds: int) -> None:
     now = time.time()
     window = int(now // window_seconds) * window_seconds
     full_key = key[:120]
-    with _one_writer(), db.atomic():
+    with _one_writer(), sdk.atomic():
         ChatRate.insert(key=full_key, window=window, count=1).on_conflict(
             conflict_target=[ChatRate.key, ChatRate.window], update={ChatRate.count: ChatRate.count + 1}
         ).execute()
@@ -224,7 +220,7 @@ def unread_counts(conversation_ids: Iterable[int]) -> dict[int, int]:
     if not ids:
         return {}
     if len(ids) == 1:  # the send path's case
-        row = _sql("SELECT COUNT(*) FROM chat_message WHERE tenant_id = ? AND conversation_id = ? AND sender = 'visitor' AND read_at IS NULL", (db.require_tenant_id(), ids[0])).fetchone()
+        row = _sql("SELECT COUNT(*) FROM chat_message WHERE tenant_id = ? AND conversation_id = ? AND sender = 'visitor' AND read_at IS NULL", (sdk.require_tenant_id(), ids[0])).fetchone()
         return {ids[0]: row[0]} if row and row[0] else {}
     rows = (
         ChatMessage.select(ChatMessage.conversation, peewee.fn.COUNT(ChatMessage.id))
@@ -240,7 +236,7 @@ def unread_counts(conversation_ids: Iterable[int]) -> dict[int, int]:
 
 def _publish(tenant: Any, topic: str, data: dict[str, Any]) -> None:
     """After the commit, so nobody hears of a row that was rolled back."""
-    db.on_commit(lambda: live.publish(tenant, topic, data))
+    sdk.on_commit(lambda: sdk.live_publish(tenant, topic, data))
 
 
 def announce_conversation(tenant: Any, conversation: ChatConversation, event: str) -> None:
@@ -250,7 +246,7 @@ def announce_conversation(tenant: Any, conversation: ChatConversation, event: st
 
 
 def publish_ephemeral(tenant: Any, conversation_id: int, data: dict[str, Any]) -> None:
-    live.publish(tenant, conversation_topic(conversation_id), data)
+    sdk.live_publish(tenant, conversation_topic(conversation_id), data)
 
 
 # --------------------------------------------------------------------------- opening hours
@@ -288,7 +284,7 @@ def set_presence(user: Any, status: str) -> ChatAgent:
 def start_conversation(tenant: Any, *, name: str = "", email: str | None = None, phone: str | None = None, page_url: str = "", origin: str = "") -> tuple[ChatConversation, str]:
     """A new conversation and the visitor's token (shown to the visitor once)."""
     token = secrets.token_urlsafe(32)
-    with db.atomic():
+    with sdk.atomic():
         conversation = ChatConversation.create(
             visitor_hash=hash_token(token), visitor_name=name[:200], visitor_email=email, visitor_phone=phone,
             page_url=page_url[:500], origin=origin[:200], status="open",
@@ -297,7 +293,7 @@ def start_conversation(tenant: Any, *, name: str = "", email: str | None = None,
         if greeting:
             ChatMessage.create(conversation=conversation, sender="system", content=greeting)
         assign_round_robin(tenant, conversation)
-        signals.send("chat_conversation_started", tenant, conversation=conversation)
+        sdk.send_signal("chat_conversation_started", tenant, conversation=conversation)
         announce_conversation(tenant, conversation, "started")
         if email or phone:
             capture_lead(tenant, conversation, email=email, phone=phone, name=name)
@@ -328,7 +324,7 @@ def assign_round_robin(tenant: Any, conversation: ChatConversation) -> User | No
 
 
 def assign(tenant: Any, conversation: ChatConversation, user_id: int | None) -> ChatConversation:
-    with db.atomic():
+    with sdk.atomic():
         conversation.assignee = user_id
         conversation.save()
         announce_conversation(tenant, conversation, "assigned")
@@ -336,7 +332,7 @@ def assign(tenant: Any, conversation: ChatConversation, user_id: int | None) -> 
 
 
 def set_status(tenant: Any, conversation: ChatConversation, status: str) -> ChatConversation:
-    with db.atomic():
+    with sdk.atomic():
         conversation.status = status
         conversation.save()
         announce_conversation(tenant, conversation, "status")
@@ -361,7 +357,7 @@ def post_message(tenant: Any, conversation: ChatConversation, *, sender: str, co
     if sender == "visitor":
         check_visitor_rate(tenant, conversation)
     try:
-        with _one_writer(), db.atomic():
+        with _one_writer(), sdk.atomic():
             message = ChatMessage.create(conversation=conversation, sender=sender, content=content, client_id=client_id or None, author=author.id if author is not None else None, confidence=confidence, has_attachment=attachment is not None)
             if attachment is not None:
                 ChatAttachment.create(message=message, **attachment)
@@ -388,7 +384,7 @@ def post_message(tenant: Any, conversation: ChatConversation, *, sender: str, co
         return existing, False
     if sender == "visitor":
         lead = capture_from_text(tenant, conversation, content) if attachment is None else (Lead.get_or_none(Lead.id == conversation.lead_id) if conversation.lead_id else None)
-        signals.send("chat_message_received", tenant, conversation=conversation, message=message, lead=lead)
+        sdk.send_signal("chat_message_received", tenant, conversation=conversation, message=message, lead=lead)
     return message, True
 
 
@@ -472,7 +468,7 @@ def mark_read(tenant: Any, conversation: ChatConversation, reader: str, up_to: i
         last = ChatMessage.select(peewee.fn.MAX(ChatMessage.id)).where((ChatMessage.conversation == conversation.id) & ChatMessage.sender.in_(senders) & ChatMessage.read_at.is_null(False)).scalar()
         publish_ephemeral(tenant, conversation.id, {"kind": "read", "reader": reader, "up_to": last})
         if reader == "agent":
-            live.publish(tenant, INBOX_TOPIC, {"kind": "conversation", "event": "read", "conversation": conversation_dict(conversation, unread=0)})
+            sdk.live_publish(tenant, INBOX_TOPIC, {"kind": "conversation", "event": "read", "conversation": conversation_dict(conversation, unread=0)})
     return count
 
 
@@ -518,7 +514,7 @@ def capture_from_text(tenant: Any, conversation: ChatConversation, text: str) ->
 def capture_lead(tenant: Any, conversation: ChatConversation, *, email: str | None, phone: str | None, name: str = "") -> Lead | None:
     """Link the conversation to the lead or contact with this email (or phone), or create
     a lead (source ``chat``) through the core's write path, so the lead board hears of it."""
-    with db.atomic():
+    with sdk.atomic():
         changes: dict[str, Any] = {}
         if email and not conversation.visitor_email:
             changes["visitor_email"] = email
@@ -533,7 +529,7 @@ def capture_lead(tenant: Any, conversation: ChatConversation, *, email: str | No
                 lead = Lead.get_or_none(Lead.id == conversation.lead_id)
                 fill = {k: v for k, v in (("email", email), ("phone", phone)) if v and lead is not None and not getattr(lead, k)}
                 if fill and not (email and Lead.select().where((Lead.email == email) & (Lead.id != lead.id)).exists()):
-                    entities.update(lead, fill)
+                    sdk.update_record(lead, fill)
             return Lead.get_or_none(Lead.id == conversation.lead_id) if conversation.lead_id else None
         lead = contact = None
         if email:
@@ -546,7 +542,7 @@ def capture_lead(tenant: Any, conversation: ChatConversation, *, email: str | No
                 contact = Contact.select().where(Contact.phone == phone).order_by(Contact.id).first()
         created = False
         if lead is None and contact is None:
-            lead = entities.create(Lead, {"name": (name or email or phone or "Chat visitor")[:200], "email": email, "phone": phone, "source": "chat"})
+            lead = sdk.create_record(Lead, {"name": (name or email or phone or "Chat visitor")[:200], "email": email, "phone": phone, "source": "chat"})
             created = True
         elif lead is not None and lead.contact_id:
             contact = Contact.get_or_none(Contact.id == lead.contact_id)
@@ -554,13 +550,13 @@ def capture_lead(tenant: Any, conversation: ChatConversation, *, email: str | No
         conversation.lead = lead.id if lead else None
         conversation.contact = contact.id if contact else None
         transcript = "\n".join(f"{m.sender}: {m.content}" for m in messages_after(conversation, 0, 20) if m.sender in ("visitor", "agent", "assistant"))
-        entities.log_activity({
+        sdk.log_activity({
             "kind": "chat", "channel": "chat", "direction": "in",
             "subject": f"Website chat with {conversation.visitor_name or email or phone}"[:300],
             "content": transcript[:5000], "lead": lead.id if lead else None, "contact": contact.id if contact else None,
         })
         if lead is not None:
-            signals.send("chat_lead_captured", tenant, conversation=conversation, lead=lead, created=created)
+            sdk.send_signal("chat_lead_captured", tenant, conversation=conversation, lead=lead, created=created)
         announce_conversation(tenant, conversation, "lead")
     return lead
 
@@ -571,7 +567,7 @@ def capture_lead(tenant: Any, conversation: ChatConversation, *, email: str | No
 def schedule_assistant(tenant: Any, conversation: ChatConversation, message: ChatMessage) -> None:
     """After ``assistant_delay_seconds`` without an agent's reply (at once outside opening
     hours) the assistant answers: a durable task, so a restart does not forget it."""
-    from crmcore.tasks import enqueue
+    from crmcore.sdk import enqueue
 
     conf = settings(tenant)
     if not conf["assistant_enabled"] or conversation.handed_over:
@@ -586,7 +582,6 @@ def run_assistant(tenant: Any, conversation_id: int, message_id: int) -> ChatMes
     visitor message will be answered instead, or the conversation was handed over)."""
     from crm_plugins.chat.contrib import AssistantReply
 
-    from crmcore.app import crm_state
 
     conversation = ChatConversation.get_or_none(ChatConversation.id == conversation_id)
     message = ChatMessage.get_or_none(ChatMessage.id == message_id)
@@ -596,12 +591,12 @@ def run_assistant(tenant: Any, conversation_id: int, message_id: int) -> ChatMes
     if later.exists():
         return None
     history = list(ChatMessage.select().where(ChatMessage.conversation == conversation.id).order_by(ChatMessage.id))
-    reply = crm_state().hook(tenant, "crm_chat_assistant_reply")(tenant=tenant, conversation=conversation, message=message, history=history)
+    reply = sdk.first_answer(tenant, "crm_chat_assistant_reply", tenant=tenant, conversation=conversation, message=message, history=history)
     if reply is None:
         return None
     if not isinstance(reply, AssistantReply):
         raise TypeError(f"crm_chat_assistant_reply returned {type(reply).__name__}, not AssistantReply")
-    with db.atomic():
+    with sdk.atomic():
         answer, _ = post_message(tenant, conversation, sender="assistant", content=reply.text[:20000], client_id=f"assistant:{message.id}", confidence=reply.confidence)
         if reply.handover:
             ChatConversation.update(handed_over=True, status="open").where(ChatConversation.id == conversation.id).execute()

@@ -8,9 +8,8 @@ from crm_plugins.chat import service
 from crm_plugins.chat.models import ChatConversation, ChatFaq
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
-from crmcore.api.common import has_permission
-from crmcore.entities.models import Contact, Lead
-from crmcore.models import User
+from crmcore import sdk
+from crmcore.sdk import Contact, Lead, User, has_permission
 
 pages = Blueprint("chat_pages", __name__, url_prefix="/app/chat", template_folder="templates", static_folder="static", static_url_path="/static")
 
@@ -47,12 +46,11 @@ def inbox() -> Any:
         contact = Contact.get_or_none(Contact.id == current.contact_id) if current.contact_id else None
     agents = list(User.select().where((User.active == True) & (User.role != "viewer")).order_by(User.name, User.email))
     topics = [service.INBOX_TOPIC] + ([service.conversation_topic(current.id)] if current else [])
-    from crmcore.live import since_id
 
     return render_template(
         "chat/inbox.html", conversations=conversations, unread=unread, view=view, status=status, views=VIEWS,
         current=current, messages=messages, lead=lead, contact=contact, agents=agents, agent_names={a.id: a.name or a.email for a in agents},
-        can_reply=has_permission("chat:reply"), topics=",".join(topics), since=since_id(),
+        can_reply=has_permission("chat:reply"), topics=",".join(topics), since=sdk.live_since_id(),
         canned=service.settings(g.tenant)["canned_responses"],
     )
 

@@ -2,7 +2,7 @@
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from crmcore import Plugin
+from crmcore.sdk import Plugin
 
 #: What a card can show; ``card_fields`` picks among them.
 CARD_FIELDS = ("value", "company", "contact", "owner", "tags", "days_in_stage", "badges", "probability", "expected_close_date")

@@ -16,14 +16,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from crmcore import db
-from crmcore.api import common
-from crmcore.api import deals as deals_api
-from crmcore.api import leads as leads_api
-from crmcore.api.common import require
-from crmcore.entities import deals as deal_rules
-from crmcore.entities import service
-from crmcore.entities.models import LEAD_STATUSES, Deal, Lead, Stage
+from crmcore import sdk
+from crmcore.sdk import LEAD_STATUSES, Deal, Lead, Stage, require
 
 blp = Blueprint("kanban_api", __name__, url_prefix="/pipeline", description="Kanban boards: columns, cards, moves and stage metrics.")
 
@@ -152,7 +146,7 @@ def _lead_board_or_404() -> None:
 
 def _check_version(record: Any, sent: int | None) -> int | None:
     """The version to write against: If-Match's (412 when stale) or the body's."""
-    version = common.if_match_version(record)
+    version = sdk.if_match_version(record)
     if sent is not None:
         if sent != record.version:
             abort(412, message=f"the card changed since you read it (now version {record.version}); reload and try again")
@@ -182,7 +176,7 @@ class Boards(MethodView):
     @require("records:read")
     def get(self):
         """The boards of this tenant: its pipelines (with stages) and the lead board"""
-        from crmcore.api.pipelines import stages_of
+        from crmcore.sdk import stages_of
 
         rows = board.pipelines()
         stages = stages_of([p.id for p in rows])
@@ -270,8 +264,8 @@ class DealCard(MethodView):
     @require("records:read")
     def get(self, args, deal_id):
         """One deal's card; `matches` says whether it passes the given filters (live boards)"""
-        deal = deals_api.deal_or_404(deal_id)
-        return deal_card(deal, args), 200, common.with_etag(deal)
+        deal = sdk.visible_deal(deal_id)
+        return deal_card(deal, args), 200, sdk.with_etag(deal)
 
     @blp.arguments(MoveSchema)
     @blp.response(200, CardSchema)
@@ -285,7 +279,7 @@ class DealCard(MethodView):
         probability from the stage, closed_at for won/lost stages, `deal_stage_changed`.
         A lost stage needs `lost_reason`. 404 for a deal this caller cannot see.
         """
-        deal = deals_api.deal_or_404(deal_id)
+        deal = sdk.visible_deal(deal_id)
         version = _check_version(deal, data.get("version"))
         stage = Stage.get_or_none(Stage.id == data["stage_id"])
         if stage is None:
@@ -301,17 +295,17 @@ class DealCard(MethodView):
                 if position is None:
                     abort(422, errors={"json": {key: [f"No card {data[key]} in the stage {stage.name!r}."]}})
         if position is None:
-            position = deal.position if stage.id == deal.stage_id else deal_rules.end_of_stage(stage.id)
+            position = deal.position if stage.id == deal.stage_id else sdk.end_of_stage(stage.id)
         change: dict[str, Any] = {"stage_id": stage.id, "position": position}
         reason = (data.get("lost_reason") or "").strip()
         if stage.is_lost:
             change["lost_reason"] = reason or (deal.lost_reason if stage.id == deal.stage_id else None)
-        with db.atomic():
-            deals_api.prepared(deal_rules.change_deal, deal, change, if_version=version)
+        with sdk.atomic():
+            sdk.run_deal_rule(sdk.change_deal, deal, change, if_version=version)
             if board.needs_respacing(position, stage.id, deal.id):
                 board.respace(stage.id)
                 deal = Deal.get_by_id(deal.id)
-        return deal_card(deal), 200, common.with_etag(deal)
+        return deal_card(deal), 200, sdk.with_etag(deal)
 
 
 @blp.route("/leads/<int:lead_id>")
@@ -323,8 +317,8 @@ class LeadCard(MethodView):
     def get(self, args, lead_id):
         """One lead's card; `matches` says whether it passes the given filters"""
         _lead_board_or_404()
-        lead = leads_api.lead_or_404(lead_id)
-        return lead_card(lead, args), 200, common.with_etag(lead)
+        lead = sdk.visible_lead(lead_id)
+        return lead_card(lead, args), 200, sdk.with_etag(lead)
 
     @blp.arguments(LeadMoveSchema)
     @blp.response(200, CardSchema)
@@ -334,13 +328,13 @@ class LeadCard(MethodView):
     def put(self, data, lead_id):
         """Move a lead card to another status column (through the entity service)"""
         _lead_board_or_404()
-        lead = leads_api.lead_or_404(lead_id)
+        lead = sdk.visible_lead(lead_id)
         version = _check_version(lead, data.get("version"))
         if lead.status == "converted" and data["status"] != "converted":
             abort(422, errors={"json": {"status": ["A converted lead stays converted."]}})
         if data["status"] == "converted" and lead.status != "converted":
             abort(422, errors={"json": {"status": ["Convert the lead from its page (it creates a contact and maybe a deal)."]}})
-        with common.write_errors("leads"):
-            service.update(lead, {"status": data["status"]}, if_version=version)
-        return lead_card(lead), 200, common.with_etag(lead)
+        with sdk.write_errors("leads"):
+            sdk.update_record(lead, {"status": data["status"]}, if_version=version)
+        return lead_card(lead), 200, sdk.with_etag(lead)
 

@@ -25,13 +25,8 @@ import peewee
 from crm_plugins.kanban.contrib import TONES, CardBadge
 from flask import g
 
-from crmcore.api import common
-from crmcore.api import deals as deals_api
-from crmcore.api import leads as leads_api
-from crmcore.api.pipelines import stages_of
-from crmcore.db import utcnow
-from crmcore.entities import service
-from crmcore.entities.models import (
+from crmcore import sdk
+from crmcore.sdk import (
     LEAD_STATUSES,
     Company,
     Contact,
@@ -40,8 +35,10 @@ from crmcore.entities.models import (
     Lead,
     Pipeline,
     Stage,
+    User,
+    stages_of,
+    utcnow,
 )
-from crmcore.models import User
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +55,8 @@ CARD_COLUMNS = (
 
 
 def settings() -> dict[str, Any]:
-    from crmcore.app import crm_state
 
-    return dict(crm_state().settings(g.tenant, "kanban"))
+    return dict(sdk.settings(g.tenant, "kanban"))
 
 
 # --------------------------------------------------------------------------- which boards
@@ -98,16 +94,16 @@ def deal_filters(args: dict[str, Any]) -> dict[str, Any]:
     """The board's filters in the terms of crmcore.api.deals.filtered."""
     out: dict[str, Any] = {k: args[k] for k in ("q", "owner_id", "tag", "min_value", "max_value") if args.get(k) is not None and args.get(k) != ""}
     if args.get("mine"):
-        out["owner_id"] = common.current_user_id() or -1  # a bare token owns nothing
+        out["owner_id"] = sdk.current_user_id() or -1  # a bare token owns nothing
     return out
 
 
 def deal_query(pipeline_id: int, args: dict[str, Any]) -> peewee.ModelSelect:
-    return deals_api.filtered({**deal_filters(args), "pipeline_id": pipeline_id})
+    return sdk.deal_query({**deal_filters(args), "pipeline_id": pipeline_id})
 
 
 def lead_query(args: dict[str, Any]) -> peewee.ModelSelect:
-    query = leads_api.filtered(deal_filters(args))
+    query = sdk.lead_query(deal_filters(args))
     if args.get("min_value") is not None:
         query = query.where(Lead.estimated_value >= args["min_value"])
     if args.get("max_value") is not None:
@@ -124,9 +120,8 @@ def initials(name: str) -> str:
 
 
 def _names(model: type, ids: Iterable[int | None]) -> dict[int, str]:
-    from crmcore.web.deals import names_of
 
-    return names_of(model, set(ids))
+    return sdk.display_names(model, set(ids))
 
 
 def _owners(ids: Iterable[int | None]) -> dict[int, dict[str, Any]]:
@@ -142,12 +137,11 @@ def _owners(ids: Iterable[int | None]) -> dict[int, dict[str, Any]]:
 
 def badges(entity: str, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     """Other plugins' badges for these cards: one contained hook call for the batch."""
-    from crmcore.app import crm_state
 
     out: dict[int, list[tuple[int, dict[str, Any]]]] = {i: [] for i in ids}
     if not ids:
         return {}
-    for plugin_name, contributed in crm_state().call(g.tenant, "crm_kanban_card_badges", tenant=g.tenant, entity=entity, record_ids=list(ids)):
+    for plugin_name, contributed in sdk.call_hook(g.tenant, "crm_kanban_card_badges", tenant=g.tenant, entity=entity, record_ids=list(ids)):
         for badge in contributed or ():
             if not isinstance(badge, CardBadge):
                 log.warning("plugin %r: crm_kanban_card_badges returned %r, not a CardBadge; skipped", plugin_name, type(badge).__name__)
@@ -171,7 +165,7 @@ def deal_cards(deals: list[Deal], stages: dict[int, Stage]) -> list[dict[str, An
     if not deals:
         return []
     ids = [d.id for d in deals]
-    tags = service.tag_names("deal", ids)
+    tags = sdk.tag_names("deal", ids)
     owners = _owners(d.owner_id for d in deals)
     companies = _names(Company, (d.company_id for d in deals))
     contacts = _names(Contact, (d.contact_id for d in deals))
@@ -196,7 +190,7 @@ def deal_cards(deals: list[Deal], stages: dict[int, Stage]) -> list[dict[str, An
                 "column": str(d.stage_id),
                 "position": d.position,
                 "version": d.version,
-                "etag": common.etag_for(d),
+                "etag": sdk.etag_for(d),
                 "status": ("won" if stage.is_won else "lost" if stage.is_lost else "open") if stage else "open",
                 "owner": owners.get(d.owner_id),
                 "company": {"id": d.company_id, "name": companies[d.company_id]} if d.company_id in companies else None,
@@ -219,7 +213,7 @@ def lead_cards(leads: list[Lead]) -> list[dict[str, Any]]:
     if not leads:
         return []
     ids = [lead.id for lead in leads]
-    tags = service.tag_names("lead", ids)
+    tags = sdk.tag_names("lead", ids)
     owners = _owners(lead.owner_id for lead in leads)
     extra = badges("lead", ids)
     now = utcnow()
@@ -233,7 +227,7 @@ def lead_cards(leads: list[Lead]) -> list[dict[str, Any]]:
             "status": lead.status,
             "column": lead.status,
             "version": lead.version,
-            "etag": common.etag_for(lead),
+            "etag": sdk.etag_for(lead),
             "owner": owners.get(lead.owner_id),
             "company": {"id": lead.company_id, "name": lead.company_name} if lead.company_name else None,
             "contact": {"id": None, "name": lead.email} if lead.email else None,
@@ -274,7 +268,7 @@ def _first_pages(query: peewee.ModelSelect, model: type, partition: Any, keys: l
 
 
 def _cursor(values: list[Any]) -> str:
-    return common._encode(values)
+    return sdk.encode_cursor(values)
 
 
 def deal_board(pipeline: Pipeline, args: dict[str, Any], per_column: int) -> dict[str, Any]:
@@ -330,7 +324,7 @@ def deal_column_page(pipeline: Pipeline, stage: Stage, args: dict[str, Any], lim
     """More cards of one column after ``cursor`` (keyset on position, id)."""
     query = deal_query(pipeline.id, args).where(Deal.stage == stage.id)
     if cursor:
-        decoded = common._decode(cursor)
+        decoded = sdk.decode_cursor(cursor)
         if len(decoded) != 2 or not isinstance(decoded[0], (int, float)) or not isinstance(decoded[1], int):
             from flask_smorest import abort
 
@@ -390,7 +384,7 @@ def lead_board(args: dict[str, Any], per_column: int) -> dict[str, Any]:
 def lead_column_page(status: str, args: dict[str, Any], limit: int, cursor: str | None) -> dict[str, Any]:
     query = lead_query(args).where(Lead.status == status)
     if cursor:
-        decoded = common._decode(cursor)
+        decoded = sdk.decode_cursor(cursor)
         try:
             created = dt.datetime.fromisoformat(str(decoded[0]).removesuffix("Z"))
             last_id = int(decoded[1])

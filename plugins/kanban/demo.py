@@ -8,10 +8,8 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from crmcore import db
-from crmcore.db import tenant_context, utcnow
-from crmcore.entities.models import Company, Deal, Pipeline, Stage
-from crmcore.models import User
+from crmcore import sdk
+from crmcore.sdk import Company, Deal, Pipeline, Stage, User, tenant_context, utcnow
 
 PIPELINE = "Partnerships"
 STAGES = [
@@ -34,7 +32,7 @@ DEALS = [  # title, stage index, value, days in stage
 def seed(tenant: Any) -> None:
     # The core's demo records (users, companies, the default pipeline's deals) exist:
     # its crm_demo_data runs first.
-    with tenant_context(tenant), db.atomic():
+    with tenant_context(tenant), sdk.atomic():
         if Pipeline.select().where(Pipeline.name == PIPELINE).exists():
             return
         pipeline = Pipeline.create(name=PIPELINE, is_default=False, order=1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from crmcore import NavItem, hookimpl
+from crmcore.sdk import NavItem, hookimpl
 
 
 @hookimpl

@@ -6,7 +6,7 @@ from typing import Any
 
 from crm_plugins.kanban.contrib import CardBadge
 
-from crmcore import hookspec
+from crmcore.sdk import hookspec
 
 
 @hookspec

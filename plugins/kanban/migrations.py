@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crmcore import Migration
+from crmcore.sdk import Migration
 
 
 def _totals_index(database: Any) -> None:

@@ -15,8 +15,8 @@ from crm_plugins.kanban.api import BoardArgsSchema
 from flask import Blueprint, abort, g, render_template, request, url_for
 from marshmallow import ValidationError
 
-from crmcore.api import common
-from crmcore.web.records import tag_suggestions, user_options
+from crmcore import sdk
+from crmcore.sdk import tag_suggestions, user_options
 
 pages = Blueprint("kanban_pages", __name__, url_prefix="/app/kanban", template_folder="templates", static_folder="static", static_url_path="/static")
 
@@ -70,7 +70,7 @@ def index() -> Any:
         filter_errors=errors,
         owners=user_options(),
         tags=tag_suggestions(),
-        can_write=common.has_permission("records:write"),
+        can_write=sdk.has_permission("records:write"),
         can_manage=can_manage,
         manage_url=manage_url,
     )

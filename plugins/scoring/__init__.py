@@ -10,7 +10,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from crmcore import Plugin
+from crmcore.sdk import Plugin
 
 LEAD_STATUSES = ("new", "contacted", "qualified", "unqualified", "converted")
 COMPONENTS = ("base", "fit", "engagement", "recency", "other")

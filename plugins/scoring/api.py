@@ -11,9 +11,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 
-from crmcore.api import common
-from crmcore.api.common import PageArgs, require
-from crmcore.entities.models import Lead
+from crmcore import sdk
+from crmcore.sdk import Lead, PageArgs, require
 
 blp = Blueprint("scoring_api", __name__, url_prefix="/scoring", description="Lead scoring: scores, reasons, predictions.")
 
@@ -99,7 +98,7 @@ class ModelSchema(Schema):
 
 
 def lead_or_404(lead_id: int) -> Lead:
-    lead = common.visible(Lead.select().where(Lead.id == lead_id), Lead).first()
+    lead = sdk.visible(Lead.select().where(Lead.id == lead_id), Lead).first()
     if lead is None:
         abort(404, message=f"no lead {lead_id}")
     return lead
@@ -151,14 +150,14 @@ class LeadScores(MethodView):
         if "min_score" in args and "max_score" in args and args["min_score"] > args["max_score"]:
             abort(422, errors={"query": {"min_score": ["must not be above max_score"]}})
         query = LeadScore.select(LeadScore, Lead.name, Lead.status).join(Lead, on=(LeadScore.lead == Lead.id))
-        query = common.visible(query, Lead)
+        query = sdk.visible(query, Lead)
         if "min_score" in args:
             query = query.where(LeadScore.score >= args["min_score"])
         if "max_score" in args:
             query = query.where(LeadScore.score <= args["max_score"])
         if args.get("grade"):
             query = query.where(LeadScore.grade.in_(args["grade"]))
-        rows, cursor = common.keyset_page(query, LeadScore, args["sort"], args["limit"], args["cursor"])
+        rows, cursor = sdk.keyset_page(query, LeadScore, args["sort"], args["limit"], args["cursor"])
         items = [
             {"lead_id": r.lead_id, "name": r.lead.name, "status": r.lead.status, "score": r.score, "grade": r.grade, "probability": r.probability, "computed_at": r.computed_at}
             for r in rows

@@ -28,8 +28,8 @@ from typing import Any
 
 from crm_plugins.scoring.models import LeadScore, ScoreHistory
 
-from crmcore import db
-from crmcore.entities.models import Contact, Lead
+from crmcore import sdk
+from crmcore.sdk import Contact, Lead
 
 #: name -> (label, component) of the rule factors (engine.rule_factors uses the same).
 LABELS: dict[str, tuple[str, str]] = {
@@ -318,7 +318,7 @@ def _bind(sql: str, params: dict[str, Any]) -> tuple[str, list[Any]]:
     import re
 
     values: list[Any] = []
-    mark = db.database.param
+    mark = sdk.database.param
 
     def repl(m: Any) -> str:
         values.append(params[m.group(1)])
@@ -346,7 +346,7 @@ def _adjustments(tenant: Any, cfg: Mapping[str, Any], ids: list[int] | None) -> 
         # From the contacts with a title to their leads (CROSS JOIN: SQLite keeps that
         # order), not through every lead: most leads have no contact.
         only = "" if ids is None else f" AND l.id IN ({', '.join(str(int(i)) for i in ids)})"
-        titled = db.database.execute_sql(
+        titled = sdk.database.execute_sql(
             f"SELECT l.id, c.job_title FROM {Contact._meta.table_name} c CROSS JOIN {Lead._meta.table_name} l"
             f" WHERE c.tenant_id = {int(tenant.id)} AND c.job_title IS NOT NULL AND c.job_title <> '' AND l.contact_id = c.id AND l.tenant_id = {int(tenant.id)}{only}"
         ).fetchall()
@@ -356,7 +356,7 @@ def _adjustments(tenant: Any, cfg: Mapping[str, Any], ids: list[int] | None) -> 
                 rows[lid] = {"sen": (points, title, keyword)}
     factors = engine.extra_factors(tenant)
     if factors:
-        lead_ids = ids if ids is not None else [i for (i,) in db.database.execute(Lead.select(Lead.id))]
+        lead_ids = ids if ids is not None else [i for (i,) in sdk.database.execute(Lead.select(Lead.id))]
         for plugin, factor in factors:
             component = factor.component if factor.component in COMPONENTS else "other"
             result: dict[int, tuple[float, str]] = {}
@@ -390,8 +390,8 @@ def rescore_sql(tenant: Any, cfg: Mapping[str, Any], ids: list[int] | None, now:
     """Score and store the leads ``ids`` (None: all) in SQL, inside the caller's
     transaction. Returns the number of leads scored and the changed ones:
     (lead_id, old, new, grade, old_grade)."""
-    pg = db.is_postgres()
-    database = db.database
+    pg = sdk.is_postgres()
+    database = sdk.database
     if pg:
         # Memory for the aggregates, the materialized steps and the hash joins over
         # 100,000 rows (the default 4 MB spills them to disk), for this transaction only.
@@ -408,7 +408,7 @@ def rescore_sql(tenant: Any, cfg: Mapping[str, Any], ids: list[int] | None, now:
 
 
 def _rescore_sql(tenant: Any, cfg: Mapping[str, Any], ids: list[int] | None, now: dt.datetime, pg: bool, model: Any) -> tuple[int, list[tuple[int, float | None, float, str, str | None]]]:
-    database = db.database
+    database = sdk.database
     real = "DOUBLE PRECISION" if pg else "REAL"
     database.execute_sql(f"DROP TABLE IF EXISTS {ADJ}")
     database.execute_sql(

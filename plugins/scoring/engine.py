@@ -26,9 +26,8 @@ from crm_plugins.scoring import COMPONENTS, ScoringSettings
 from crm_plugins.scoring.models import ScoringOverride
 from peewee import JOIN, Case, fn
 
-from crmcore import db, signals
-from crmcore.db import utcnow
-from crmcore.entities.models import Activity, Company, Contact, Deal, Lead, Stage
+from crmcore import sdk
+from crmcore.sdk import Activity, Company, Contact, Deal, Lead, Stage, utcnow
 
 log = logging.getLogger("crm_plugins.scoring")
 
@@ -53,8 +52,8 @@ FEATURES = (
 FEATURE_LABELS = dict(FEATURES)
 
 #: Signals this plugin sends (documented in README.md).
-lead_score_changed = signals.signal("lead_score_changed", "A lead's score changed: lead_id, old, new, grade, old_grade.")
-lead_score_threshold_crossed = signals.signal(
+lead_score_changed = sdk.signal("lead_score_changed", "A lead's score changed: lead_id, old, new, grade, old_grade.")
+lead_score_threshold_crossed = sdk.signal(
     "lead_score_threshold_crossed", "A lead's score rose to or above a configured threshold: lead_id, threshold, old, new, grade."
 )
 
@@ -75,9 +74,8 @@ def merge_settings(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict
 
 
 def file_settings(tenant: Any) -> Mapping[str, Any]:
-    from crmcore.app import crm_state
 
-    return crm_state().settings(tenant, "scoring")
+    return sdk.settings(tenant, "scoring")
 
 
 def effective_settings(tenant: Any, override: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -172,7 +170,7 @@ def gather(tenant: Any, ids: list[int] | None, cfg: Mapping[str, Any], now: dt.d
     facts: dict[int, LeadFacts] = {}
     # Raw cursors, not .tuples(): peewee's per-value conversion was a third of the time
     # at 100,000 leads; the few conversions needed are done here (_as_dt, float).
-    for lid, status, value, last_contact, budget, authority, need, timeline, size, industry, title in db.database.execute(leads):
+    for lid, status, value, last_contact, budget, authority, need, timeline, size, industry, title in sdk.database.execute(leads):
         bant = [n for n, v in (("budget", budget), ("authority", authority), ("need", need), ("timeline", timeline)) if v and str(v).strip()]
         facts[lid] = LeadFacts(lid, status, float(value) if value is not None else None, _as_dt(last_contact), bant, size, industry, title)
     if not facts:
@@ -186,7 +184,7 @@ def gather(tenant: Any, ids: list[int] | None, cfg: Mapping[str, Any], now: dt.d
         .where(Deal.lead.is_null(False)),
         Deal.lead, ids,
     ).group_by(Deal.lead)
-    for lid, prob, value, n_won, n_lost in db.database.execute(deals):
+    for lid, prob, value, n_won, n_lost in sdk.database.execute(deals):
         f = facts.get(lid)
         if f is not None:
             f.deal_probability, f.deal_value = prob, float(value) if value is not None else None
@@ -205,7 +203,7 @@ def gather(tenant: Any, ids: list[int] | None, cfg: Mapping[str, Any], now: dt.d
         ).where(Activity.lead.is_null(False)),
         Activity.lead, ids,
     ).group_by(Activity.lead)
-    for lid, n, n_in, n_chat, last in db.database.execute(acts):
+    for lid, n, n_in, n_chat, last in sdk.database.execute(acts):
         f = facts.get(lid)
         if f is not None:
             f.activities, f.inbound, f.chat, f.last_activity_at = int(n or 0), int(n_in or 0), int(n_chat or 0), _as_dt(last)
@@ -216,10 +214,9 @@ def gather(tenant: Any, ids: list[int] | None, cfg: Mapping[str, Any], now: dt.d
 
 def extra_factors(tenant: Any) -> list[tuple[str, Any]]:
     """(plugin, ScoreFactor) from ``crm_scoring_factors`` of the tenant's enabled plugins."""
-    from crmcore.app import crm_state
 
     out = []
-    for plugin, contributed in crm_state().call(tenant, "crm_scoring_factors", tenant=tenant):
+    for plugin, contributed in sdk.call_hook(tenant, "crm_scoring_factors", tenant=tenant):
         for factor in contributed or []:
             if not callable(getattr(factor, "compute", None)):
                 log.error("plugin %r: crm_scoring_factors returned %r, not a ScoreFactor", plugin, factor)
@@ -445,7 +442,7 @@ def rescore(tenant: Any, ids: Iterable[int] | None = None, *, now: dt.datetime |
     cfg = effective_settings(tenant)
     now = now or utcnow()
     total = 0
-    with db.atomic():
+    with sdk.atomic():
         # The rules and the model's prediction run in SQL (bulk.py); engine.compute, the
         # same in Python, serves previews and leads not scored yet.
         model = predictive.load_model()
@@ -477,7 +474,7 @@ def _signal(tenant: Any, changed: list[tuple[int, float | None, float, str, str 
                     if low < t <= after:
                         lead_score_threshold_crossed.send(tenant, lead_id=lid, threshold=t, old=before, new=after, grade=grade)
 
-    db.on_commit(send)
+    sdk.on_commit(send)
 
 
 def distribution(results: Iterable[Result | float]) -> dict[str, Any]:

@@ -17,7 +17,8 @@ from crm_plugins.scoring.models import (
     ScoringOverride,
 )
 
-from crmcore import (
+from crmcore import sdk
+from crmcore.sdk import (
     DashboardWidget,
     Migration,
     NavItem,
@@ -26,10 +27,11 @@ from crmcore import (
     ScheduledJob,
     SignalReceiver,
     TaskHandler,
+    create_tables,
+    enqueue,
     hookimpl,
+    payload_of,
 )
-from crmcore.migrations import create_tables
-from crmcore.tasks import enqueue, payload_of
 
 log = logging.getLogger("crm_plugins.scoring")
 
@@ -108,18 +110,17 @@ def on_config_changed(tenant: Any, **_: Any) -> None:
     """The tenant file changed (maybe the scoring settings): rescore every lead, once."""
     import flask
 
-    from crmcore import db
 
     app = flask.current_app._get_current_object() if flask.has_app_context() else (_app() if _app else None)
     if app is None:
         log.warning("scoring: configuration of %s changed outside an app; the nightly job will rescore", tenant.slug)
         return
-    with app.app_context(), db.connection():
+    with app.app_context(), sdk.connection():
         enqueue(TASK_KIND, {"all": True}, tenant=tenant, idempotency_key=f"scoring:{tenant.id}:all:{int(time.time())}")
 
 
 def rescore_task(task: Any) -> None:
-    from crmcore.db import current_tenant
+    from crmcore.sdk import current_tenant
 
     payload = payload_of(task)
     if payload.get("all"):
@@ -222,7 +223,7 @@ def crm_kanban_card_badges(tenant, entity, record_ids):
     """Score and grade on lead cards, and on deal cards the score of the deal's lead."""
     from crm_plugins.kanban.contrib import CardBadge
 
-    from crmcore.entities.models import Deal
+    from crmcore.sdk import Deal
 
     if not record_ids or entity not in ("lead", "deal"):
         return []
@@ -252,11 +253,7 @@ def crm_startup(app):
 
 @hookimpl
 def crm_demo_data(tenant):
-    # The core's demo records first: pluggy may call this before the core's own
-    # crm_demo_data, and there must be leads to score. Both are idempotent (the core seeds
-    # once; a rescore of unchanged leads writes nothing new).
-    from crmcore.web import demo
-
-    demo.seed(tenant)
+    # The core's demo records exist already: its crm_demo_data is tryfirst. Both steps
+    # are idempotent (a rescore of unchanged leads writes nothing new).
     predictive.train(tenant)
     engine.rescore(tenant)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from crmcore import hookspec
+from crmcore.sdk import hookspec
 
 if TYPE_CHECKING:  # pragma: no cover
     from crm_plugins.scoring.contrib import ScoreFactor

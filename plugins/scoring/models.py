@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import peewee
 
-from crmcore.db import Tenant, TenantModel, require_tenant_id, utcnow
-from crmcore.entities.models import JSONText, Lead
-from crmcore.models import User
+from crmcore.sdk import JSONText, Lead, Tenant, TenantModel, User, require_tenant_id, utcnow
 
 
 def _tenant_without_index() -> peewee.ForeignKeyField:

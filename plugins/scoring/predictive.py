@@ -16,7 +16,7 @@ from typing import Any
 
 from crm_plugins.scoring.models import ScoringModel
 
-from crmcore.db import utcnow
+from crmcore.sdk import utcnow
 
 log = logging.getLogger("crm_plugins.scoring")
 

@@ -11,10 +11,8 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from markupsafe import Markup, escape
 from marshmallow import ValidationError
 
-from crmcore import ListColumn, ListFilter
-from crmcore.db import utcnow
-from crmcore.entities.models import Lead
-from crmcore.web.forms import flatten
+from crmcore import sdk
+from crmcore.sdk import Lead, ListColumn, ListFilter, utcnow
 
 bp = Blueprint("scoring", __name__, url_prefix="/app/scoring", template_folder="templates", static_folder="static", static_url_path="/static")
 
@@ -252,7 +250,7 @@ def index() -> Any:
         try:
             cfg = engine.validate_override(g.tenant, override)
         except ValidationError as exc:
-            errors = field_errors(flatten(exc.messages), values)
+            errors = field_errors(sdk.flatten_errors(exc.messages), values)
     if errors:
         return _page(values, errors, status=422)
     if action == "save":

@@ -3,7 +3,7 @@ navigation item, a signal receiver, a scheduled job, task handlers and a setting
 
 from marshmallow import Schema, fields, validate
 
-from crmcore import Plugin
+from crmcore.sdk import Plugin
 
 
 class SampleSettings(Schema):

@@ -12,12 +12,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint as ApiBlueprint
 from marshmallow import Schema, fields, validate
 
-from crmcore import DashboardWidget, Migration, NavItem, Permission, ScheduledJob, SignalReceiver, TaskHandler, hookimpl
-from crmcore.api.common import require
-from crmcore import db, signals
-from crmcore.app import crm_state
-from crmcore.migrations import add_columns, create_tables
-from crmcore.tasks import payload_of
+from crmcore import sdk
+from crmcore.sdk import DashboardWidget, Migration, NavItem, Permission, ScheduledJob, SignalReceiver, TaskHandler, add_columns, create_tables, hookimpl, payload_of, require
 
 from crm_sample.models import SampleItem, SampleReceipt
 
@@ -46,14 +42,14 @@ class Items(MethodView):
     @require("sample:write")
     def post(self, data):
         """Create a sample item"""
-        limit = crm_state().settings(g.tenant, "sample")["max_items"]
+        limit = sdk.settings(g.tenant, "sample")["max_items"]
         if SampleItem.select().count() >= limit:
             from flask_smorest import abort
 
             abort(409, message=f"at most {limit} items")
-        with db.atomic():
+        with sdk.atomic():
             item = SampleItem.create(**data)
-            signals.send("entity_created", g.tenant, entity="sample_item", record=item, actor=g.user or g.token)
+            sdk.send_signal("entity_created", g.tenant, entity="sample_item", record=item, actor=g.user or g.token)
         return item
 
 
@@ -64,7 +60,7 @@ pages = Blueprint("sample_pages", __name__, url_prefix="/app/sample", template_f
 
 @pages.route("/")
 def index():
-    settings = crm_state().settings(g.tenant, "sample")
+    settings = sdk.settings(g.tenant, "sample")
     return render_template("sample/index.html", greeting=settings["greeting"], items=list(SampleItem.select().order_by(SampleItem.id)))
 
 
@@ -106,7 +102,7 @@ def after_commit_task(task):
         with open(payload["commit_file"], "a") as fh:
             fh.write(f"{task.id}\n")
 
-    db.on_commit(announce)
+    sdk.on_commit(announce)
 
 
 def tally_task(task):
@@ -145,7 +141,7 @@ def _v1_item():
     must keep creating exactly that table, whatever the model looks like today."""
     import peewee
 
-    from crmcore.db import TenantModel, utcnow
+    from crmcore.sdk import TenantModel, utcnow
 
     class SampleItemV1(TenantModel):
         name = peewee.CharField(max_length=100)
@@ -182,7 +178,7 @@ def crm_dashboard_widgets(tenant, user):
 
 @hookimpl
 def crm_template_context(tenant, user):
-    return {"sample_greeting": crm_state().settings(tenant, "sample")["greeting"]}
+    return {"sample_greeting": sdk.settings(tenant, "sample")["greeting"]}
 
 
 @hookimpl

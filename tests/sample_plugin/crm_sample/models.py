@@ -1,6 +1,6 @@
 import peewee
 
-from crmcore.db import TenantModel, utcnow
+from crmcore.sdk import TenantModel, utcnow
 
 
 class SampleItem(TenantModel):

@@ -22,7 +22,7 @@ from flask_smorest import Api
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException, NotFound
 
-from crmcore import api_docs, auth, db, signals
+from crmcore import api_docs, auth, db, request_guard, signals
 from crmcore.config import Config, ConfigError, ConfigStore, Problem, TenantConfig, load_instance
 from crmcore.contrib import TaskHandler
 from crmcore.db import Tenant, tenant_context
@@ -231,6 +231,7 @@ def create_app(config_dir: str | Path | None = None, *, env: Mapping[str, str] |
         OPENAPI_JSON_PATH="openapi.json",
         JSON_SORT_KEYS=False,
     )
+    request_guard.install(app)  # before any route: it replaces the <int:> converter
     db.init_database(instance.database_url, instance.instance_dir)
     crm = CRM(app, store, host, create_hub(instance.redis_url))
     app.extensions["crm"] = crm

@@ -10,6 +10,7 @@ streaming, upload size and media type, permissions.
 from __future__ import annotations
 
 import io
+import itertools
 from typing import Any
 
 from flask import Response, g, request, stream_with_context
@@ -91,9 +92,14 @@ def _streamed(tenant: Any, lines: Any) -> Any:
 
 
 def csv_download(plural: str, tenant: Any, lines: Any) -> Response:
+    """Stream ``lines`` as a CSV download. The header and the first row are read before
+    the response starts, so a query the database refuses is answered as an error (JSON,
+    with its status) rather than cutting a download short after a 200."""
     filename = f"{plural}-{tenant.slug}-{utcnow():%Y%m%d-%H%M%S}.csv"
+    lines = iter(lines)
+    first = list(itertools.islice(lines, 2))
     return Response(
-        stream_with_context(_streamed(tenant, lines)),
+        stream_with_context(_streamed(tenant, itertools.chain(first, lines))),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )

@@ -18,6 +18,7 @@ per instance is compiling once.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Callable
 
 import flask_smorest
@@ -71,8 +72,20 @@ def _converter(field: fields.Field) -> Converter | None:
     return None
 
 
+def _utc_isoformat(value: dt.datetime) -> str:
+    """ISO 8601 with its offset: times are stored as naive UTC, and a date-time without an
+    offset is not an RFC 3339 date-time (what the OpenAPI document promises)."""
+    return (value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)).isoformat()
+
+
 class Schema(marshmallow.Schema):
     """marshmallow's Schema with a compiled dump (same output, a fraction of the calls)."""
+
+    def on_bind_field(self, field_name: str, field_obj: fields.Field) -> None:
+        # Date-times are dumped with their offset (UTC). Per field instance, so both
+        # marshmallow's own dump and the compiled one read the same function.
+        if type(field_obj) is fields.DateTime and (field_obj.format or "iso") in ("iso", "iso8601"):
+            field_obj.SERIALIZATION_FUNCS = {**field_obj.SERIALIZATION_FUNCS, "iso": _utc_isoformat, "iso8601": _utc_isoformat}
 
     _compiled_plan: Callable[[Any], dict[str, Any]] | None | bool = False  # False: not built yet
 

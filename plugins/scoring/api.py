@@ -9,9 +9,10 @@ from crm_plugins.scoring.models import LeadScore, ScoreHistory, ScoringModel
 from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from crmcore import sdk
+from crmcore.sdk import ApiSchema as Schema
 from crmcore.sdk import Lead, PageArgs, require
 
 blp = Blueprint("scoring_api", __name__, url_prefix="/scoring", description="Lead scoring: scores, reasons, predictions.")
@@ -149,7 +150,7 @@ class LeadScores(MethodView):
         """Scored leads, sorted and filtered by score or grade"""
         if "min_score" in args and "max_score" in args and args["min_score"] > args["max_score"]:
             abort(422, errors={"query": {"min_score": ["must not be above max_score"]}})
-        query = LeadScore.select(LeadScore, Lead.name, Lead.status).join(Lead, on=(LeadScore.lead == Lead.id))
+        query = LeadScore.select(LeadScore, Lead.id, Lead.name, Lead.status).join(Lead, on=(LeadScore.lead == Lead.id))
         query = sdk.visible(query, Lead)
         if "min_score" in args:
             query = query.where(LeadScore.score >= args["min_score"])

@@ -97,6 +97,9 @@ def erase(tenant: Any, lead_ids: list[int], contact_ids: list[int]) -> dict[str,
                 log.exception("chat: could not delete the erased attachment file %s", path)
 
     on_commit(remove_files)
+    # Open inboxes show the anonymised conversations (published after commit).
+    for conversation in ChatConversation.select().where(ChatConversation.id.in_(ids)):
+        service.announce_conversation(tenant, conversation, "erased")
     return {"chat_conversation": len(ids), "chat_message": messages, "chat_attachment": deleted}
 
 

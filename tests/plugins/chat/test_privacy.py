@@ -88,8 +88,12 @@ def test_export_then_erase_a_chat_visitor_who_became_a_lead(env: Any) -> None:
     assert data["plugins"]["scoring"]["history"][0]["lead_id"] == ada["lead_id"]
     assert "charles" not in json.dumps(data).lower()
 
+    inbox = env.crm.hub.subscribe(env.tenant("acme").id, ["chat:inbox"])
     erased = admin.post(f"/api/v1/leads/{ada['lead_id']}/erase")
     assert erased.status_code == 200, erased.get_data(as_text=True)
+    heard = inbox.get(timeout=5)  # open inboxes show the anonymised conversation
+    inbox.close()
+    assert heard is not None and heard.data["event"] == "erased" and heard.data["conversation"]["visitor_email"] is None
     counts = erased.json["erased"]
     assert counts["chat_conversation"] == 1 and counts["chat_attachment"] == 1 and counts["chat_message"] >= 3
     assert counts["scoring_lead_score"] == 1 and counts["scoring_history"] >= 1

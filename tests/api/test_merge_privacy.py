@@ -383,3 +383,25 @@ def test_a_plugin_the_tenant_has_off_is_not_asked(api, api_env, register_plugin)
     assert api.get(f"/api/v1/leads/{lead['id']}/export").json["plugins"] == {}
     assert api.post(f"/api/v1/leads/{lead['id']}/erase").status_code == 200
     assert probe.calls == []
+
+
+class Sloppy:
+    """Answers that are not what the hooks promise."""
+
+    @hookimpl
+    def crm_privacy_export(self, tenant):
+        return {"not": "a section"}
+
+    @hookimpl
+    def crm_privacy_erase(self, tenant):
+        return "done"
+
+
+def test_malformed_answers_are_refused_like_failures(api, api_env, register_plugin):
+    register_plugin(Sloppy(), name="sloppy")
+    lead = make_lead(api, email="ada@example.com")
+    data = api.get(f"/api/v1/leads/{lead['id']}/export").json
+    assert "sloppy" in data["errors"] and data["plugins"] == {}
+    response = api.post(f"/api/v1/leads/{lead['id']}/erase")
+    assert response.status_code == 503 and response.json["plugin"] == "sloppy"
+    assert api.get(f"/api/v1/leads/{lead['id']}").json["email"] == "ada@example.com"

@@ -12,6 +12,7 @@ import pytest
 from crm_plugins.chat.models import ChatAttachment, ChatConversation, ChatMessage
 from crm_plugins.chat.privacy import ERASED_MESSAGE
 
+from crmcore import hookimpl
 from crmcore.entities.models import AuditEntry, Lead
 
 from .conftest import Chat, chat_settings, in_tenant, run_tasks
@@ -161,3 +162,30 @@ def test_erase_in_a_tenant_with_chat_off_leaves_chat_alone(env: Any) -> None:
     assert admin.get(f"/api/v1/leads/{lead['id']}").json["name"] == "Erased"
     with in_tenant(env, "plain"):
         assert ChatConversation.get_by_id(conversation.id).visitor_name == "Ada Lovelace"
+
+
+@pytest.fixture
+def app(env: Any) -> Any:
+    """register_plugin works on this environment's app."""
+    return env.app
+
+
+class FailsLast:
+    @hookimpl(trylast=True)  # asked after the chat, whose erase must then roll back too
+    def crm_privacy_erase(self, tenant: Any, lead_ids: list[int]) -> dict[str, int]:
+        raise RuntimeError("disk full")
+
+
+def test_a_refused_erase_keeps_the_chat_and_its_files(env: Any, register_plugin: Any) -> None:
+    chat, admin = Chat(env), Admin(env)
+    ada = visitor_lead(env, chat, "Ada Lovelace", "ada@example.com", "+44 20 7946 0018", "Hello", upload=True)
+    path = attachment_file(env, ada["conversation_id"])
+    register_plugin(FailsLast(), name="fails_last")
+    response = admin.post(f"/api/v1/leads/{ada['lead_id']}/erase")
+    assert response.status_code == 503 and response.json["plugin"] == "fails_last"
+    assert path.exists()
+    with in_tenant(env):
+        assert ChatConversation.get_by_id(ada["conversation_id"]).visitor_email == "ada@example.com"
+        assert "Hello" in {m.content for m in ChatMessage.select().where(ChatMessage.conversation == ada["conversation_id"])}
+        assert ChatAttachment.select().count() == 1
+    assert chat.client.get("/api/v1/chat/public/messages", headers=chat.headers(ada["token"])).status_code == 200

@@ -26,6 +26,7 @@ from crmcore.contrib import (  # noqa: E402  (the markers above must exist first
     NavItem,
     Permission,
     Plugin,
+    PrivacySection,
     RecordPanel,
     ScheduledJob,
     SignalReceiver,
@@ -46,4 +47,5 @@ __all__ = [
     "ScheduledJob",
     "SignalReceiver",
     "TaskHandler",
+    "PrivacySection",
 ]

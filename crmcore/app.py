@@ -420,10 +420,10 @@ def _install_request_handling(app: Flask, crm: CRM) -> None:
             data = getattr(exc, "data", None)
             if isinstance(data, dict):
                 # flask-smorest: validation errors come as data["messages"]; abort(...,
-                # message=..., errors=..., existing=...) as data's other keys.
+                # message=..., errors=..., existing=..., plugin=...) as data's other keys.
                 if "messages" in data:
                     body["errors"] = data["messages"]
-                for key in ("message", "errors", "existing", "field"):
+                for key in ("message", "errors", "existing", "field", "plugin"):
                     if key in data:
                         body[key] = data[key]
             return jsonify(body), exc.code

@@ -176,3 +176,14 @@ class Permission:
     name: str
     roles: tuple[str, ...]
     description: str = ""
+
+
+@dataclass(frozen=True)
+class PrivacySection:
+    """A plugin's part of a person's privacy export (:func:`crm_privacy_export`): ``data``
+    (JSON-ready: str, int, float, bool, None, lists and dicts of them) lands under
+    ``plugins[name]`` of the export. ``name`` is the plugin's name, or
+    ``"<plugin>:<part>"`` for a plugin that gives several sections."""
+
+    name: str
+    data: Any

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
         Migration,
         NavItem,
         Permission,
+        PrivacySection,
         RecordPanel,
         ScheduledJob,
         SignalReceiver,
@@ -271,4 +272,71 @@ def crm_demo_data(tenant: Tenant) -> None:
     --demo`` calls it at every start, so check before inserting.
 
     :param tenant: the demo tenant.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# Runtime hooks of privacy requests and merges: plugins' own data about a person
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def crm_privacy_export(tenant: Tenant, entity: str, record_id: int, lead_ids: list[int], contact_ids: list[int]) -> list[PrivacySection]:
+    """Give what the plugin stores about a person, for their privacy export (GDPR art. 15).
+
+    Called by ``GET /api/v1/{leads,contacts}/<id>/export``, only for plugins the tenant has
+    on, with the tenant as the current tenant. The person is the record asked about plus,
+    for a contact, the leads converted into it: ``lead_ids`` and ``contact_ids`` hold all
+    of their (existing) ids. Records merged into them earlier are gone: their plugin data
+    was moved to the kept record by :func:`crm_merge_records`. Each section lands under
+    ``plugins[<name>]`` of the export. An implementation that raises loses its section
+    only: the export still answers, and says so under ``errors[<plugin>]``.
+
+    :param tenant: the current tenant.
+    :param entity: ``"lead"`` or ``"contact"``: the kind of record asked about.
+    :param record_id: the id of the record asked about.
+    :param lead_ids: the ids of the person's leads (sorted).
+    :param contact_ids: the ids of the person's contacts (sorted; empty for a lead's person).
+    :return: a list of :class:`crmcore.contrib.PrivacySection` (empty: nothing stored).
+    """
+
+
+@hookspec
+def crm_privacy_erase(tenant: Tenant, entity: str, record_id: int, lead_ids: list[int], contact_ids: list[int]) -> dict[str, int]:
+    """Erase (anonymise or delete) the plugin's personal data about a person (GDPR art. 17).
+
+    Called by ``POST /api/v1/{leads,contacts}/<id>/erase``, only for plugins the tenant has
+    on, inside the transaction of the core's erase and before it, with the same person as
+    :func:`crm_privacy_export`. Work only in the database here; effects outside it (files)
+    go in :func:`crmcore.sdk.on_commit` callbacks, so a refused erase leaves them too.
+    An implementation that raises refuses the whole erase: everything rolls back (the
+    core's records too) and the API answers 503 naming the plugin -- a half-erased person
+    is worse than an erase that can be asked for again.
+
+    :param tenant: the current tenant.
+    :param entity: ``"lead"`` or ``"contact"``: the kind of record asked about.
+    :param record_id: the id of the record asked about.
+    :param lead_ids: the ids of the person's leads (sorted).
+    :param contact_ids: the ids of the person's contacts (sorted; empty for a lead's person).
+    :return: rows erased per table (``{"chat_message": 12}``), added to the erase's result
+        and its audit entry; zero counts may be left out.
+    """
+
+
+@hookspec
+def crm_merge_records(tenant: Tenant, entity: str, kept_id: int, merged_id: int) -> dict[str, int]:
+    """Move the plugin's links from a merged record to the kept one.
+
+    Called by ``POST /api/v1/{leads,contacts,companies}/<id>/merge``, only for plugins the
+    tenant has on, inside the merge's transaction and before the merged record is deleted
+    (so a foreign key with ``ON DELETE SET NULL`` or ``CASCADE`` has not fired yet). An
+    implementation that raises refuses the whole merge: both records stay as they were and
+    the API answers 503 naming the plugin.
+
+    :param tenant: the current tenant.
+    :param entity: ``"lead"``, ``"contact"`` or ``"company"``.
+    :param kept_id: the record that stays.
+    :param merged_id: the record merged into it (deleted after the hooks).
+    :return: rows moved (or dropped) per table (``{"chat_conversation": 2}``), added to
+        ``moved`` of the merge's audit entry; zero counts may be left out.
     """

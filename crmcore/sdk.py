@@ -31,6 +31,7 @@ from crmcore.contrib import (
     NavItem,
     Permission,
     Plugin,
+    PrivacySection,
     RecordPanel,
     ScheduledJob,
     SignalReceiver,
@@ -112,6 +113,7 @@ __all__ = [
     # contract
     "hookimpl", "hookspec", "Plugin", "NavItem", "Permission", "DashboardWidget", "RecordPanel",
     "ListColumn", "ListFilter", "Migration", "ScheduledJob", "SignalReceiver", "TaskHandler",
+    "PrivacySection",
     # application
     "settings", "is_enabled", "call_hook", "first_answer", "current_user", "current_role",
     # database

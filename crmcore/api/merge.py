@@ -16,8 +16,10 @@ from marshmallow import fields
 from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common, companies, contacts, leads
 from crmcore.api.common import require
+from crmcore.api.privacy import refused_by_plugin
 from crmcore.entities import service
 from crmcore.entities.merge import merge
+from crmcore.entities.plugin_data import PluginDataError
 
 blp = Blueprint("merge", __name__, description="Merging duplicate leads, contacts and companies.")
 
@@ -32,6 +34,7 @@ def _route(entity: str, plural: str, schema: type, lookup: Callable[[int], Any],
         @blp.response(200, schema)
         @blp.alt_response(404, description=f"This {entity} or the other one does not exist (or is not visible to you).")
         @blp.alt_response(412, description="If-Match does not match this record's ETag.")
+        @blp.alt_response(503, description="A plugin could not move its links (named in `plugin`); nothing was merged.")
         @blp.doc(security=[{"bearerAuth": []}], summary=f"Merge another {entity} into this one", description=(
             f"Moves the other {entity}'s activities, notes, tasks, deals, tags (and the records that point at it) "
             f"to this {entity}, fills this {entity}'s empty fields from it, then deletes it. One transaction."
@@ -49,6 +52,8 @@ def _route(entity: str, plural: str, schema: type, lookup: Callable[[int], Any],
                 common.stale(exc)
             except service.Conflict as exc:
                 common.conflict(exc, plural)
+            except PluginDataError as exc:
+                refused_by_plugin(exc)
             return dump([kept])[0], 200, common.with_etag(kept)
 
     Merge.__name__ = f"{entity.title()}Merge"

@@ -11,10 +11,10 @@ Signals (after commit, tenant as sender, plus ``actor``):
   and ``entity_merged(entity=..., record=..., merged_id=..., changes=...)``
 * ``<entity>_deleted`` / ``entity_deleted`` for the other record, as for any delete.
 
-Foreign keys of the core tables are moved here, before the delete. A plugin that refers
-to these records by (entity, entity_id) moves its rows in a ``<entity>_merged`` receiver;
-a plugin table with a foreign key to them is not moved (its rows follow the key's
-ON DELETE when the other record goes): a merge hook for plugins is still to come.
+Foreign keys of the core tables are moved here, before the delete. Plugins move their own
+links in ``crm_merge_records``, called in the same transaction before the delete (so their
+foreign keys' ON DELETE has not fired); a plugin whose hook fails refuses the whole merge
+(``plugin_data.PluginDataError``): a merge that drops a plugin's links is not done.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from crmcore import db, signals
 from crmcore.db import utcnow
 from crmcore.entities import service
 from crmcore.entities.models import ENTITY_MODELS, Company, Contact, Lead, Tagging
+from crmcore.entities.plugin_data import add_counts, call_strict
 
 MERGEABLE = {Lead: "lead", Contact: "contact", Company: "company"}
 
@@ -110,8 +111,9 @@ def _filled(kept: Any, other: Any) -> dict[str, Any]:
 def merge(kept: Any, other: Any, if_version: int | None = None) -> dict[str, Any]:
     """Merge ``other`` into ``kept`` (same model, same tenant) and delete ``other``.
 
-    Raises service.StaleVersion when ``if_version`` is not the kept record's version
-    (nothing changes then). Returns the audit changes: filled fields, ``merged_id``, and
+    Raises service.StaleVersion when ``if_version`` is not the kept record's version, and
+    plugin_data.PluginDataError when a plugin's ``crm_merge_records`` fails (nothing
+    changes then). Returns the audit changes: filled fields, ``merged_id``, and
     how many rows of each table moved (``moved``).
     """
     model = type(kept)
@@ -125,6 +127,8 @@ def merge(kept: Any, other: Any, if_version: int | None = None) -> dict[str, Any
         tags = _move_tags(entity, kept.id, other.id)
         if tags:
             moved["tags"] = tags
+        plugins_moved = call_strict("crm_merge_records", tenant=db.current_tenant(), entity=entity, kept_id=kept.id, merged_id=other.id)
+        add_counts(moved, plugins_moved, "crm_merge_records")
         data = _filled(kept, other)
         # The other goes first: its unique email may be one the kept record takes over.
         service.delete(other)

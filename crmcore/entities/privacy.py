@@ -10,8 +10,12 @@ Erasing anonymises instead of deleting: the rows keep their ids, so deals, pipel
 reports keep their numbers, but names become "Erased", addresses and free text are
 cleared, and the old/new values of their audit entries are blanked. The erase itself is
 audited with counts only. Signal (after commit): ``<entity>_erased(record_id=..., record=...,
-actor=...)``; a plugin that stores personal data of its own (chat transcripts, emails)
-erases it in a receiver.
+actor=...)``.
+
+Plugins that store personal data of their own (chat transcripts, scores) take part through
+the hooks ``crm_privacy_export`` (their sections under ``plugins`` of the export; a failing
+one is named under ``errors``) and ``crm_privacy_erase`` (in the erase's transaction; a
+failing one refuses the whole erase with ``plugin_data.PluginDataError``).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from crmcore import db, signals
 from crmcore.db import utcnow
 from crmcore.entities import service
 from crmcore.entities.models import Activity, AuditEntry, Contact, Deal, Lead, Note, Task
+from crmcore.entities.plugin_data import add_counts, call_reporting, call_strict
 
 #: What erasing sets on the person's own records.
 ERASED_VALUES: dict[type, dict[str, Any]] = {
@@ -162,6 +167,32 @@ def _entity(record: Any) -> str:
     return "contact" if isinstance(record, Contact) else "lead"
 
 
+def _person_args(record: Any, person: Person) -> dict[str, Any]:
+    """The arguments of the privacy hooks. Only existing records: a merged record's plugin
+    data moved to the kept one (crm_merge_records), and its id may since belong to
+    somebody else (SQLite reuses the highest rowid)."""
+    return {
+        "tenant": db.current_tenant(), "entity": _entity(record), "record_id": record.id,
+        "lead_ids": sorted(person.lead_ids), "contact_ids": sorted(person.contact_ids),
+    }
+
+
+def plugin_sections(record: Any, person: Person) -> tuple[dict[str, Any], dict[str, str]]:
+    """The plugins' export sections by name, and ``{plugin: message}`` for plugins whose
+    hook failed (or gave something that is not a list of sections, or a taken name)."""
+    from crmcore.contrib import PrivacySection
+
+    answers, errors = call_reporting("crm_privacy_export", **_person_args(record, person))
+    sections: dict[str, Any] = {}
+    for plugin, answer in answers:
+        items = answer if isinstance(answer, list) else [answer]
+        if not all(isinstance(s, PrivacySection) for s in items) or any(s.name in sections for s in items):
+            errors[plugin] = "crm_privacy_export gave something other than PrivacySections with new names; left out"
+            continue
+        sections.update({s.name: s.data for s in items})
+    return sections, errors
+
+
 def export(record: Any) -> dict[str, Any]:
     """Everything stored about the person of ``record`` (a contact or a lead), and an
     "export" audit entry saying who took it."""
@@ -178,17 +209,22 @@ def export(record: Any) -> dict[str, Any]:
         "tags": service.tag_names(entity, [record.id])[record.id],
         "audit": [as_dict(entry) for entry in person.audit_entries(linked_ids)],
     }
+    data["plugins"], data["errors"] = plugin_sections(record, person)
     service.audit(entity, record.id, "export", {})
     return data
 
 
 def erase(record: Any) -> dict[str, int]:
-    """Anonymise the person of ``record`` (a contact or a lead); returns counts per table."""
+    """Anonymise the person of ``record`` (a contact or a lead); returns counts per table
+    (plugins' tables included). Raises :class:`PluginDataError` when a plugin's
+    ``crm_privacy_erase`` fails (crmcore.entities.plugin_data): then nothing is erased."""
     entity = _entity(record)
     now = utcnow()
     counts: dict[str, int] = {}
     with db.atomic():
         person = Person.of(record)
+        # Plugins first: their refusal rolls back before the core has written anything.
+        add_counts(counts, call_strict("crm_privacy_erase", **_person_args(record, person)), "crm_privacy_erase")
         linked_ids = {}
         for model, values in ERASED_TEXT.items():
             ids = [r.id for r in person.linked(model).select(model.id)]

@@ -151,3 +151,27 @@ def crm_scoring_factors(tenant: Any) -> list[Any]:
     from crm_plugins.scoring.contrib import ScoreFactor
 
     return [ScoreFactor(name="chat:conversations", label="Chat conversations", compute=chat_engagement, component="engagement")]
+
+
+# Privacy requests and merges: plugins/chat/privacy.py does the work.
+
+
+@hookimpl
+def crm_privacy_export(tenant: Any, entity: str, record_id: int, lead_ids: list[int], contact_ids: list[int]) -> list[Any]:
+    from crm_plugins.chat import privacy
+
+    return privacy.export(lead_ids, contact_ids)
+
+
+@hookimpl
+def crm_privacy_erase(tenant: Any, entity: str, record_id: int, lead_ids: list[int], contact_ids: list[int]) -> dict[str, int]:
+    from crm_plugins.chat import privacy
+
+    return privacy.erase(tenant, lead_ids, contact_ids)
+
+
+@hookimpl
+def crm_merge_records(tenant: Any, entity: str, kept_id: int, merged_id: int) -> dict[str, int]:
+    from crm_plugins.chat import privacy
+
+    return privacy.merge(entity, kept_id, merged_id)

@@ -257,3 +257,27 @@ def crm_demo_data(tenant):
     # are idempotent (a rescore of unchanged leads writes nothing new).
     predictive.train(tenant)
     engine.rescore(tenant)
+
+
+# Privacy requests and merges: plugins/scoring/privacy.py does the work.
+
+
+@hookimpl
+def crm_privacy_export(tenant, entity, record_id, lead_ids, contact_ids):
+    from crm_plugins.scoring import privacy
+
+    return privacy.export(lead_ids)
+
+
+@hookimpl
+def crm_privacy_erase(tenant, entity, record_id, lead_ids, contact_ids):
+    from crm_plugins.scoring import privacy
+
+    return privacy.erase(lead_ids)
+
+
+@hookimpl
+def crm_merge_records(tenant, entity, kept_id, merged_id):
+    from crm_plugins.scoring import privacy
+
+    return privacy.merge(tenant, entity, kept_id, merged_id)

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from crmcore import hookimpl
+from crmcore.contrib import PrivacySection
 from crmcore.entities import service
 from crmcore.entities.models import (
     Activity,
@@ -253,3 +257,151 @@ def test_privacy_roles_and_tenants(api, as_role, api_env):
     assert api.get("/api/v1/contacts/99999/export").status_code == 404
     assert api.post("/api/v1/leads/99999/erase").status_code == 404
     assert api.get(f"/api/v1/contacts/{contact['id']}").json["email"] == "ada@example.com"
+
+
+# --------------------------------------------------------------------------- plugins' part
+
+@pytest.fixture
+def app(api_env):
+    """register_plugin works on the API environment's app (not a second one)."""
+    return api_env.app
+
+
+class Probe:
+    """A plugin that stores "data" about records and records what it was asked."""
+
+    def __init__(self, fail: str = ""):
+        self.calls: list[tuple[str, dict]] = []
+        self.fail = fail
+
+    def _called(self, hook: str, **kw):
+        self.calls.append((hook, kw))
+        if hook == self.fail:
+            raise RuntimeError("probe bug: ada@example.com")  # its text never reaches the client
+
+    @hookimpl
+    def crm_privacy_export(self, tenant, entity, record_id, lead_ids, contact_ids):
+        self._called("crm_privacy_export", tenant=tenant.slug, entity=entity, record_id=record_id, lead_ids=lead_ids, contact_ids=contact_ids)
+        return [PrivacySection("probe", {"lead_ids": lead_ids, "contact_ids": contact_ids})]
+
+    @hookimpl
+    def crm_privacy_erase(self, tenant, entity, record_id, lead_ids, contact_ids):
+        self._called("crm_privacy_erase", entity=entity, record_id=record_id, lead_ids=lead_ids, contact_ids=contact_ids)
+        return {"probe_rows": 3, "probe_empty": 0}
+
+    @hookimpl
+    def crm_merge_records(self, tenant, entity, kept_id, merged_id):
+        # The merged record still exists while plugins move their links.
+        from crmcore.entities.models import Lead
+
+        self._called("crm_merge_records", entity=entity, kept_id=kept_id, merged_id=merged_id, exists=entity != "lead" or Lead.select().where(Lead.id == merged_id).exists())
+        return {"probe_links": 1}
+
+
+def contact_with_lead(api, api_env):
+    contact = make_contact(api, email="ada@example.com")
+    lead = make_lead(api, email="ada-lead@example.com")
+    with in_tenant(api_env):
+        Lead.update(contact=contact["id"]).where(Lead.id == lead["id"]).execute()
+    return contact, lead
+
+
+def test_hook_crm_privacy_export(api, api_env, register_plugin):
+    probe = register_plugin(Probe(), name="probe")
+    contact, lead = contact_with_lead(api, api_env)
+    data = api.get(f"/api/v1/contacts/{contact['id']}/export").json
+    assert data["plugins"] == {"probe": {"lead_ids": [lead["id"]], "contact_ids": [contact["id"]]}}
+    assert data["errors"] == {}
+    assert probe.calls == [("crm_privacy_export", {"tenant": "acme", "entity": "contact", "record_id": contact["id"], "lead_ids": [lead["id"]], "contact_ids": [contact["id"]]})]
+    assert api.get(f"/api/v1/leads/{lead['id']}/export").json["plugins"]["probe"] == {"lead_ids": [lead["id"]], "contact_ids": []}
+
+
+def test_export_names_a_failing_plugin_and_still_answers(api, api_env, register_plugin):
+    register_plugin(Probe(fail="crm_privacy_export"), name="probe")
+    lead = make_lead(api, email="ada@example.com")
+    response = api.get(f"/api/v1/leads/{lead['id']}/export")
+    assert response.status_code == 200
+    assert response.json["lead"]["email"] == "ada@example.com" and "probe" not in response.json["plugins"]
+    assert "crm_privacy_export failed (RuntimeError)" in response.json["errors"]["probe"]
+
+
+def test_hook_crm_privacy_erase(api, api_env, register_plugin):
+    probe = register_plugin(Probe(), name="probe")
+    contact, lead = contact_with_lead(api, api_env)
+    erased = api.post(f"/api/v1/contacts/{contact['id']}/erase")
+    assert erased.status_code == 200, erased.json
+    assert erased.json["erased"]["probe_rows"] == 3 and "probe_empty" not in erased.json["erased"]
+    assert probe.calls == [("crm_privacy_erase", {"entity": "contact", "record_id": contact["id"], "lead_ids": [lead["id"]], "contact_ids": [contact["id"]]})]
+    with in_tenant(api_env):
+        entry = AuditEntry.get((AuditEntry.entity == "contact") & (AuditEntry.action == "erase"))
+        assert entry.changes["erased"][1]["probe_rows"] == 3
+
+
+def test_a_failing_erase_hook_refuses_the_whole_erase(api, api_env, register_plugin):
+    register_plugin(Probe(fail="crm_privacy_erase"), name="probe")
+    lead = make_lead(api, email="ada@example.com", phone="+44 20 7946 0018", need="Ada needs engines")
+    links = attach(api_env, lead=lead["id"])
+    response = api.post(f"/api/v1/leads/{lead['id']}/erase")
+    assert response.status_code == 503
+    assert response.json["plugin"] == "probe" and "'probe'" in response.json["message"] and "nothing was changed" in response.json["message"]
+    assert "ada@" not in response.get_data(as_text=True)  # the exception's text stays in the log
+    # Nothing of the core was erased.
+    got = api.get(f"/api/v1/leads/{lead['id']}").json
+    assert got["name"] == "Ada Lovelace" and got["email"] == "ada@example.com" and got["need"] == "Ada needs engines"
+    with in_tenant(api_env):
+        assert "7946" in Activity.get_by_id(links["activity"]).content
+        assert Note.get_by_id(links["note"]).body.startswith("Ada Lovelace")
+        assert not AuditEntry.select().where(AuditEntry.action == "erase").exists()
+        create = AuditEntry.get((AuditEntry.entity == "lead") & (AuditEntry.entity_id == lead["id"]) & (AuditEntry.action == "create"))
+        assert create.changes["email"] == [None, "ada@example.com"]
+
+
+def test_hook_crm_merge_records(api, api_env, register_plugin):
+    probe = register_plugin(Probe(), name="probe")
+    kept, other = make_lead(api, name="Ada"), make_lead(api, name="Ada L.", email="ada@example.com")
+    assert api.post(f"/api/v1/leads/{kept['id']}/merge", json={"other_id": other["id"]}).status_code == 200
+    assert probe.calls == [("crm_merge_records", {"entity": "lead", "kept_id": kept["id"], "merged_id": other["id"], "exists": True})]
+    with in_tenant(api_env):
+        entry = AuditEntry.get((AuditEntry.entity == "lead") & (AuditEntry.action == "merge"))
+        assert entry.changes["moved"][1] == {"probe_links": 1}
+
+
+def test_a_failing_merge_hook_refuses_the_merge(api, api_env, register_plugin):
+    register_plugin(Probe(fail="crm_merge_records"), name="probe")
+    kept, other = make_contact(api, email="a@example.com"), make_contact(api, email="b@example.com", job_title="Countess")
+    theirs = attach(api_env, contact=other["id"])
+    response = api.post(f"/api/v1/contacts/{kept['id']}/merge", json={"other_id": other["id"]})
+    assert response.status_code == 503 and response.json["plugin"] == "probe"
+    assert api.get(f"/api/v1/contacts/{other['id']}").json["job_title"] == "Countess"
+    assert api.get(f"/api/v1/contacts/{kept['id']}").json["job_title"] is None
+    assert linked_to(api_env, "contact", other["id"]) == {kind: {theirs[kind]} for kind in ("activity", "note", "task", "deal")}
+
+
+def test_a_plugin_the_tenant_has_off_is_not_asked(api, api_env, register_plugin):
+    probe = register_plugin(Probe(fail="crm_privacy_erase"), name="probe", always_on=False)  # acme does not list it
+    lead = make_lead(api, email="ada@example.com")
+    assert api.get(f"/api/v1/leads/{lead['id']}/export").json["plugins"] == {}
+    assert api.post(f"/api/v1/leads/{lead['id']}/erase").status_code == 200
+    assert probe.calls == []
+
+
+class Sloppy:
+    """Answers that are not what the hooks promise."""
+
+    @hookimpl
+    def crm_privacy_export(self, tenant):
+        return {"not": "a section"}
+
+    @hookimpl
+    def crm_privacy_erase(self, tenant):
+        return "done"
+
+
+def test_malformed_answers_are_refused_like_failures(api, api_env, register_plugin):
+    register_plugin(Sloppy(), name="sloppy")
+    lead = make_lead(api, email="ada@example.com")
+    data = api.get(f"/api/v1/leads/{lead['id']}/export").json
+    assert "sloppy" in data["errors"] and data["plugins"] == {}
+    response = api.post(f"/api/v1/leads/{lead['id']}/erase")
+    assert response.status_code == 503 and response.json["plugin"] == "sloppy"
+    assert api.get(f"/api/v1/leads/{lead['id']}").json["email"] == "ada@example.com"

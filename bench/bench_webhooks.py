@@ -243,8 +243,8 @@ def report(results: dict, path: Path) -> None:
     lines = [
         "# Webhooks: delivery throughput and a SIGKILLed worker",
         "",
-        f"`bench/bench_webhooks.py --events {results['events']} --concurrency {results['concurrency']}` on {results['database']}, "
-        f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs (shared with other work).",
+        (f"`bench/bench_webhooks.py --events {results['events']} --concurrency {results['concurrency']}` on {results['database']}, "
+         f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs (shared with other work)."),
         "",
         "Worker: `crm worker` delivering outbox messages (claim, sign, POST, log the attempt, mark done);",
         "floor: the same signed POSTs from one plain `requests.Session` loop, no database.",
@@ -257,9 +257,9 @@ def report(results: dict, path: Path) -> None:
     k = results["kill"]
     lines += [
         "",
-        f"SIGKILL of the worker after {k['delivered_before_kill']} of {k['events']} deliveries, then a restart: "
-        f"**{k['lost']} lost**, **{k['duplicates']} duplicate POSTs** (each with the same `webhook-id` as its first copy, "
-        "so receivers that deduplicate by it see each event once).",
+        (f"SIGKILL of the worker after {k['delivered_before_kill']} of {k['events']} deliveries, then a restart: "
+         f"**{k['lost']} lost**, **{k['duplicates']} duplicate POSTs** (each with the same `webhook-id` as its first copy, "
+         "so receivers that deduplicate by it see each event once)."),
         "",
     ]
     path.write_text("\n".join(lines))

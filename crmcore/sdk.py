@@ -116,6 +116,7 @@ __all__ = [
     "PrivacySection",
     # application
     "settings", "is_enabled", "call_hook", "first_answer", "current_user", "current_role",
+    "call_hook_all", "connect_receiver",
     # database
     "database", "BaseModel", "TenantModel", "IdField", "Tenant", "NoTenantError", "atomic",
     "connection", "on_commit", "is_postgres", "current_tenant", "require_tenant_id",
@@ -173,6 +174,34 @@ def first_answer(tenant: Tenant | str | None, hook_name: str, /, **kwargs: Any) 
     for _plugin, result in call_hook(tenant, hook_name, **kwargs):
         return result
     return None
+
+
+def call_hook_all(hook_name: str, /, **kwargs: Any) -> list[tuple[str, Any]]:
+    """Call a runtime hook on every installed plugin, whatever each tenant has on, contained
+    as :func:`call_hook`: for startup work that must know every plugin's answer (the
+    webhooks plugin connects a receiver to each signal other plugins' events name)."""
+    crm = _crm()
+    return crm.host.call_contained(frozenset(crm.host.infos), hook_name, **kwargs)
+
+
+def connect_receiver(plugin: str, signal_name: str, func: Any) -> None:
+    """Connect ``func(tenant, **data)`` to a signal after startup (in ``crm_startup``, in
+    an app context), for a signal only known at run time: wrapped exactly as a
+    ``SignalReceiver`` of ``crm_signal_receivers`` (skipped for tenants without
+    ``plugin`` and for other apps in the process, contained, disconnected at shutdown)."""
+    import flask
+
+    from crmcore.signals import connect_receiver as _connect
+
+    crm = _crm()
+    app = flask.current_app._get_current_object()
+
+    def enabled(tenant: Tenant, name: str) -> bool:
+        if flask.has_app_context() and flask.current_app._get_current_object() is not app:
+            return False
+        return crm.is_enabled(tenant, name)
+
+    crm.receivers.append((signal_name, _connect(plugin, signal_name, func, enabled)))
 
 
 def current_user() -> User | None:

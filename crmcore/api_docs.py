@@ -137,7 +137,8 @@ class CrmSpecPlugin(BasePlugin):
                 operation["security"] = []
                 _add_note(operation, "Public: no credentials needed.")
             elif authenticated:
-                operation.setdefault("security", [{"bearerAuth": []}])
+                # Only @public opens an operation: the document says what is enforced.
+                operation["security"] = [{"bearerAuth": []}]
                 responses.setdefault("401", "Unauthorized")
                 if permission is not None:  # None: create_app stops with an error anyway
                     roles = permissions.get(permission, ())

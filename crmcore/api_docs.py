@@ -1,14 +1,19 @@
 """The OpenAPI document's finishing touches and the interactive API docs at /api/v1/docs.
 
-Two things, both installed by :func:`init_app` right after the ``Api`` is created (before
-any blueprint registers its operations):
+Three things, all installed by :func:`init_app` right after the ``Api`` is created
+(before any blueprint registers its operations):
 
 * :class:`CrmSpecPlugin`, an apispec plugin that completes every operation of an API
   blueprint centrally, so that resource modules need not repeat it: the ``bearerAuth``
-  security requirement, the 401 response, the 403 response and the permission (read from
-  ``require``) when the view names one, the 404 response when the path has parameters,
-  one error schema (``ApiError``) for every error response. The document stays honest
-  because tests/api/test_openapi_walk.py calls every operation and checks the answers.
+  security requirement, the 401 response, the 403 response, the permission the
+  operation declares (``require``) and the roles that have it (``x-crm-permission``,
+  ``x-crm-roles`` and a line of the description; ``@public`` operations get no security
+  requirement), the plugin that answers (``x-crm-plugin``), the 404 response when the
+  path has parameters, one error schema (``ApiError``) for every error response. The
+  document stays honest because tests/api/test_openapi_walk.py calls every operation
+  and checks the answers.
+* ``/api/v1/openapi.json`` for the request's tenant: without the paths of plugins the
+  tenant has off (:mod:`crmcore.tenant_openapi`).
 * The docs page: Swagger UI served from files vendored into ``crmcore/static/apidocs``
   (swagger-ui-dist from npm; see ``VERSION`` there), so it works offline and behind a
   firewall. No CDN, no inline script, and a Content-Security-Policy that lets the page
@@ -25,8 +30,10 @@ import sys
 from typing import Any
 
 from apispec import BasePlugin
-from flask import Blueprint, Flask, redirect, render_template_string, url_for
+from flask import Blueprint, Flask, current_app, g, redirect, render_template_string, url_for
 from marshmallow import Schema, fields
+
+from crmcore.tenant_openapi import TenantDocuments
 
 DOCS_PATH = "/api/v1/docs"
 
@@ -86,17 +93,12 @@ def decimal2properties(self: Any, field: Any, ret: dict[str, Any], **kwargs: Any
     return {}
 
 
-def _view_function(app: Flask, endpoint: str, method: str) -> Any:
-    view = app.view_functions.get(endpoint)
-    view_class = getattr(view, "view_class", None)
-    if view_class is not None:
-        return getattr(view_class, method.lower(), None)
-    return view
-
-
 def permission_of(app: Flask, endpoint: str, method: str) -> str | None:
-    """The permission an API operation requires (``require(...)``), else None."""
-    return getattr(_view_function(app, endpoint, method), "_crm_permission", None)
+    """What an API operation declares (``require``): a permission, ``PUBLIC``, or None."""
+    from crmcore.permissions import declared_permission
+
+    view = app.view_functions.get(endpoint)
+    return declared_permission(view, method) if view is not None else None
 
 
 class CrmSpecPlugin(BasePlugin):
@@ -108,6 +110,8 @@ class CrmSpecPlugin(BasePlugin):
         self.app = app
 
     def operation_helper(self, path: str | None = None, operations: dict | None = None, **kwargs: Any) -> None:
+        from crmcore.permissions import PUBLIC
+
         rule = kwargs.get("rule")
         if rule is None or not operations:
             return
@@ -115,7 +119,7 @@ class CrmSpecPlugin(BasePlugin):
         top = rule.endpoint.split(".")[0]
         authenticated = crm is not None and top in crm.api_blueprints
         has_path_params = bool(rule.arguments)
-        # The core's matrix plus plugin permissions (crm_permissions).
+        # Collected before any API blueprint registers (crmcore.app), so complete here.
         permissions = crm.permissions if crm is not None else {}
 
         for method, operation in operations.items():
@@ -125,19 +129,23 @@ class CrmSpecPlugin(BasePlugin):
             # Decorators may use int or str status codes: one spelling (str) from here on.
             for code in [c for c in responses if isinstance(c, int)]:
                 responses.setdefault(str(code), responses.pop(code))
-            public = authenticated and operation.get("security") == []
-            if authenticated and not public:
-                operation.setdefault("security", [{"bearerAuth": []}])
+            if crm is not None:
+                # Which plugin answers: the per-tenant document (crmcore.tenant_openapi) reads it.
+                operation["x-crm-plugin"] = crm.blueprint_plugins.get(top)
+            permission = permission_of(self.app, rule.endpoint, method) if authenticated else None
+            if permission == PUBLIC:
+                operation["security"] = []
+                _add_note(operation, "Public: no credentials needed.")
+            elif authenticated:
+                # Only @public opens an operation: the document says what is enforced.
+                operation["security"] = [{"bearerAuth": []}]
                 responses.setdefault("401", "Unauthorized")
-                permission = permission_of(self.app, rule.endpoint, method)
-                if permission is not None:
+                if permission is not None:  # None: create_app stops with an error anyway
+                    roles = permissions.get(permission, ())
                     responses.setdefault("403", "Forbidden")
-                    operation["x-permission"] = permission
-                    roles = ", ".join(permissions.get(permission, ())) or "none"
-                    note = f"Permission: `{permission}` (roles: {roles})."
-                    description = operation.get("description", "")
-                    if note not in description:
-                        operation["description"] = f"{description}\n\n{note}".strip()
+                    operation["x-crm-permission"] = permission
+                    operation["x-crm-roles"] = list(roles)
+                    _add_note(operation, f"Permission: `{permission}` (roles: {', '.join(roles) or 'none'}).")
             if has_path_params:
                 responses.setdefault("404", "NotFound")
             for code in [c for c in responses if str(c) == "422"]:
@@ -147,6 +155,12 @@ class CrmSpecPlugin(BasePlugin):
             for code, response in list(responses.items()):
                 if isinstance(response, dict) and str(code)[:1] in "45" and "content" not in response and "$ref" not in response:
                     response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}}
+
+
+def _add_note(operation: dict[str, Any], note: str) -> None:
+    description = operation.get("description", "")
+    if note not in description:
+        operation["description"] = f"{description}\n\n{note}".strip()
 
 
 # --------------------------------------------------------------------------- the page
@@ -180,10 +194,20 @@ docs_pages = Blueprint("crm_api_docs", __name__)
 
 @docs_pages.route(DOCS_PATH)
 def docs_page() -> Any:
-    from flask import current_app
-
-    html = render_template_string(PAGE, title=current_app.config.get("API_TITLE", "API"), spec_url=url_for("api-docs.openapi_json"))
+    tenant = g.get("tenant")
+    title = current_app.config.get("API_TITLE", "API") + (f" ({tenant.name})" if tenant is not None else "")
+    html = render_template_string(PAGE, title=title, spec_url=url_for("api-docs.openapi_json"))
     return html, 200, {"Content-Type": "text/html; charset=utf-8", "Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-cache"}
+
+
+def openapi_json() -> Any:
+    """The OpenAPI document for the request's tenant (from its token, session or host
+    name, as every request resolves it): only the paths of the plugins it has on."""
+    from crmcore.app import crm_state
+
+    documents: TenantDocuments = current_app.extensions["crm_api_documents"]
+    text = documents.json_for(crm_state().enabled(g.get("tenant")))
+    return current_app.response_class(text, mimetype="application/json", headers={"Cache-Control": "no-cache", "Vary": "Authorization, Cookie, Host"})
 
 
 @docs_pages.route(DOCS_PATH + "/")
@@ -206,18 +230,23 @@ def init_app(app: Flask, api: Any) -> None:
     api.DEFAULT_ERROR_RESPONSE_NAME = "ApiError"
     api.ma_plugin.converter.add_attribute_function(decimal2properties)
     app.register_blueprint(docs_pages)
+    # flask-smorest's own view serves the whole document to everyone: replace it.
+    app.extensions["crm_api_documents"] = TenantDocuments(api)
+    app.view_functions["api-docs.openapi_json"] = openapi_json
 
 
 # --------------------------------------------------------------------------- docs/api.md
 
 
 def permission_matrix_markdown() -> str:
-    """The permission matrix of docs/api.md, from :data:`crmcore.api.common.PERMISSIONS`."""
-    from crmcore.api.common import PERMISSIONS, ROLES
+    """The core's permission matrix for docs/api.md, from the built-in plugin
+    :mod:`crmcore.builtin.permissions` (plugins document their own)."""
+    from crmcore.builtin.permissions import CORE_PERMISSIONS
+    from crmcore.permissions import ROLES
 
     lines = ["| permission | " + " | ".join(ROLES) + " |", "| --- |" + " :---: |" * len(ROLES)]
-    for permission, roles in PERMISSIONS.items():
-        lines.append(f"| `{permission}` | " + " | ".join("yes" if role in roles else "-" for role in ROLES) + " |")
+    for permission in CORE_PERMISSIONS:
+        lines.append(f"| `{permission.name}` | " + " | ".join("yes" if role in permission.roles else "-" for role in ROLES) + " |")
     return "\n".join(lines) + "\n"
 
 

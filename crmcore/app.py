@@ -22,7 +22,7 @@ from flask_smorest import Api
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException, NotFound
 
-from crmcore import api_docs, auth, db, request_guard, signals
+from crmcore import api_docs, auth, db, permissions, request_guard, signals
 from crmcore.config import Config, ConfigError, ConfigStore, Problem, TenantConfig, load_instance
 from crmcore.contrib import TaskHandler
 from crmcore.db import Tenant, tenant_context
@@ -49,8 +49,10 @@ class CRM:
         self.public_blueprints: set[str] = set()
         self.api_blueprints: set[str] = set()
         self.receivers: list[tuple[str, Any]] = []
-        #: permission -> roles: the core's matrix plus what plugins declare (crm_permissions)
+        #: permission -> roles: what the built-in and other plugins declare (crm_permissions)
         self.permissions: dict[str, tuple[str, ...]] = {}
+        #: (endpoint, method) -> the permission each API operation declares (or PUBLIC)
+        self.operation_permissions: dict[tuple[str, str], str] = {}
         self.wake = threading.Event()
         self._tenants: dict[str, Tenant] = {}
         self._tenants_generation = -1
@@ -252,6 +254,8 @@ def _register_contributions(app: Flask, crm: CRM) -> None:
             if model._meta.database is not db.database:
                 raise PluginError(f"plugin {plugin!r}: model {model.__name__} must subclass crmcore.db.BaseModel or TenantModel")
 
+    # Before the API blueprints: the OpenAPI document names each operation's roles.
+    crm.permissions = permissions.collect_matrix(host)
     api = Api(app, spec_kwargs={"marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=_schema_name), "info": {"description": "The CRM REST API. Authenticate with `Authorization: Bearer <token>` (`crm tokens create`)."}})
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     app.extensions["crm_api"] = api
@@ -267,20 +271,7 @@ def _register_contributions(app: Flask, crm: CRM) -> None:
             if getattr(bp, "crm_public", False):
                 crm.public_blueprints.add(bp.name)
             app.register_blueprint(bp)
-
-    from crmcore.api.common import PERMISSIONS, ROLES
-
-    crm.permissions = dict(PERMISSIONS)
-    for plugin, permissions in host.call_startup("crm_permissions"):
-        for perm in permissions:
-            if perm.name in crm.permissions:
-                raise PluginError(f"plugin {plugin!r}: permission {perm.name!r} is already declared")
-            if not perm.name.startswith(f"{plugin}:"):
-                raise PluginError(f"plugin {plugin!r}: permission {perm.name!r} must be named '{plugin}:<action>'")
-            unknown = set(perm.roles) - set(ROLES)
-            if unknown:
-                raise PluginError(f"plugin {plugin!r}: permission {perm.name!r} names unknown roles {sorted(unknown)}")
-            crm.permissions[perm.name] = tuple(perm.roles)
+    crm.operation_permissions = permissions.check_api_operations(app, crm)  # deny by default
 
     for plugin, handlers in host.call_startup("crm_task_handlers"):
         for handler in handlers:
@@ -366,8 +357,9 @@ def _install_request_handling(app: Flask, crm: CRM) -> None:
         if plugin is not None:
             if tenant is None or not crm.is_enabled(tenant, plugin):
                 raise NotFound()
-            if top in crm.api_blueprints and g.token is None and g.user is None:
-                return _error(401, "authentication required: send Authorization: Bearer <token>")
+            refused = permissions.refusal(crm) if top in crm.api_blueprints else None
+            if refused is not None:
+                return _error(*refused)
             if top not in crm.api_blueprints and top not in crm.public_blueprints and g.user is None:
                 return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         if request.method not in SAFE_METHODS and g.user is not None and g.token is None:

@@ -171,7 +171,8 @@ class TaskHandler:
 @dataclass(frozen=True)
 class Permission:
     """A permission a plugin adds to the role matrix: ``"<plugin>:<action>"`` granted to
-    ``roles``. Check it in a view with ``crmcore.api.common.require(name)``."""
+    ``roles``. Declare it on each API operation that needs it with
+    ``crmcore.api.common.require(name)`` (checked before the request reaches the view)."""
 
     name: str
     roles: tuple[str, ...]

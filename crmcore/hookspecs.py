@@ -146,9 +146,14 @@ def crm_permissions() -> list[Permission]:
 
     Called once at app creation. Names are ``"<plugin>:<action>"``; ``roles`` lists the
     roles (admin, manager, agent, viewer) that have it. A name declared twice, or one
-    not prefixed with the plugin's name, is a startup error. Views check it with
-    ``@require("<plugin>:<action>")`` (crmcore.api.common): 401 without credentials,
-    403 without the permission.
+    not prefixed with the plugin's name, is a startup error. The core's own matrix comes
+    through this hook too (the built-in plugin ``crmcore.builtin.permissions``, the only
+    one that may use the core's areas such as ``records:``).
+
+    Every API operation must declare a permission, ``@require("<permission>")``
+    (crmcore.api.common), or be marked ``@public``; otherwise the app does not start.
+    The check runs before every API request: 401 without credentials, 403 without the
+    permission.
 
     :return: a list of :class:`crmcore.contrib.Permission`.
     """

@@ -2,7 +2,8 @@
 
 Plugins come from three places, registered the same way:
 
-* the core's own built-in plugin (``crmcore.builtin``, always on);
+* the core's own built-in plugins (``crmcore.builtin`` and its permission matrix
+  ``crmcore.builtin.permissions``, always on);
 * the ``crm.plugins`` entry-point group (the bundled plugins and any ``pip install``-ed
   one): the entry point names the plugin's *package*, whose ``plugin = Plugin(...)`` is
   its metadata, and whose ``hooks`` module is registered with pluggy;
@@ -99,8 +100,10 @@ class PluginHost:
     def discover(self, plugins_dir: Path | None = None, entry_points: bool = True) -> None:
         """Find and register every plugin: built-in, entry points, plugins directory."""
         import crmcore.builtin
+        import crmcore.builtin.permissions
 
         self._add(crmcore.builtin, "builtin", always_on=True)
+        self._add(crmcore.builtin.permissions, "builtin", always_on=True)
         if entry_points:
             for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
                 dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "?"

@@ -98,6 +98,7 @@ from crmcore.api.common import (
     has_permission,
     if_match_version,
     keyset_page,
+    public,
     require,
     visible,
     with_etag,
@@ -131,7 +132,7 @@ __all__ = [
     "signal", "send_signal", "enqueue", "payload_of", "live_publish", "live_subscribe",
     "live_since_id", "RealtimeUnavailable",
     # API
-    "ApiSchema", "PageArgs", "require", "has_permission", "current_user_id", "visible",
+    "ApiSchema", "PageArgs", "require", "public", "has_permission", "current_user_id", "visible",
     "etag_for", "with_etag", "if_match_version", "write_errors", "keyset_page",
     "encode_cursor", "decode_cursor", "model_schema",
     # pages

@@ -1,7 +1,9 @@
 """What every API resource shares: permissions, ETags, keyset pagination, errors.
 
-Permissions are named ``<area>:<action>`` and granted to roles by :data:`PERMISSIONS`
-(plugins add theirs through ``crm_permissions``); docs/api.md has the matrix.
+Permissions (``require``, ``public``, ``has_permission``, ``ROLES``) are
+:mod:`crmcore.permissions`'s, re-exported: every API operation declares one, checked
+centrally before the request; the core's matrix is the built-in plugin
+:mod:`crmcore.builtin.permissions`'s, docs/api.md has it.
 Pagination is keyset ("cursor") based: the cursor encodes the last row's sort key, so
 page 10,000 costs the same as page 1 (an OFFSET would scan every skipped row).
 """
@@ -12,10 +14,9 @@ import base64
 import contextlib
 import datetime as dt
 import decimal
-import functools
 import json
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import peewee
 from flask import g, request
@@ -25,51 +26,8 @@ from marshmallow import ValidationError, fields, validate
 from crmcore.api.schema import Schema
 from crmcore.entities.service import Conflict, StaleVersion
 
-ROLES = ("admin", "manager", "agent", "viewer")
-
-#: permission -> roles that have it
-PERMISSIONS: dict[str, tuple[str, ...]] = {
-    "records:read": ("admin", "manager", "agent", "viewer"),
-    "records:write": ("admin", "manager", "agent"),
-    "records:delete": ("admin", "manager"),
-    "records:bulk": ("admin", "manager"),
-    "records:import": ("admin", "manager"),
-    "records:export": ("admin", "manager"),
-    "records:merge": ("admin", "manager"),
-    "privacy:manage": ("admin",),
-    "pipelines:manage": ("admin", "manager"),
-    "custom_fields:manage": ("admin",),
-    "audit:read": ("admin", "manager"),
-    "analytics:read": ("admin", "manager", "agent", "viewer"),
-}
-
-
-def has_permission(permission: str, role: str | None = None) -> bool:
-    """Whether ``role`` (default: the caller's) has ``permission``: the core's matrix
-    plus the permissions plugins declare through ``crm_permissions``."""
-    from crmcore.app import crm_state
-
-    role = role if role is not None else g.get("role")
-    return role in crm_state().permissions.get(permission, ())
-
-
-def require(permission: str) -> Callable:
-    """View decorator: 401 without credentials, 403 without the permission."""
-
-    def decorator(func: Callable) -> Callable:
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if g.get("role") is None:
-                abort(401, message="authentication required")
-            if not has_permission(permission):
-                abort(403, message=f"your role ({g.role}) lacks the permission {permission}")
-            return func(*args, **kwargs)
-
-        wrapper._crm_permission = permission  # read by the OpenAPI/permission docs
-        return wrapper
-
-    return decorator
-
+# Re-exported: API modules and plugins import the permission names from here.
+from crmcore.permissions import ROLES, has_permission, public, require  # noqa: F401
 
 # --------------------------------------------------------------------------- ETags
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from crmcore import api_docs
-from crmcore.api.common import PERMISSIONS, ROLES
+from crmcore.builtin.permissions import CORE_PERMISSIONS
+from crmcore.permissions import ROLES
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "crmcore" / "static"
@@ -74,7 +75,7 @@ def test_every_operation_says_what_it_needs_and_may_answer(spec, api_env):
             problems.append(f"{key}: security {op['security']} is not bearerAuth")
         if "401" not in responses:
             problems.append(f"{key}: 401 not documented")
-        permission = op.get("x-permission")
+        permission = op.get("x-crm-permission")
         if permission is None:
             problems.append(f"{key}: names no permission (use crmcore.api.common.require)")
         elif permission not in known_permissions:
@@ -144,7 +145,7 @@ def test_decimal_fields_are_documented_as_decimal_strings(spec):
 
 
 def test_documented_permissions_are_enforced(walk_env):
-    """Each operation's x-permission is what ``require`` checks: a role without it gets
+    """Each operation's x-crm-permission is what ``require`` checks: a role without it gets
     403 before anything else happens (ids need not exist)."""
     from tests.api.test_openapi_walk import UNKNOWN_ID, Ctx, Side, Spec
 
@@ -157,7 +158,7 @@ def test_documented_permissions_are_enforced(walk_env):
     tokens = {role: api_env.token("acme", role) for role in ROLES}
     problems = []
     for op in walk_spec.operations:
-        permission = op.doc.get("x-permission")
+        permission = op.doc.get("x-crm-permission")
         lacking = [role for role in ROLES if role not in api_env.crm.permissions.get(permission, ROLES)]
         if not lacking:
             continue
@@ -264,10 +265,10 @@ def test_permission_matrix_in_docs_matches_the_code():
     table = api_docs.permissions_section(text)
     assert table is not None, f"docs/api.md lacks the generated section ({api_docs.PERMISSIONS_BEGIN})"
     assert table == api_docs.permission_matrix_markdown(), "docs/api.md's permission matrix is out of date: regenerate it with `python -m crmcore.api_docs permissions --write`"
-    # and the table says what PERMISSIONS says, row by row
+    # and the table says what the core's built-in permissions plugin says, row by row
     rows = [line for line in table.splitlines() if line.startswith("| `")]
     parsed = {}
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
         parsed[cells[0].strip("`")] = tuple(role for role, cell in zip(ROLES, cells[1:], strict=True) if cell == "yes")
-    assert parsed == PERMISSIONS
+    assert parsed == {p.name: p.roles for p in CORE_PERMISSIONS}

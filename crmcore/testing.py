@@ -140,11 +140,12 @@ class CrmEnv:
     def close(self) -> None:
         for app in self.apps:
             app.extensions["crm"].shutdown()
-        if db.database.obj is not None:
-            if hasattr(db.database.obj, "close_all"):
-                db.database.obj.close_all()
-            elif not db.database.is_closed():
-                db.database.close()
+        for app in self.apps:  # each app has its own database (crmcore.db)
+            database = app.extensions["crm"].database
+            if hasattr(database, "close_all"):
+                database.close_all()
+            elif not database.is_closed():
+                database.close()
 
 
 @pytest.fixture

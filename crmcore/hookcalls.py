@@ -141,9 +141,11 @@ def _contain_wrapper(function: Callable[..., Generator[Any, Any, Any]], plugin: 
             next(inner)
         except Exception as exc:  # StopIteration too: a wrapper that did not yield
             call.failed(plugin, " (wrapper, before the call)", exc)
-            return (yield)  # left out: the inner outcome passes through unchanged
+            inner = None
         finally:
-            _current.reset(token)
+            _current.reset(token)  # before yielding: the inner implementations are this call
+        if inner is None:
+            return (yield)  # left out: the inner outcome passes through unchanged
         call.wrappers.append(plugin)
         try:
             outcome = yield

@@ -113,7 +113,11 @@ def checker_for(spec_function: Callable[..., Any] | None, hook_name: str) -> tup
         try:
             annotation = eval(written, getattr(spec_function, "__globals__", {}), {})  # the hookspec's own annotation
         except Exception as exc:
-            log.warning("hook %s: return annotation %r cannot be resolved (%s: %s); its results are not type-checked (import the types at run time in the hookspec module)", hook_name, written, type(exc).__name__, exc)
+            log.warning(
+                "hook %s: return annotation %r cannot be resolved (%s: %s); its results are not "
+                "type-checked (import the types at run time in the hookspec module)",
+                hook_name, written, type(exc).__name__, exc,
+            )
             return None, ""
     text = written if isinstance(written, str) else getattr(annotation, "__name__", repr(annotation))
     return compile_check(annotation), text

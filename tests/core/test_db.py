@@ -148,8 +148,8 @@ def test_two_apps_in_one_process_each_use_their_own_database(tmp_path):
 
     from crmcore.jobs import Scheduler
     from crmcore.models import Task
-    from crmcore.testing import CrmEnv
     from crmcore.tasks import Worker
+    from crmcore.testing import CrmEnv
 
     files = {name: tmp_path / name / "crm.db" for name in ("a", "b")}
     envs = {name: CrmEnv(tmp_path / name, f"sqlite:///{path}") for name, path in files.items()}

@@ -295,7 +295,8 @@ def test_bundled_plugin_hookspecs_declare_resolvable_return_types():
 
     host = PluginHost()
     host.discover()
-    for name in ("crm_nav_items", "crm_dashboard_widgets", "crm_record_panels", "crm_list_columns", "crm_template_context", "crm_scoring_factors", "crm_kanban_card_badges", "crm_chat_assistant_reply"):
+    runtime_hooks = ("crm_nav_items", "crm_dashboard_widgets", "crm_record_panels", "crm_list_columns", "crm_template_context")
+    for name in (*runtime_hooks, "crm_scoring_factors", "crm_kanban_card_badges", "crm_chat_assistant_reply"):
         check, expected = checker_for(getattr(host.pm.hook, name).spec.function, name)
         assert check is not None and expected, name
 

@@ -43,6 +43,8 @@ class CRM:
         self.config_store = config_store
         self.host = host
         self.hub = hub
+        #: this app's database: what ``db.database`` resolves to in its app context
+        self.database: Any = None
         self.task_handlers: dict[str, TaskHandler] = {}
         self.task_plugins: dict[str, str] = {}
         self.blueprint_plugins: dict[str, str] = {}
@@ -141,6 +143,11 @@ class CRM:
         """Call a runtime hook for the tenant's plugins, each contained (see PluginHost)."""
         return self.host.call_contained(self.enabled(tenant), hook_name, **kwargs)
 
+    def call_first(self, tenant: Tenant | str | None, hook_name: str, /, **kwargs: Any) -> tuple[str, Any] | None:
+        """The first answer, as (plugin, result), of a runtime (``firstresult``) hook for
+        the tenant's plugins, contained: a raising plugin lets the next one answer."""
+        return self.host.call_first(self.enabled(tenant), hook_name, **kwargs)
+
     # -- background work ----------------------------------------------------------
 
     def notify_worker(self) -> None:
@@ -234,8 +241,9 @@ def create_app(config_dir: str | Path | None = None, *, env: Mapping[str, str] |
         JSON_SORT_KEYS=False,
     )
     request_guard.install(app)  # before any route: it replaces the <int:> converter
-    db.init_database(instance.database_url, instance.instance_dir)
+    database = db.init_database(instance.database_url, instance.instance_dir)
     crm = CRM(app, store, host, create_hub(instance.redis_url))
+    crm.database = database
     app.extensions["crm"] = crm
 
     _register_contributions(app, crm)

@@ -100,7 +100,7 @@ def _close_app(app) -> None:
     from crmcore import db
 
     app.extensions["crm"].shutdown()
-    database = db.database.obj
+    database = app.extensions["crm"].database
     if database is not None:
         if hasattr(database, "close_all"):
             database.close_all()

@@ -1,8 +1,12 @@
-"""Database: one peewee database per process, tenant scoping, and after-commit hooks.
+"""Database: one peewee database per app, tenant scoping, and after-commit hooks.
 
-* ``database`` is a :class:`peewee.DatabaseProxy` that every model binds to; ``init_database``
-  points it at SQLite (the embedded default: a file in the instance folder, WAL, foreign
-  keys, busy timeout) or PostgreSQL (pooled) from a URL.
+* ``database`` is the proxy every model binds to (an :class:`AppDatabaseProxy`). Each
+  app has its own database (``init_database`` builds it from a URL: SQLite, the embedded
+  default, a file in the instance folder, WAL, foreign keys, busy timeout; or pooled
+  PostgreSQL), and the proxy resolves, at each use, to the database of the current
+  Flask app (its ``app.extensions["crm"].database``); outside any app context (worker
+  threads, the command line, scripts) to the one bound with :func:`using`, else the most
+  recently initialised one. So two apps in one process (tests, embedding) never share one.
 * :class:`TenantModel` is the base of every tenant-owned table: its ``select``, ``update``
   and ``delete`` are filtered by the current tenant, and new rows get the current tenant,
   so forgetting a filter cannot leak another tenant's rows. Without a current tenant
@@ -24,7 +28,51 @@ from urllib.parse import parse_qsl, unquote, urlparse
 import peewee
 from playhouse.pool import PooledPostgresqlDatabase
 
-database = peewee.DatabaseProxy()
+try:  # Flask's own app-context variable: one lookup per use instead of current_app's proxy
+    from flask.globals import _cv_app as _flask_app_context
+except ImportError:  # pragma: no cover - a Flask without it: no per-app resolution
+    _flask_app_context = contextvars.ContextVar("crm_no_app_context", default=None)
+
+#: A database bound for this context outside any app context (see :func:`using`).
+_bound: contextvars.ContextVar["peewee.Database | None"] = contextvars.ContextVar("crm_bound_database", default=None)
+
+
+class AppDatabaseProxy(peewee.DatabaseProxy):
+    """A :class:`peewee.DatabaseProxy` whose ``obj`` is the current app's database.
+
+    Resolved at each use: the database of the Flask app whose context is current
+    (``app.extensions["crm"].database``); outside any app context, the one bound with
+    :func:`using`, else the most recently initialised one (``initialize``)."""
+
+    __slots__ = ("_latest",)
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_latest", None)
+        super().__init__()
+
+    @property  # type: ignore[override]
+    def obj(self) -> peewee.Database | None:
+        ctx = _flask_app_context.get(None)
+        if ctx is not None:
+            app_database = getattr(ctx.app.extensions.get("crm"), "database", None)
+            if app_database is not None:
+                return app_database
+        bound = _bound.get()
+        return bound if bound is not None else self._latest
+
+    @obj.setter
+    def obj(self, value: peewee.Database | None) -> None:
+        object.__setattr__(self, "_latest", value)
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        # peewee's Proxy only allows its own slots, checked against the class's __slots__;
+        # ``obj`` (the property above) is among them.
+        if attr not in ("obj", "_callbacks", "_Model", "_latest"):
+            raise AttributeError("Cannot set attribute on proxy.")
+        object.__setattr__(self, attr, value)
+
+
+database = AppDatabaseProxy()
 
 
 class NoTenantError(RuntimeError):
@@ -88,12 +136,24 @@ def make_database(url: str, instance_dir: Path | str | None = None) -> peewee.Da
 
 
 def init_database(url: str, instance_dir: Path | str | None = None) -> peewee.Database:
-    """Point the shared proxy at the database for ``url`` and return it."""
-    if database.obj is not None and not database.obj.is_closed():
-        database.obj.close()
+    """Build the database for ``url`` and return it; it is also what the proxy resolves to
+    outside any app context until another is initialised. The caller (``create_app``)
+    keeps it as its app's database; an app made before keeps its own (not closed here)."""
     db = make_database(url, instance_dir)
     database.initialize(db)
     return db
+
+
+@contextmanager
+def using(db: peewee.Database) -> Iterator[peewee.Database]:
+    """Make ``db`` the database of the block in this context when no app context is
+    current (threads of an app that run outside its app context: a worker's loop, the
+    scheduler's lease). Inside an app context the app's own database is used."""
+    token = _bound.set(db)
+    try:
+        yield db
+    finally:
+        _bound.reset(token)
 
 
 @contextmanager

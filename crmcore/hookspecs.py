@@ -22,6 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from crmcore import hookspec
 
+# Runtime hooks' return types are imported at run time: the contained call reads each
+# hookspec's return annotation and checks every answer against it (crmcore.hookresults).
+from crmcore.contrib import DashboardWidget, ListColumn, NavItem, PrivacySection, RecordPanel
+
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     import click
     import flask
@@ -29,13 +33,8 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     import peewee
 
     from crmcore.contrib import (
-        DashboardWidget,
-        ListColumn,
         Migration,
-        NavItem,
         Permission,
-        PrivacySection,
-        RecordPanel,
         ScheduledJob,
         SignalReceiver,
         TaskHandler,

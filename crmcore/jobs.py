@@ -90,13 +90,14 @@ class Scheduler:
         if self._aps.running:
             self._aps.shutdown(wait=True)
         try:
-            with db.database.connection_context():
+            with db.using(self.crm.database), db.database.connection_context():
                 release_lease(LEASE_NAME, self.holder)
         except Exception:  # the database may already be gone at exit
             log.debug("could not release the scheduler lease", exc_info=True)
 
     def is_leader(self) -> bool:
-        with self._lock, db.database.connection_context():
+        # APScheduler's threads are outside any app context: bind this app's database.
+        with self._lock, db.using(self.crm.database), db.database.connection_context():
             return acquire_lease(LEASE_NAME, self.holder, self.lease_seconds)
 
     def fire(self, job_id: str) -> None:

@@ -12,6 +12,10 @@ Plugins come from three places, registered the same way:
 Per-tenant enablement uses pluggy's ``subset_hook_caller``: a live proxy of a hook
 without the plugins a tenant has not enabled. They are cached per (hook, disabled set),
 as pytest caches its FSHookProxy, because building one per call would leak (pluggy #346).
+
+Calls go through pluggy itself (wrappers, ``firstresult``, monitoring and tracing all
+work), with each implementation contained (:mod:`crmcore.hookcalls`) and its answers
+checked against the hookspec's return annotation (:mod:`crmcore.hookresults`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from marshmallow import Schema
 
 from crmcore import hookspecs
 from crmcore.contrib import Plugin
+from crmcore.hookcalls import ContainedCall, ContainingPluginManager, PluginError
+from crmcore.hookresults import Check, checker_for
 
 log = logging.getLogger("crmcore.plugins")
 
@@ -39,8 +45,7 @@ ENTRY_POINT_GROUP = "crm.plugins"
 CORE = "core"
 
 
-class PluginError(RuntimeError):
-    """A plugin is malformed or its startup hook failed (names the plugin)."""
+__all__ = ["PluginError", "PluginHost", "PluginInfo"]
 
 
 @dataclass
@@ -89,10 +94,11 @@ class PluginHost:
     """The plugin manager plus what the core knows of each plugin."""
 
     def __init__(self) -> None:
-        self.pm = pluggy.PluginManager("crm")
+        self.pm: pluggy.PluginManager = ContainingPluginManager("crm")
         self.pm.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
         self._subset_cache: dict[tuple[str, frozenset[str]], Any] = {}
+        self._checks: dict[str, tuple[Check | None, str]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ discovery
@@ -157,6 +163,7 @@ class PluginHost:
         self._add(package, source)
         self._check_requirements()
         self._subset_cache.clear()
+        self._checks.clear()  # the plugin may have declared hookspecs
         return self.infos[package.plugin.name]
 
     def unregister(self, name: str) -> None:
@@ -211,23 +218,19 @@ class PluginHost:
     # ------------------------------------------------------------------ calling
 
     def call_startup(self, hook_name: str, /, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call a startup hook on every plugin; results as (plugin, result) in dependency
-        order. A raising implementation is a startup error naming the plugin."""
-        results: dict[str, Any] = {}
-        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-            name = impl.plugin_name
-            try:
-                result = impl.function(*[kwargs[a] for a in impl.argnames])
-            except Exception as exc:
-                raise PluginError(f"plugin {name!r}: hook {hook_name} failed: {exc}") from exc
-            if result is not None:
-                results[name] = result
+        """Call a startup hook on every plugin, through pluggy; results as (plugin, result)
+        in dependency order. A raising implementation is a startup error naming the plugin."""
+        call = ContainedCall(hook_name, startup=True)
+        caller = getattr(self.pm.hook, hook_name)
+        outcome = call.run(caller, kwargs)
+        results = dict(call.pairs(outcome, self._firstresult(caller)))
         order = {info.name: i for i, info in enumerate(self.ordered())}
         return sorted(results.items(), key=lambda kv: order.get(kv[0], len(order)))
 
     def hook_for(self, enabled: Iterable[str], hook_name: str) -> Any:
         """The subset hook caller of ``hook_name`` without plugins outside ``enabled``
-        (the core is always included). Cached per (hook, disabled set)."""
+        (the core is always included). Cached per (hook, disabled set). Calling it
+        directly has plain pluggy semantics: the first raising implementation propagates."""
         disabled = frozenset(n for n, i in self.infos.items() if n not in enabled and not i.always_on and i.hooks_module is not None)
         key = (hook_name, disabled)
         caller = self._subset_cache.get(key)
@@ -241,17 +244,33 @@ class PluginHost:
         return caller
 
     def call_contained(self, enabled: Iterable[str], hook_name: str, /, **kwargs: Any) -> list[tuple[str, Any]]:
-        """Call a runtime hook for the enabled plugins, one implementation at a time: an
-        exception in one is logged with the plugin's name and the others still answer
-        (pluggy alone would stop at the first raising implementation)."""
+        """Call a runtime hook for the enabled plugins through pluggy, each implementation
+        contained: one that raises is logged with its plugin's name and the others still
+        answer; an answer that is not of the hookspec's declared return type is logged
+        and dropped. Returns ``[(plugin, result), ...]`` in pluggy's call order (for a
+        ``firstresult`` hook, at most the one answer)."""
         caller = self.hook_for(enabled, hook_name)
-        results = []
-        for impl in reversed(caller.get_hookimpls()):  # pluggy's own call order
-            try:
-                result = impl.function(*[kwargs[a] for a in impl.argnames])
-            except Exception:
-                log.exception("plugin %r: hook %s failed; its contribution is skipped", impl.plugin_name, hook_name)
-                continue
-            if result is not None:
-                results.append((impl.plugin_name, result))
-        return results
+        call = self._contained_call(caller, hook_name)
+        outcome = call.run(caller, kwargs)
+        return call.pairs(outcome, self._firstresult(caller))
+
+    def call_first(self, enabled: Iterable[str], hook_name: str, /, **kwargs: Any) -> tuple[str, Any] | None:
+        """The first answer of a runtime hook as ``(plugin, result)``, or None.
+
+        Contained as :meth:`call_contained`: an implementation that raises (or answers
+        with the wrong type) is logged and the next one answers. For a ``firstresult``
+        hook pluggy stops at that answer; for another hook all are asked."""
+        pairs = self.call_contained(enabled, hook_name, **kwargs)
+        return pairs[0] if pairs else None
+
+    def _contained_call(self, caller: Any, hook_name: str) -> ContainedCall:
+        checked = self._checks.get(hook_name)
+        if checked is None:
+            spec = caller.spec
+            checked = self._checks[hook_name] = checker_for(spec.function if spec else None, hook_name)
+        return ContainedCall(hook_name, check=checked[0], expected=checked[1])
+
+    @staticmethod
+    def _firstresult(caller: Any) -> bool:
+        spec = caller.spec
+        return bool(spec and spec.opts.get("firstresult"))

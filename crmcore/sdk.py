@@ -170,11 +170,10 @@ def call_hook(tenant: Tenant | str | None, hook_name: str, /, **kwargs: Any) -> 
 
 def first_answer(tenant: Tenant | str | None, hook_name: str, /, **kwargs: Any) -> Any:
     """The first non-None answer of a ``firstresult`` hook among the tenant's enabled
-    plugins (None when none answers); a raising implementation is logged and skipped, so
-    the next one answers."""
-    for _plugin, result in call_hook(tenant, hook_name, **kwargs):
-        return result
-    return None
+    plugins (None when none answers); a raising or wrongly typed implementation is logged
+    and the next one answers."""
+    answered = _crm().call_first(tenant, hook_name, **kwargs)
+    return answered[1] if answered is not None else None
 
 
 def call_hook_all(hook_name: str, /, **kwargs: Any) -> list[tuple[str, Any]]:

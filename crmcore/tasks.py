@@ -276,7 +276,8 @@ class Worker:
         try:
             while not self.stopping.is_set():
                 try:
-                    with db.database.connection_context():
+                    # This thread is outside any app context: bind the app's database.
+                    with db.using(self.crm.database), db.database.connection_context():
                         self.crm.config_store.maybe_reload()
                         ran = self.run_one()
                 except peewee.OperationalError:

@@ -98,7 +98,8 @@ class CrmEnv:
         self.crm.config_store.reload()
 
     def tenant(self, slug: str) -> Any:
-        with db.database.connection_context():
+        # In the app's context: each app has its own database (crmcore.db).
+        with self.app.app_context(), db.database.connection_context():
             return self.crm.tenant(slug)
 
     def client(self, slug: str = "acme") -> Any:
@@ -118,13 +119,13 @@ class CrmEnv:
         return TenantClient(self.app, self.app.response_class, use_cookies=True)
 
     def token(self, slug: str = "acme", role: str = "admin") -> str:
-        with db.database.connection_context():
+        with self.app.app_context(), db.database.connection_context():
             return auth.create_token(self.tenant(slug), role, name="test")[1]
 
     def login(self, client: Any, slug: str = "acme", role: str = "admin", email: str | None = None, password: str = "secret-pw") -> Any:
         """Create a user and sign ``client`` in as that user; returns the user."""
         email = email or f"{role}-{uuid.uuid4().hex[:6]}@{slug}.test"
-        with db.database.connection_context():
+        with self.app.app_context(), db.database.connection_context():
             user = auth.create_user(self.tenant(slug), email, password, role=role)
         client.get("/login")
         with client.session_transaction() as sess:
@@ -140,11 +141,12 @@ class CrmEnv:
     def close(self) -> None:
         for app in self.apps:
             app.extensions["crm"].shutdown()
-        if db.database.obj is not None:
-            if hasattr(db.database.obj, "close_all"):
-                db.database.obj.close_all()
-            elif not db.database.is_closed():
-                db.database.close()
+        for app in self.apps:  # each app has its own database (crmcore.db)
+            database = app.extensions["crm"].database
+            if hasattr(database, "close_all"):
+                database.close_all()
+            elif not database.is_closed():
+                database.close()
 
 
 @pytest.fixture

@@ -1,10 +1,12 @@
 """Hooks the chat plugin declares for other plugins."""
 
+from crm_plugins.chat.contrib import AssistantReply
+
 from crmcore.sdk import hookspec
 
 
 @hookspec(firstresult=True)
-def crm_chat_assistant_reply(tenant, conversation, message, history):
+def crm_chat_assistant_reply(tenant, conversation, message, history) -> AssistantReply | None:
     """The assistant's answer to a visitor message, or None to stay silent.
 
     :param tenant: the Tenant.

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from crm_plugins.scoring.contrib import ScoreFactor  # at run time: answers are checked against it
 
 from crmcore.sdk import hookspec
-
-if TYPE_CHECKING:  # pragma: no cover
-    from crm_plugins.scoring.contrib import ScoreFactor
 
 
 @hookspec

@@ -126,3 +126,82 @@ def test_unique_email_per_tenant(app, two_tenants):
         with tenant_context(a), pytest.raises(peewee.IntegrityError):
             with db.atomic():
                 User.create(email="same@x.test")
+
+
+# --------------------------------------------------------------------------- one database per app
+
+
+def _rows(path, sql: str) -> list[tuple]:
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def test_two_apps_in_one_process_each_use_their_own_database(tmp_path):
+    """A second app no longer repoints the first: db.database resolves per app context,
+    and the first app's worker thread and scheduler lease use the first app's file."""
+    import time
+
+    from crmcore.jobs import Scheduler
+    from crmcore.models import Task
+    from crmcore.tasks import Worker
+    from crmcore.testing import CrmEnv
+
+    files = {name: tmp_path / name / "crm.db" for name in ("a", "b")}
+    envs = {name: CrmEnv(tmp_path / name, f"sqlite:///{path}") for name, path in files.items()}
+    try:
+        for env in envs.values():
+            env.write_tenant("acme")
+        app_a = envs["a"].create_app()
+        app_b = envs["b"].create_app()  # initialised last: what plain code outside an app gets
+        crm_a = app_a.extensions["crm"]
+        assert crm_a.database is not app_b.extensions["crm"].database
+
+        # A write through A's app context lands in A's file only.
+        with app_a.app_context(), db.database.connection_context(), tenant_context(envs["a"].tenant("acme")):
+            User.create(email="only-in-a@acme.test")
+        assert _rows(files["a"], "SELECT email FROM crm_users") == [("only-in-a@acme.test",)]
+        assert _rows(files["b"], "SELECT email FROM crm_users") == []
+
+        # Each app's requests see their own data: a lead made through A's API is not in B's.
+        for name, env in envs.items():
+            client = env.client("acme")
+            headers = {"Authorization": f"Bearer {env.token('acme')}"}
+            assert client.post("/api/v1/leads", json={"name": f"Lead of {name}"}, headers=headers).status_code == 201
+            listed = client.get("/api/v1/leads", headers=headers).get_json()
+            assert [lead["name"] for lead in listed["items"]] == [f"Lead of {name}"]
+            # Signing in reads the user from the app's own database.
+            assert env.login(env.client("acme"), "acme", email=f"person@{name}.test") is not None
+
+        # A's worker thread (outside any app context) claims from A's file.
+        with app_a.app_context(), db.database.connection_context():
+            Task.create(kind="nobody.handles_this", max_attempts=1)
+        worker = Worker(crm_a, worker_id="two-apps")
+        thread = threading.Thread(target=worker.run_forever, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 10
+            while _rows(files["a"], "SELECT status FROM crm_task_queue") != [("dead",)] and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            worker.stop()
+            worker.join(10)
+        assert _rows(files["a"], "SELECT status FROM crm_task_queue") == [("dead",)]
+        assert _rows(files["b"], "SELECT status FROM crm_task_queue") == []
+
+        # A's scheduler takes its lease (from an APScheduler-like thread) in A's file.
+        scheduler = Scheduler(crm_a, holder="holder-a")
+        leader: list[bool] = []
+        lease_thread = threading.Thread(target=lambda: leader.append(scheduler.is_leader()))
+        lease_thread.start()
+        lease_thread.join(10)
+        assert leader == [True]
+        assert _rows(files["a"], "SELECT holder FROM crm_leases") == [("holder-a",)]
+        assert _rows(files["b"], "SELECT holder FROM crm_leases") == []
+    finally:
+        for env in envs.values():
+            env.close()

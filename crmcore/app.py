@@ -26,6 +26,8 @@ from crmcore import api_docs, auth, db, permissions, request_guard, signals
 from crmcore.config import Config, ConfigError, ConfigStore, Problem, TenantConfig, load_instance
 from crmcore.contrib import TaskHandler
 from crmcore.db import Tenant, tenant_context
+from crmcore.entities import context as domain_context
+from crmcore.entities.errors import DomainError
 from crmcore.plugins import PluginError, PluginHost
 from crmcore.realtime import Hub, create_hub
 from crmcore.signals import connect_receiver, signal
@@ -358,6 +360,8 @@ def _install_request_handling(app: Flask, crm: CRM) -> None:
             tenant = crm.tenant(tc.slug) if tc is not None else None
         g.tenant = tenant
         g._tenant_token = db._current_tenant.set(tenant)
+        # The domain's Context for this request (crmcore.entities.context), built once.
+        g._context_token = domain_context.set_current(domain_context.Context(tenant=tenant, user=g.user, token=g.token, role=g.role, settings=crm.settings))
 
         bp_names = request.blueprints
         top = bp_names[-1] if bp_names else None
@@ -378,6 +382,9 @@ def _install_request_handling(app: Flask, crm: CRM) -> None:
 
     @app.teardown_request
     def _end_request(exc: BaseException | None) -> None:
+        context_token = g.pop("_context_token", None)
+        if context_token is not None:
+            domain_context.reset(context_token)
         token = g.pop("_tenant_token", None)
         if token is not None:
             db._current_tenant.reset(token)
@@ -412,6 +419,14 @@ def _install_request_handling(app: Flask, crm: CRM) -> None:
         # Validation raised by code below the request parsing (a service, a custom field).
         messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
         return jsonify({"code": 422, "status": "Unprocessable Entity", "message": "invalid input", "errors": {"json": messages}}), 422
+
+    @app.errorhandler(DomainError)
+    def _domain_error(exc: DomainError) -> Any:
+        # A domain refusal nobody caught: answered as the API's abort() would be
+        # (crmcore.api.common.http_error: 404/422/409/412/403), by the same handler.
+        from crmcore.api.common import http_error
+
+        return app.handle_http_exception(http_error(exc))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:

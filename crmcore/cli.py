@@ -126,6 +126,10 @@ def make_app(ctx: click.Context):
     return obj["app"]
 
 
+#: AuditEntry.actor_name of what commands do
+CLI_ACTOR = "cli"
+
+
 def with_app(func: Callable[..., Any]) -> Callable[..., Any]:
     """Decorator for commands that need the app: runs them in an app context with an
     open database connection; the CRM state is passed as ``crm``."""
@@ -135,9 +139,14 @@ def with_app(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
         from crmcore import db
 
+        from crmcore.entities.context import Context, acting
+
         app = make_app(ctx)
-        with app.app_context(), db.database.connection_context():
-            return ctx.invoke(func, app.extensions["crm"], *args, **kwargs)
+        crm = app.extensions["crm"]
+        # The domain's context for the command: audited as "cli"; the tenant is the one
+        # the command makes current (db.tenant_context), its settings from the config.
+        with app.app_context(), db.database.connection_context(), acting(Context(actor=CLI_ACTOR, settings=crm.settings)):
+            return ctx.invoke(func, crm, *args, **kwargs)
 
     return wrapper
 
@@ -551,21 +560,19 @@ def users() -> None:
 @click.password_option(help="Prompted for when not given.")
 @with_app
 def users_create(crm, slug: str, email: str, role: str, name: str, password: str) -> None:
-    """Create a user in a tenant."""
-    import peewee
-
-    from crmcore import auth, db
+    """Create a user in a tenant (audited, by "cli")."""
+    from crmcore.entities import users
+    from crmcore.entities.context import current
+    from crmcore.entities.errors import Conflict, Invalid
 
     tenant = _tenant_or_fail(crm, slug)
-    local, _, domain = email.strip().rpartition("@")
-    if not local or not domain or " " in email.strip():
-        fail(f"invalid email address {email!r}")
-    if not password:
-        fail("the password must not be empty")
     try:
-        with db.atomic():
-            user = auth.create_user(tenant, email, password, role=role, name=name)
-    except peewee.IntegrityError:
+        user = users.create_user(email, password, role=role, name=name, ctx=current().but(tenant=tenant))
+    except Invalid as exc:
+        if "email" in exc.errors:
+            fail(f"invalid email address {email!r}")
+        fail("; ".join(m for messages in exc.errors.values() for m in messages))
+    except Conflict:
         fail(f"a user with email {email.strip().lower()!r} already exists in {slug!r}")
     click.echo(f"created user {user.email} ({role}) in {slug}")
 
@@ -581,10 +588,14 @@ def tokens() -> None:
 @click.option("--name", default="", help="What the token is for.")
 @with_app
 def tokens_create(crm, slug: str, role: str, name: str) -> None:
-    """Create a token and print it (it is shown only once)."""
-    from crmcore import auth
+    """Create a token and print it (it is shown only once); audited, by "cli"."""
+    from crmcore import auth, db
+    from crmcore.entities import service
 
-    row, secret = auth.create_token(_tenant_or_fail(crm, slug), role, name)
+    tenant = _tenant_or_fail(crm, slug)
+    with db.tenant_context(tenant), db.atomic():
+        row, secret = auth.create_token(tenant, role, name)
+        service.audit("api_token", row.id, "create", {"name": [None, row.name], "role": [None, row.role], "prefix": [None, row.prefix]})
     click.echo(secret)
     click.echo(f"token {row.id} ({row.prefix}…, role {role}) for tenant {slug}; store it now, it is not shown again", err=True)
 
@@ -594,8 +605,9 @@ def tokens_create(crm, slug: str, role: str, name: str) -> None:
 @click.argument("token_id", type=int)
 @with_app
 def tokens_revoke(crm, slug: str, token_id: int) -> None:
-    """Revoke a token by id."""
-    from crmcore.db import tenant_context, utcnow
+    """Revoke a token by id (audited, by "cli")."""
+    from crmcore.db import tenant_context
+    from crmcore.entities import users
     from crmcore.models import ApiToken
 
     with tenant_context(_tenant_or_fail(crm, slug)):
@@ -605,7 +617,9 @@ def tokens_revoke(crm, slug: str, token_id: int) -> None:
         if row.revoked_at is not None:
             click.echo(f"token {token_id} was already revoked ({row.revoked_at:%Y-%m-%d %H:%M:%S} UTC)")
             return
-        ApiToken.update(revoked_at=utcnow()).where(ApiToken.id == token_id).execute()
+        if not users.revoke_token(row):  # revoked meanwhile by someone else
+            click.echo(f"token {token_id} was already revoked")
+            return
     click.echo(f"token {token_id} revoked")
 
 

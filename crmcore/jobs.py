@@ -22,7 +22,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from crmcore import db
 from crmcore.contrib import ScheduledJob
-from crmcore.db import tenant_context, utcnow
+from crmcore.db import utcnow
+from crmcore.entities.context import Context, acting
 from crmcore.models import Lease
 
 if TYPE_CHECKING:
@@ -120,7 +121,8 @@ class Scheduler:
                 if tenant is None:
                     continue
                 try:
-                    with tenant_context(tenant):
+                    # The domain's context: audited as "scheduler", the tenant's settings.
+                    with acting(Context(tenant=tenant, actor="scheduler", settings=self.crm.settings)):
                         job.func(tenant)
                     ran.append(slug)
                 except Exception:

@@ -38,6 +38,7 @@ import peewee
 
 from crmcore import db
 from crmcore.db import Tenant, tenant_context, utcnow
+from crmcore.entities.context import Context, acting
 from crmcore.models import Task
 
 if TYPE_CHECKING:
@@ -232,7 +233,8 @@ class Worker:
                 locked_by=None, locked_until=None, finished_at=now, updated_at=now,
             ).where((Task.id == task.id) & (Task.locked_by == self.id)).execute()
             return
-        with self.crm.app.app_context(), tenant_context(tenant):
+        # The domain's context: audited as "worker", the tenant's settings.
+        with self.crm.app.app_context(), tenant_context(tenant), acting(Context(tenant=tenant, actor="worker", settings=self.crm.settings)):
             try:
                 if handler.transactional:
                     # Raising _LeaseLost inside the block rolls the attempt back and drops

@@ -9,14 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import abort
 from marshmallow import fields, validate
 
 from crmcore.api.schema import Blueprint, Schema
 from crmcore import db
 from crmcore.api import common, linking
 from crmcore.api.common import require
-from crmcore.entities import service
+from crmcore.entities import links, service
 from crmcore.entities.models import ACTIVITY_KINDS, DIRECTIONS, Activity
 from crmcore.entities.service import touch_last_contact
 
@@ -59,19 +58,9 @@ class ActivityQueryArgsSchema(linking.LinkFilterArgs):
 
 
 def check_refs(data: dict[str, Any], record: Activity | None = None) -> None:
-    """Checks that need the database: links and user in this tenant."""
-    errors: dict[str, Any] = {}
-    linking.check_links(data, errors, record)
-    linking.check_user(data, "user_id", errors)
-    if errors:
-        abort(422, errors={"json": errors})
-    linking.rename_links(data)
-    if record is None and "user_id" not in data:
-        data["user_id"] = common.current_user_id()
-    if "user_id" in data:
-        data["user"] = data.pop("user_id")
-    if "occurred_at" in data:
-        data["occurred_at"] = common.naive_utc(data["occurred_at"])
+    """The domain's activity rules (:func:`crmcore.entities.links.activity_input`):
+    links and user in this tenant, the caller as the default user."""
+    links.activity_input(data, record, common.request_context())
 
 
 def activity_or_404(activity_id: int) -> Activity:

@@ -24,7 +24,10 @@ from flask_smorest import abort
 from marshmallow import ValidationError, fields, validate
 
 from crmcore.api.schema import Schema
-from crmcore.entities.service import Conflict, StaleVersion
+from crmcore.entities import context as domain_context
+from crmcore.entities import visibility
+from crmcore.entities.checks import check_owner, naive_utc  # noqa: F401 - moved to the domain; importable here as before
+from crmcore.entities.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, StaleVersion
 
 # Re-exported: API modules and plugins import the permission names from here.
 from crmcore.permissions import ROLES, has_permission, public, require  # noqa: F401
@@ -59,29 +62,67 @@ def with_etag(record: Any, response_headers: dict[str, str] | None = None) -> di
 # --------------------------------------------------------------------------- errors
 
 
-def conflict(exc: Conflict, resource: str) -> None:
-    body: dict[str, Any] = {"message": str(exc)}
+#: entity name (crmcore.entities.service.ENTITY_NAMES) -> its collection under /api/v1
+COLLECTIONS = {"lead": "leads", "contact": "contacts", "company": "companies", "deal": "deals", "activity": "activities", "note": "notes", "task": "tasks", "tag": "tags", "custom_field": "custom-fields", "pipeline": "pipelines"}
+
+
+def _collection_of(record: Any) -> str | None:
+    from crmcore.entities.service import ENTITY_NAMES
+
+    return COLLECTIONS.get(ENTITY_NAMES.get(type(record), ""))
+
+
+def conflict(exc: Conflict, resource: str | None = None) -> None:
+    """409 for a Conflict; ``existing`` points at the record in the way, under
+    /api/v1/<resource> (default: the record's own collection)."""
+    existing = None
     if exc.existing is not None:
-        body["existing"] = {"id": exc.existing.id, "url": f"/api/v1/{resource}/{exc.existing.id}"}
-    if exc.field:
-        body["field"] = exc.field
-    abort(409, message=str(exc), **({"existing": body.get("existing")} if "existing" in body else {}))
+        resource = resource or _collection_of(exc.existing)
+        if resource is not None:
+            existing = {"id": exc.existing.id, "url": f"/api/v1/{resource}/{exc.existing.id}"}
+    abort(409, message=str(exc), **({"existing": existing} if existing is not None else {}))
 
 
 def stale(exc: StaleVersion) -> None:
     abort(412, message=str(exc))
 
 
+def raise_http(exc: DomainError, resource: str | None = None) -> None:
+    """The domain error as the API's abort(): NotFound 404, Invalid 422 with
+    ``{"errors": {"json": {field: [messages]}}}``, Conflict 409 (with ``existing``),
+    StaleVersion 412, Forbidden 403. The one place domain errors become HTTP."""
+    if isinstance(exc, Invalid):
+        abort(422, errors={"json": exc.errors})
+    if isinstance(exc, Conflict):
+        conflict(exc, resource)
+    if isinstance(exc, StaleVersion):
+        stale(exc)
+    if isinstance(exc, NotFound):
+        abort(404, message=str(exc))
+    if isinstance(exc, Forbidden):
+        abort(403, message=str(exc))
+    abort(400, message=str(exc))
+
+
+def http_error(exc: DomainError, resource: str | None = None) -> Exception:
+    """:func:`raise_http`'s HTTPException, returned instead of raised (for the app's
+    error handler, which answers every domain error nobody caught)."""
+    try:
+        raise_http(exc, resource)
+    except Exception as http:  # flask_smorest.abort raises werkzeug's HTTPException
+        return http
+    raise AssertionError("unreachable")
+
+
 @contextlib.contextmanager
 def write_errors(resource: str) -> Any:
-    """Turn the write path's refusals into HTTP answers: a duplicate into 409 (pointing
-    at the existing record under /api/v1/<resource>), a stale version into 412."""
+    """Turn the domain's refusals into HTTP answers: a duplicate into 409 (pointing
+    at the existing record under /api/v1/<resource>), a stale version into 412, bad
+    input into 422 (see :func:`raise_http`)."""
     try:
         yield
-    except Conflict as exc:
-        conflict(exc, resource)
-    except StaleVersion as exc:
-        stale(exc)
+    except DomainError as exc:
+        raise_http(exc, resource)
 
 
 def get_or_404(model: type, record_id: int, what: str) -> Any:
@@ -178,6 +219,12 @@ def keyset_page(query: peewee.ModelSelect, model: type, sort: str, limit: int, c
 # --------------------------------------------------------------------------- visibility
 
 
+def request_context() -> domain_context.Context:
+    """The domain's Context of this request (built from ``flask.g`` once per request by
+    the app; the current context outside requests)."""
+    return domain_context.current()
+
+
 def current_user_id() -> int | None:
     """The signed-in user, or the user a token belongs to (None for a bare token)."""
     if g.get("user") is not None:
@@ -189,12 +236,10 @@ def current_user_id() -> int | None:
 
 def visible(query: Any, model: type) -> Any:
     """Limit ``query`` to what the caller may see: with the tenant setting
-    ``[settings.core] agents_see_own_only``, agents see records they own or nobody owns."""
-    from crmcore.app import crm_state
-
-    if g.get("role") == "agent" and crm_state().settings(g.tenant, "core")["agents_see_own_only"]:
-        query = query.where(model.owner.is_null() | (model.owner == current_user_id()))
-    return query
+    ``[settings.core] agents_see_own_only``, agents see records they own or nobody owns.
+    The rule is :func:`crmcore.entities.visibility.visible`; this applies it to the
+    request's context."""
+    return visibility.visible(query, model, request_context())
 
 
 def with_tags(entity: str, records: list[Any]) -> list[Any]:
@@ -205,21 +250,6 @@ def with_tags(entity: str, records: list[Any]) -> list[Any]:
     for record in records:
         record.tags = tags.get(record.id, [])
     return records
-
-
-def check_owner(data: dict[str, Any], errors: dict[str, Any]) -> None:
-    """owner_id must name a user of this tenant; renamed to ``owner`` for the model."""
-    from crmcore.models import User
-
-    if data.get("owner_id") is not None and not User.select().where(User.id == data["owner_id"]).exists():
-        errors["owner_id"] = ["No such user in this tenant."]
-
-
-def naive_utc(value: Any) -> Any:
-    """Datetimes are stored naive UTC; convert an aware one from a client."""
-    if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return value
 
 
 def custom_filter(query: Any, model: type, entity: str, params: Any = None) -> Any:

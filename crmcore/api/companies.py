@@ -14,7 +14,7 @@ from marshmallow import ValidationError, fields, validate
 from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common, contacts
 from crmcore.api.common import PageArgs, require
-from crmcore.entities import custom, service
+from crmcore.entities import checks, service
 from crmcore.entities.models import Company
 
 blp = Blueprint("companies", __name__, url_prefix="/companies", description="Companies: the organisations your contacts work for.")
@@ -85,18 +85,8 @@ class CompanyQueryArgsSchema(PageArgs):
 
 
 def check_refs(data: dict[str, Any], record: Company | None = None) -> None:
-    """Checks that need the database: owner in this tenant, custom fields."""
-    errors: dict[str, Any] = {}
-    common.check_owner(data, errors)
-    if "custom" in data or record is None:
-        try:
-            data["custom"] = custom.validate("company", data.get("custom"), record.custom if record is not None else None)
-        except ValidationError as exc:
-            errors.update(exc.messages)
-    if errors:
-        abort(422, errors={"json": errors})
-    if "owner_id" in data:
-        data["owner"] = data.pop("owner_id")
+    """The domain's company rules (:func:`crmcore.entities.checks.company_input`)."""
+    checks.company_input(data, record, common.request_context())
 
 
 def visible(query: Any) -> Any:

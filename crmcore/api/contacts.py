@@ -8,7 +8,6 @@ refused with 409 and ``existing`` pointing at the first (merge them with
 
 from __future__ import annotations
 
-import json
 import zoneinfo
 from typing import Any
 
@@ -20,8 +19,8 @@ from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common
 from crmcore.api.common import PageArgs, require
 from crmcore.api.fields import EmailAddress, PhoneNumber
-from crmcore.entities import custom, service
-from crmcore.entities.models import LIFECYCLE_STAGES, Company, Contact, Tag, Tagging
+from crmcore.entities import checks, service
+from crmcore.entities.models import LIFECYCLE_STAGES, Contact, Tag, Tagging
 
 blp = Blueprint("contacts", __name__, url_prefix="/contacts", description="Contacts: the people you sell to and support.")
 
@@ -104,52 +103,14 @@ def date_ranges(query: Any, model: type, args: dict[str, Any]) -> Any:
 
 
 def check_refs(data: dict[str, Any], record: Contact | None = None) -> None:
-    """Checks that need the database or the stored record: owner and company in this
-    tenant, custom fields, and that a contact keeps a name or an email."""
-    errors: dict[str, Any] = {}
-    common.check_owner(data, errors)
-    if data.get("company_id") is not None and not common.visible(Company.select(), Company).where(Company.id == data["company_id"]).exists():
-        errors["company_id"] = ["No such company."]
-    if "custom" in data or record is None:
-        try:
-            data["custom"] = custom.validate("contact", data.get("custom"), record.custom if record is not None else None)
-        except ValidationError as exc:
-            errors.update(exc.messages)
-
-    def final(key: str) -> Any:
-        return data[key] if key in data else (getattr(record, key) if record is not None else None)
-
-    if not ((final("first_name") or "").strip() or (final("last_name") or "").strip() or final("email")):
-        errors.setdefault("last_name", ["A contact needs a first name, a last name or an email."])
-    if errors:
-        abort(422, errors={"json": errors})
-    # Further addresses: normalised, without repeats and without the primary one.
-    for many, one in (("emails", "email"), ("phones", "phone")):
-        if many in data or (one in data and record is not None):
-            items = data.get(many, getattr(record, many, None) or [])
-            data[many] = [x for i, x in enumerate(items) if x and x != final(one) and x not in items[:i]]
-    for key in ("owner_id", "company_id"):
-        if key in data:
-            data[key.removesuffix("_id")] = data.pop(key)
+    """The domain's contact rules (:func:`crmcore.entities.checks.contact_input`)."""
+    checks.contact_input(data, record, common.request_context())
 
 
 def check_duplicate_emails(data: dict[str, Any], record: Contact | None = None) -> None:
-    """409 (service.Conflict) when an address is another contact's primary or further
-    email. The primary email is also unique in the database; further ones are checked here."""
-    addresses = [a for a in [data.get("email"), *data.get("emails", [])] if a]
-    if not addresses:
-        return
-    query = Contact.select()
-    cond = Contact.email.in_(addresses)
-    for address in addresses:
-        cond |= Contact.emails.coerce(False).contains(json.dumps(address))
-    query = query.where(cond)
-    if record is not None:
-        query = query.where(Contact.id != record.id)
-    for other in query.limit(20):
-        taken = {other.email, *(other.emails or [])} & set(addresses)
-        if taken:
-            raise service.Conflict(f"a contact with email {min(taken)} already exists", other, "email")
+    """Conflict (409) when an address is another contact's
+    (:func:`crmcore.entities.checks.contact_duplicate_emails`)."""
+    checks.contact_duplicate_emails(data, record, common.request_context())
 
 
 def visible(query: Any) -> Any:

@@ -17,9 +17,10 @@ from marshmallow import ValidationError, fields, validate
 from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common
 from crmcore.api.common import PageArgs, require
+from crmcore.entities import checks
 from crmcore.entities import deals as rules
 from crmcore.entities import service
-from crmcore.entities.models import PRIORITIES, Company, Contact, Deal, Lead, Stage, Tag, Tagging
+from crmcore.entities.models import PRIORITIES, Deal, Stage, Tag, Tagging
 
 blp = Blueprint("deals", __name__, url_prefix="/deals", description="Deals: opportunities in a pipeline.")
 
@@ -117,29 +118,15 @@ def deal_or_404(deal_id: int) -> Deal:
 
 
 def check_refs(data: dict[str, Any], record: Deal | None = None) -> None:
-    """The database checks and defaults of crmcore.entities.deals.prepare, applied to
-    ``data`` in place (model field names), as leads.check_refs does: for callers that
-    then write with service.create/update themselves, such as the CSV import."""
-    values, _stage = rules.prepare(data, record)
-    data.clear()
-    data.update(values)
+    """The deal rules' checks and defaults applied to ``data`` in place
+    (:func:`crmcore.entities.checks.deal_input`)."""
+    checks.deal_input(data, record, common.request_context())
 
 
 def check_visible_refs(data: dict[str, Any], record: Deal | None = None) -> None:
-    """With ``agents_see_own_only``, an agent may link only records they can see (the
-    entity rules check the tenant, this the caller): 422 with every other error too."""
-    hidden = {}
-    for key, model in (("contact_id", Contact), ("company_id", Company), ("lead_id", Lead)):
-        if data.get(key) is not None and not common.visible(model.select().where(model.id == data[key]), model).exists():
-            hidden[key] = [f"No such {key.removesuffix('_id')} in this tenant."]
-    if not hidden:
-        return
-    try:
-        rules.prepare(dict(data), record)
-        errors = {}
-    except ValidationError as exc:
-        errors = exc.messages
-    abort(422, errors={"json": {**errors, **hidden}})
+    """With ``agents_see_own_only``, an agent may link only records they can see
+    (:func:`crmcore.entities.checks.deal_visible_refs`): 422 with every other error too."""
+    checks.deal_visible_refs(data, record, common.request_context())
 
 
 def prepared(call: Any, *args: Any, **kwargs: Any) -> Any:

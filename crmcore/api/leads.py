@@ -9,16 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g
 from flask.views import MethodView
 from flask_smorest import abort
-from marshmallow import ValidationError, fields, validate
+from marshmallow import fields, validate
 
 from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common
 from crmcore.api.common import PageArgs, require
 from crmcore.api.fields import EmailAddress, PhoneNumber
-from crmcore.entities import custom, service
+from crmcore.entities import checks, service
 from crmcore.entities.models import LEAD_SOURCES, LEAD_STATUSES, PRIORITIES, Lead, Tag, Tagging
 
 blp = Blueprint("leads", __name__, url_prefix="/leads", description="Leads: people or companies who may buy.")
@@ -73,28 +72,14 @@ class LeadQueryArgsSchema(PageArgs):
 
 
 def allowed_sources() -> set[str]:
-    from crmcore.app import crm_state
-
-    return set(LEAD_SOURCES) | set(crm_state().settings(g.tenant, "core")["extra_lead_sources"])
+    """The lead sources this request's tenant allows (:func:`crmcore.entities.checks.lead_sources`)."""
+    return checks.lead_sources(common.request_context())
 
 
 def check_refs(data: dict[str, Any], record: Any = None) -> None:
-    """Checks that need the database: owner in this tenant, source allowed, custom fields."""
-    errors: dict[str, Any] = {}
-    common.check_owner(data, errors)
-    if "source" in data and data["source"] not in allowed_sources():
-        errors["source"] = [f"Must be one of: {', '.join(sorted(allowed_sources()))}."]
-    if "custom" in data or record is None:
-        try:
-            data["custom"] = custom.validate("lead", data.get("custom"), record.custom if record is not None else None)
-        except ValidationError as exc:
-            errors.update(exc.messages)
-    if errors:
-        abort(422, errors={"json": errors})
-    if "owner_id" in data:
-        data["owner"] = data.pop("owner_id")
-    if "last_contact_at" in data:
-        data["last_contact_at"] = common.naive_utc(data["last_contact_at"])
+    """The domain's lead rules (:func:`crmcore.entities.checks.lead_input`) for this
+    request; Invalid becomes 422 in the app's error handler."""
+    checks.lead_input(data, record, common.request_context())
 
 
 def visible(query: Any) -> Any:

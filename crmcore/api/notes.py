@@ -7,25 +7,19 @@ a notifications plugin). Unknown mentions are 422, so a typo never goes unnotice
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import abort
 from marshmallow import fields, validate
 
 from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common, linking
 from crmcore.api.common import require
-from crmcore.entities import service
+from crmcore.entities import links, service
+from crmcore.entities.links import MENTION, mentioned_in  # noqa: F401 - moved to the domain; importable here as before
 from crmcore.entities.models import Note
-from crmcore.models import User
 
 blp = Blueprint("notes", __name__, url_prefix="/notes", description="Notes on records, with @mentions of users.")
-
-#: ``@ada@example.com``: an @ not glued to a word, then an email address
-MENTION = re.compile(r"(?<![\w.+-])@([\w.+-]+@[\w-]+(?:\.[\w-]+)+)")
-
 
 class NoteSchema(linking.LinkFieldsSchema):
     id = fields.Integer(dump_only=True)
@@ -52,39 +46,10 @@ class NoteQueryArgsSchema(linking.LinkFilterArgs):
     sort = fields.String(load_default="-created_at", validate=validate.OneOf(SORTS))
 
 
-def mentioned_in(body: str, errors: dict[str, Any] | None = None) -> set[int]:
-    """Ids of the users ``body`` mentions by email (one query); unknown ones go to
-    ``errors["body"]`` when errors is given, and are ignored otherwise."""
-    emails = {m.lower() for m in MENTION.findall(body or "")}
-    if not emails:
-        return set()
-    found = dict(User.select(User.email, User.id).where(User.email.in_(sorted(emails))).tuples())
-    unknown = sorted(emails - set(found))
-    if unknown and errors is not None:
-        errors["body"] = [f"No user with the email {e} to mention." for e in unknown]
-    return set(found.values())
-
-
 def check_refs(data: dict[str, Any], record: Note | None = None) -> None:
-    """Links in this tenant; mentions resolved to user ids (422 for unknown ones)."""
-    errors: dict[str, Any] = {}
-    linking.check_links(data, errors, record)
-    if "body" in data or "mentions" in data:
-        body = data.get("body", record.body if record is not None else "")
-        in_body = mentioned_in(body, errors)
-        if "mentions" in data:
-            explicit = set(data["mentions"])
-            known = {i for (i,) in User.select(User.id).where(User.id.in_(sorted(explicit))).tuples()} if explicit else set()
-            if explicit - known:
-                errors["mentions"] = [f"No user {i} in this tenant." for i in sorted(explicit - known)]
-        else:  # keep the explicit mentions; the body's are recomputed
-            explicit = set(record.mentions or []) - mentioned_in(record.body) if record is not None else set()
-        data["mentions"] = sorted(explicit | in_body)
-    if errors:
-        abort(422, errors={"json": errors})
-    linking.rename_links(data)
-    if record is None:
-        data["author"] = common.current_user_id()
+    """The domain's note rules (:func:`crmcore.entities.links.note_input`): links,
+    mentions, the author."""
+    links.note_input(data, record, common.request_context())
 
 
 def note_or_404(note_id: int) -> Note:

@@ -16,8 +16,7 @@ from marshmallow import fields, validate
 from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common, linking
 from crmcore.api.common import require
-from crmcore.db import utcnow
-from crmcore.entities import service
+from crmcore.entities import links, service
 from crmcore.entities.models import PRIORITIES, TASK_STATUSES, Task
 
 blp = Blueprint("tasks", __name__, url_prefix="/tasks", description="Tasks: to-dos for users, optionally linked to records.")
@@ -56,23 +55,9 @@ class TaskQueryArgsSchema(linking.LinkFilterArgs):
 
 
 def check_refs(data: dict[str, Any], record: Task | None = None) -> None:
-    """Links and assignee in this tenant; completed_at follows the status."""
-    errors: dict[str, Any] = {}
-    linking.check_links(data, errors, record, required=False)
-    linking.check_user(data, "assignee_id", errors)
-    if errors:
-        abort(422, errors={"json": errors})
-    linking.rename_links(data)
-    if record is None and "assignee_id" not in data:
-        data["assignee_id"] = common.current_user_id()
-    if "assignee_id" in data:
-        data["assignee"] = data.pop("assignee_id")
-    for key in ("due_at", "reminder_at"):
-        if key in data:
-            data[key] = common.naive_utc(data[key])
-    old_status = record.status if record is not None else None
-    if "status" in data and data["status"] != old_status and (record is not None or data["status"] == "done"):
-        data["completed_at"] = utcnow() if data["status"] == "done" else None
+    """The domain's task rules (:func:`crmcore.entities.links.task_input`): links and
+    assignee in this tenant; completed_at follows the status."""
+    links.task_input(data, record, common.request_context())
 
 
 def task_or_404(task_id: int) -> Task:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import Any
 
 from flask import Blueprint
 from flask_smorest import Blueprint as ApiBlueprint
 
 from crmcore import hookimpl
 from crmcore.contrib import Migration, NavItem, SignalReceiver
-from crmcore.entities.models import ENTITY_MODELS, Lead
-from crmcore.migrations import CORE_MIGRATIONS, create_indexes, create_tables
+from crmcore.entities.models import ENTITY_MODELS, AuditEntry, Lead
+from crmcore.migrations import CORE_MIGRATIONS, add_columns, create_indexes, create_tables
 from crmcore.models import CORE_MODELS
 
 
@@ -35,12 +36,20 @@ def crm_models():
     return list(CORE_MODELS) + list(ENTITY_MODELS)
 
 
+def _add_audit_actor_name(database: Any) -> None:
+    """AuditEntry.actor_name, for databases whose crm_audit table predates it (a new
+    database gets it from 0002_entities, which creates the table as the model is now)."""
+    if "actor_name" not in {c.name for c in database.get_columns(AuditEntry._meta.table_name)}:
+        add_columns(AuditEntry, "actor_name")(database)
+
+
 @hookimpl(trylast=True)
 def crm_migrations():
     return list(CORE_MIGRATIONS) + [
         Migration("0002_entities", create_tables(*ENTITY_MODELS)),
         Migration("0003_default_pipelines", _create_default_pipelines),
         Migration("0004_lead_list_index", create_indexes(Lead)),  # (tenant, created_at, id)
+        Migration("0005_audit_actor_name", _add_audit_actor_name),
     ]
 
 

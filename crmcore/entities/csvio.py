@@ -11,15 +11,17 @@ One code path for the API (``/api/v1/<entity>/import``, ``.../export.csv``) and 
   is reported with its row number, and the other rows go on.
 
 The columns are the fields of the entity's API schema (``LeadSchema`` ...), so a CSV
-row is checked exactly like a JSON body: the schema, then the resource's own database
-checks (``check_refs``: owner, custom fields, ...), then ``service.create`` (duplicates,
-tags, audit, signals). List fields (tags, further emails) are one cell joined with
+row is checked exactly like a JSON body: the schema, then the domain's rules for the
+entity (:mod:`crmcore.entities.checks`: owner, custom fields, ...) with the importer's
+:class:`~crmcore.entities.context.Context`, then ``service.create`` (duplicates, tags,
+audit, signals). List fields (tags, further emails) are one cell joined with
 ``;``; custom fields are ``custom.<key>`` columns. Read-only columns (id, created_at,
 version ...) are written by the export and ignored by the import, so an export can be
 imported into another tenant as it is.
 
-The API schemas are imported lazily: the entities layer must not import the API at
-module level, and an entity whose API module does not exist is simply not offered.
+The API schemas (and the resources' ``dump``) are imported lazily by name: the entities
+layer must not import the API at module level, and an entity whose API module does not
+exist is simply not offered. Nothing else of the API is used: no request, no ``flask.g``.
 """
 
 from __future__ import annotations
@@ -38,10 +40,11 @@ from typing import Any, TextIO
 
 import peewee
 from marshmallow import Schema, ValidationError, fields
-from werkzeug.exceptions import HTTPException
 
 from crmcore import db
-from crmcore.entities import service
+from crmcore.entities import checks, service
+from crmcore.entities.context import Context, acting, resolve
+from crmcore.entities.errors import Invalid
 from crmcore.entities.models import Company, Contact, CustomField, Deal, Lead
 
 #: Rows read per query by the export (keyset pagination on id).
@@ -68,17 +71,17 @@ class EntityCsv:
     module: str
     schema: str
     defaults: dict[str, Any] = field(default_factory=dict)
-    #: Functions of the API module that check (and complete) a loaded row, in order,
-    #: as the create endpoint calls them; each may raise ValidationError, abort(422)
-    #: or service.Conflict.
-    checks: tuple[str, ...] = ("check_refs",)
+    #: The domain's rules that check (and complete) a loaded row, in order, as the
+    #: create endpoint applies them: ``rule(data, None, ctx)``; each may raise
+    #: Invalid (a ValidationError) or Conflict.
+    checks: tuple[Callable[..., None], ...] = ()
 
 
 ENTITIES: dict[str, EntityCsv] = {
-    "leads": EntityCsv("leads", "lead", Lead, "crmcore.api.leads", "LeadSchema", {"source": "import"}),
-    "contacts": EntityCsv("contacts", "contact", Contact, "crmcore.api.contacts", "ContactSchema", checks=("check_refs", "check_duplicate_emails")),
-    "companies": EntityCsv("companies", "company", Company, "crmcore.api.companies", "CompanySchema"),
-    "deals": EntityCsv("deals", "deal", Deal, "crmcore.api.deals", "DealSchema"),
+    "leads": EntityCsv("leads", "lead", Lead, "crmcore.api.leads", "LeadSchema", {"source": "import"}, checks=(checks.lead_input,)),
+    "contacts": EntityCsv("contacts", "contact", Contact, "crmcore.api.contacts", "ContactSchema", checks=(checks.contact_input, checks.contact_duplicate_emails)),
+    "companies": EntityCsv("companies", "company", Company, "crmcore.api.companies", "CompanySchema", checks=(checks.company_input,)),
+    "deals": EntityCsv("deals", "deal", Deal, "crmcore.api.deals", "DealSchema", checks=(checks.deal_input,)),
 }
 
 
@@ -314,7 +317,7 @@ class _DryRun(Exception):
     """Raised to roll a dry run back: an exception, so after-commit callbacks are dropped."""
 
 
-def _import_row(p: _Plan, module: ModuleType, cells: list[str]) -> Any:
+def _import_row(p: _Plan, ctx: Context, cells: list[str]) -> Any:
     """Validate and create one row (the caller holds the savepoint); _RowFailed if bad."""
     if len(cells) > len(p.targets) and any(c.strip() for c in cells[len(p.targets):]):
         raise _RowFailed({"_row": [f"the row has {len(cells)} cells but the header has {len(p.targets)} columns"]})
@@ -325,38 +328,19 @@ def _import_row(p: _Plan, module: ModuleType, cells: list[str]) -> Any:
     except ValidationError as exc:
         raise _RowFailed(_flatten(exc.messages)) from exc
     try:
-        for name in p.spec.checks:  # the resource's own checks, exactly as for a JSON body
-            getattr(module, name)(data)
+        for rule in p.spec.checks:  # the domain's rules, exactly as for a JSON body
+            rule(data, None, ctx)
         return service.create(p.spec.model, data)
+    except Invalid as exc:
+        raise _RowFailed(_flatten(exc.errors)) from exc
     except ValidationError as exc:
         raise _RowFailed(_flatten(exc.messages)) from exc
-    except HTTPException as exc:  # flask_smorest.abort(422, errors={"json": ...})
-        body = getattr(exc, "data", None) or {}
-        errors = body.get("errors", {})
-        raise _RowFailed(_flatten(errors.get("json", errors) if isinstance(errors, dict) else errors) or {"_row": [body.get("message") or exc.description]}) from exc
     except service.Conflict as exc:
         if exc.existing is not None:
             raise _RowFailed({exc.field or "_row": [f"duplicate of {p.spec.name} {exc.existing.id}"]}) from exc
         raise _RowFailed({exc.field or "_row": [str(exc)]}) from exc
     except peewee.DatabaseError as exc:  # a constraint or trigger of the database said no
         raise _RowFailed({"_row": [f"could not be stored: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"]}) from exc
-
-
-@contextlib.contextmanager
-def _acting_for(tenant: Any) -> Iterator[None]:
-    """Make ``tenant`` current for queries and for checks that read ``g.tenant`` (the
-    resources' checks are written for requests; the CLI has only an app context)."""
-    import flask
-
-    with db.tenant_context(tenant):
-        if flask.has_app_context() and flask.g.get("tenant") is None:
-            flask.g.tenant = tenant
-            try:
-                yield
-            finally:
-                flask.g.tenant = None
-        else:
-            yield
 
 
 def _records(reader: Iterable[list[str]]) -> Iterator[tuple[int, list[str]]]:
@@ -379,7 +363,7 @@ def count_rows(stream: TextIO) -> int:
     return max(total - 1, 0)
 
 
-def import_csv(entity: str, stream: TextIO, *, dry_run: bool = False, progress: Callable[[int], AbstractContextManager[Any]] | None = None) -> ImportResult:
+def import_csv(entity: str, stream: TextIO, *, dry_run: bool = False, progress: Callable[[int], AbstractContextManager[Any]] | None = None, ctx: Context | None = None) -> ImportResult:
     """Import the CSV in ``stream`` (text, seekable) as ``entity`` records of the current tenant.
 
     The file is read through once first: a file that is not UTF-8 CSV, or whose header
@@ -391,11 +375,12 @@ def import_csv(entity: str, stream: TextIO, *, dry_run: bool = False, progress: 
     (duplicates within the file are found too), and no signal is sent.
 
     ``progress(total)`` may return a context manager whose value has ``update(n)``
-    (``click.progressbar`` does); it is advanced once per row.
+    (``click.progressbar`` does); it is advanced once per row. The rows are checked and
+    audited in ``ctx`` (default: the current context), with the current tenant.
     """
     spec = entity_spec(entity)
-    module = api_module(spec)
     tenant = db.current_tenant()
+    ctx = resolve(ctx).but(tenant=tenant)
     if tenant is None:
         raise db.NoTenantError("import_csv needs a current tenant")
     total = count_rows(stream)
@@ -404,7 +389,7 @@ def import_csv(entity: str, stream: TextIO, *, dry_run: bool = False, progress: 
     if not header or not any(h.strip() for h in header):
         raise CsvError("the file is empty: the first row must name the columns")
     result = ImportResult(dry_run=dry_run)
-    with _acting_for(tenant):
+    with acting(ctx):
         p = plan(spec, header)
         bar_cm = progress(total) if progress is not None else contextlib.nullcontext(None)
         with bar_cm as bar:
@@ -412,20 +397,20 @@ def import_csv(entity: str, stream: TextIO, *, dry_run: bool = False, progress: 
             if dry_run:
                 try:
                     with db.atomic():
-                        _import_rows(p, module, rows, result, bar)
+                        _import_rows(p, ctx, rows, result, bar)
                         raise _DryRun()
                 except _DryRun:
                     pass
             else:
                 while True:
                     with db.atomic():
-                        done = _import_rows(p, module, rows, result, bar, limit=IMPORT_BATCH)
+                        done = _import_rows(p, ctx, rows, result, bar, limit=IMPORT_BATCH)
                     if done < IMPORT_BATCH:
                         break
     return result
 
 
-def _import_rows(p: _Plan, module: ModuleType, rows: Iterator[tuple[int, list[str]]], result: ImportResult, bar: Any, limit: int | None = None) -> int:
+def _import_rows(p: _Plan, ctx: Context, rows: Iterator[tuple[int, list[str]]], result: ImportResult, bar: Any, limit: int | None = None) -> int:
     """Import up to ``limit`` rows from ``rows`` (all when None); returns how many were read."""
     read = 0
     for number, cells in rows:
@@ -433,7 +418,7 @@ def _import_rows(p: _Plan, module: ModuleType, rows: Iterator[tuple[int, list[st
         if any(c.strip() for c in cells):
             try:
                 with db.atomic():
-                    _import_row(p, module, cells)
+                    _import_row(p, ctx, cells)
                 result.created += 1
             except _RowFailed as exc:
                 result.add_error(number, exc.errors)

@@ -3,8 +3,8 @@ and stage, with their defaults), which references it may hold, and how it change
 
 Every write still goes through :mod:`crmcore.entities.service` (audit, versions,
 signals after commit); this module decides *what* is written. Bad input raises
-marshmallow's ``ValidationError({field: [message]})`` with the API's field names
-(``stage_id``, ``owner_id`` ...), so callers can answer 422 as they are.
+:class:`~crmcore.entities.errors.Invalid` (a marshmallow ``ValidationError`` too) with
+the API's field names (``stage_id``, ``owner_id`` ...), so callers can answer 422 as they are.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from marshmallow import ValidationError
 from crmcore import db
 from crmcore.db import utcnow
 from crmcore.entities import custom, service
+from crmcore.entities.context import Context, resolve
+from crmcore.entities.errors import Invalid
 from crmcore.entities.models import Company, Contact, Deal, DealStageChange, Lead, Pipeline, Stage
 from crmcore.models import User
 
@@ -36,16 +38,9 @@ CURRENCIES = frozenset(
 REFERENCES = {"pipeline_id": "pipeline", "stage_id": "stage", "contact_id": "contact", "company_id": "company", "lead_id": "lead", "owner_id": "owner"}
 
 
-def default_currency() -> str:
-    """The current tenant's ``[settings.core] default_currency`` (EUR outside an app)."""
-    import flask
-
-    tenant = db.current_tenant()
-    if tenant is None or not flask.has_app_context():
-        return "EUR"
-    from crmcore.app import crm_state
-
-    return crm_state().settings(tenant, "core")["default_currency"]
+def default_currency(ctx: Context | None = None) -> str:
+    """The tenant's ``[settings.core] default_currency`` (EUR without settings)."""
+    return resolve(ctx).setting("default_currency", None) or "EUR"
 
 
 def first_stage(pipeline_id: int) -> Stage | None:
@@ -97,11 +92,11 @@ def _placement(data: dict[str, Any], deal: Deal | None, errors: dict[str, list[s
     return stage
 
 
-def prepare(data: dict[str, Any], deal: Deal | None = None) -> tuple[dict[str, Any], Stage | None]:
+def prepare(data: dict[str, Any], deal: Deal | None = None, ctx: Context | None = None) -> tuple[dict[str, Any], Stage | None]:
     """Check ``data`` (a new deal, or changes to ``deal``) against the database and fill
     in the defaults; returns (values for the model, the stage the deal ends up in).
 
-    Raises ValidationError listing every field that is wrong.
+    Raises Invalid listing every field that is wrong.
     """
     values = dict(data)
     errors: dict[str, Any] = {}
@@ -110,7 +105,7 @@ def prepare(data: dict[str, Any], deal: Deal | None = None) -> tuple[dict[str, A
         if values.get(key) is not None and not model.select().where(model.id == values[key]).exists():
             errors[key] = [f"No such {key.removesuffix('_id')} in this tenant."]
     if deal is None and not values.get("currency"):
-        values["currency"] = default_currency()
+        values["currency"] = default_currency(ctx)
     if values.get("currency") is not None:
         values["currency"] = str(values["currency"]).upper()
         if values["currency"] not in CURRENCIES:
@@ -139,25 +134,25 @@ def prepare(data: dict[str, Any], deal: Deal | None = None) -> tuple[dict[str, A
         except ValidationError as exc:
             errors.update(exc.messages)
     if errors:
-        raise ValidationError(errors)
+        raise Invalid(errors)
     for api_name, field in REFERENCES.items():
         if api_name in values:
             values[field] = values.pop(api_name)
     return values, stage
 
 
-def create_deal(data: dict[str, Any]) -> Deal:
+def create_deal(data: dict[str, Any], ctx: Context | None = None) -> Deal:
     """Create a deal, checked and completed by :func:`prepare`."""
     with db.atomic():
-        values, _stage = prepare(data)
+        values, _stage = prepare(data, None, ctx)
         return service.create(Deal, values)
 
 
-def change_deal(deal: Deal, data: dict[str, Any], if_version: int | None = None) -> Deal:
+def change_deal(deal: Deal, data: dict[str, Any], if_version: int | None = None, ctx: Context | None = None) -> Deal:
     """Apply ``data`` to ``deal``; a new stage goes through :func:`service.move_deal`
     (stage history, probability from the stage unless given, closed_at, signal)."""
     with db.atomic():
-        values, stage = prepare(data, deal)
+        values, stage = prepare(data, deal, ctx)
         if stage is not None and stage.id != deal.stage_id:
             values.pop("stage")
             values.pop("pipeline")

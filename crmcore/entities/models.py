@@ -258,6 +258,8 @@ class AuditEntry(TenantModel):
     action = peewee.CharField(max_length=20)
     actor_user = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL", backref="+")
     actor_token = peewee.ForeignKeyField(ApiToken, null=True, on_delete="SET NULL", backref="+")
+    #: who acted when no user or token did: "cli", "scheduler", "worker" (Context.actor)
+    actor_name = peewee.CharField(max_length=40, null=True)
     changes = JSONText(default=dict)  # field -> [old, new]
     at = peewee.DateTimeField(default=utcnow)
 

@@ -9,11 +9,14 @@ import datetime as dt
 import decimal
 from typing import Any, Iterable
 
-import flask
 import peewee
 
 from crmcore import db, signals
 from crmcore.db import utcnow
+from crmcore.entities.context import Context, resolve
+# Conflict and StaleVersion live in crmcore.entities.errors with the other domain
+# errors; they stay importable from here, where plugins have always found them.
+from crmcore.entities.errors import Conflict, StaleVersion  # noqa: F401
 from crmcore.entities.models import (
     Activity,
     AuditEntry,
@@ -32,19 +35,6 @@ from crmcore.entities.models import (
 )
 
 
-class Conflict(Exception):
-    """A write would create a duplicate (409); ``existing`` is the record in the way."""
-
-    def __init__(self, message: str, existing: Any = None, field: str | None = None):
-        super().__init__(message)
-        self.existing = existing
-        self.field = field
-
-
-class StaleVersion(Exception):
-    """The client's If-Match names an older version than the stored one (412)."""
-
-
 ENTITY_NAMES = {Lead: "lead", Contact: "contact", Company: "company", Deal: "deal", Activity: "activity", Note: "note", Task: "task", Pipeline: "pipeline", Stage: "stage", Tag: "tag", CustomField: "custom_field"}
 
 DEFAULT_STAGES = [
@@ -57,11 +47,11 @@ DEFAULT_STAGES = [
 ]
 
 
-def actor() -> tuple[Any, Any]:
-    """(user, token) of the current request, or (None, None) in jobs and commands."""
-    if flask.has_request_context():
-        return flask.g.get("user"), flask.g.get("token")
-    return None, None
+def actor(ctx: Context | None = None) -> tuple[Any, Any]:
+    """(user, token) of the context (default: the current one, which the request adapter
+    sets from the signed-in user or API token); (None, None) in jobs and commands."""
+    ctx = resolve(ctx)
+    return ctx.user, ctx.token
 
 
 def _plain(value: Any) -> Any:
@@ -74,9 +64,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def audit(entity: str, entity_id: int, action: str, changes: dict[str, Any] | None = None) -> None:
-    user, token = actor()
-    AuditEntry.create(entity=entity, entity_id=entity_id, action=action, actor_user=user, actor_token=token, changes=changes or {})
+def audit(entity: str, entity_id: int, action: str, changes: dict[str, Any] | None = None, ctx: Context | None = None) -> None:
+    """Write an audit entry by the context's user, token or named actor ("cli" ...)."""
+    ctx = resolve(ctx)
+    AuditEntry.create(entity=entity, entity_id=entity_id, action=action, actor_user=ctx.user, actor_token=ctx.token, actor_name=ctx.actor, changes=changes or {})
 
 
 def _send(tenant: Any, name: str, **data: Any) -> None:
@@ -327,8 +318,8 @@ def apply_tag(tag: Tag, entity: str, entity_ids: Iterable[int], remove: bool = F
         now = utcnow()
         model.update(version=model.version + 1, updated_at=now).where(model.id.in_(changed)).execute()
         changes = {i: {"tags": [before[i], sorted(set(before[i]) ^ {tag.name})]} for i in changed}
-        user, token = actor()
-        entries = [{"tenant": tenant_id, "entity": entity, "entity_id": i, "action": "update", "actor_user": user, "actor_token": token, "changes": changes[i], "at": now} for i in changed]
+        ctx = resolve(None)
+        entries = [{"tenant": tenant_id, "entity": entity, "entity_id": i, "action": "update", "actor_user": ctx.user, "actor_token": ctx.token, "actor_name": ctx.actor, "changes": changes[i], "at": now} for i in changed]
         for batch in peewee.chunked(entries, 100):
             AuditEntry.insert_many(batch).execute()
         tenant = db.current_tenant()

@@ -12,8 +12,7 @@ from marshmallow import Schema, fields, validate
 
 from crmcore import auth, db
 from crmcore.api import common
-from crmcore.db import utcnow
-from crmcore.entities import service
+from crmcore.entities import service, users
 from crmcore.models import ROLES, ApiToken
 from crmcore.web.admin import admin_only, no_store, validate_form
 from crmcore.web.admin_users import ROLE_OPTIONS
@@ -77,9 +76,6 @@ def revoke(token_id: int):
     if token.revoked_at is not None:
         flash(f"The token {token.prefix}… was already revoked.")
         return redirect(url_for(".index"))
-    now = utcnow()
-    with db.atomic():
-        ApiToken.update(revoked_at=now).where((ApiToken.id == token.id) & ApiToken.revoked_at.is_null()).execute()
-        service.audit("api_token", token.id, "update", {"revoked_at": [None, now.isoformat()]})
+    users.revoke_token(token)  # audited; shared with `crm tokens revoke`
     flash(f"Token “{token.name or token.prefix}” revoked.")
     return redirect(url_for(".index"))

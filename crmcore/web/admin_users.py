@@ -1,25 +1,24 @@
 """/app/admin/users: the people who sign in to this tenant, and their roles.
 
 Admins add users with an initial password, change names and roles, deactivate and
-reactivate them and reset passwords. The tenant always keeps an active admin: a change
-that would leave none is refused (on PostgreSQL the tenant row is locked first, so two
-admins demoting each other at the same moment cannot both succeed). Changes are written
-to the tenant's audit trail (entity ``user``), passwords never.
+reactivate them and reset passwords. The rules are the domain's
+(:mod:`crmcore.entities.users`, shared with the ``crm users`` commands): the tenant
+always keeps an active admin, and changes are written to the tenant's audit trail
+(entity ``user``), passwords never.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import peewee
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from marshmallow import Schema, ValidationError, fields, validate
 
-from crmcore import auth, db
 from crmcore.api import common
 from crmcore.api.fields import EmailAddress
-from crmcore.db import Tenant
-from crmcore.entities import service
+from crmcore.entities import users
+from crmcore.entities.errors import Conflict, Invalid
+from crmcore.entities.users import DUPLICATE, LAST_ADMIN, LastAdmin  # noqa: F401 - importable here as before
 from crmcore.models import ROLES, User
 from crmcore.web.admin import admin_only, validate_form
 
@@ -68,10 +67,6 @@ class PasswordForm(Schema):
     password = password_field()
 
 
-class LastAdmin(Exception):
-    """The change would leave the tenant without an active admin."""
-
-
 def user_or_404(user_id: int) -> User:
     user = User.get_or_none(User.id == user_id)  # tenant-scoped: another tenant's id is 404
     if user is None:
@@ -79,29 +74,8 @@ def user_or_404(user_id: int) -> User:
     return user
 
 
-def change_user(user: User, values: dict[str, Any]) -> dict[str, list[Any]]:
-    """Write ``values`` to the user and audit them; raise :class:`LastAdmin` (and write
-    nothing) when no active admin would be left."""
-    changes = {k: [getattr(user, k), v] for k, v in values.items() if getattr(user, k) != v}
-    if not changes:
-        return {}
-    with db.atomic():
-        if db.is_postgres():
-            # Serialise admin changes per tenant: the count below must see the others'.
-            Tenant.select().where(Tenant.id == g.tenant.id).for_update().execute()
-        User.update(**values).where(User.id == user.id).execute()
-        admins = User.select().where((User.role == "admin") & (User.active == True)).count()  # noqa: E712
-        if admins == 0:
-            raise LastAdmin()
-        service.audit("user", user.id, "update", changes)
-    for key, value in values.items():
-        setattr(user, key, value)
-    return changes
-
-
-DUPLICATE = "A user with this email already exists in this tenant."
-LAST_ADMIN = "This is the tenant's last active admin. Make another user an admin first."
-
+# The rules (last admin, audit) are the domain's: crmcore.entities.users.
+change_user = users.change_user
 
 def render_user(user: User, errors: dict[str, dict[str, list[str]]] | None = None, form: Any = None, status: int = 200):
     errors = errors or {}
@@ -132,15 +106,13 @@ def create():
         data, errors = validate_form(UserCreateForm(), raw=("password",))
         form = {k: v for k, v in data.items() if k != "password"}
         status = 422
-        if not errors and User.select().where(User.email == data["email"]).exists():
-            errors, status = {"email": [DUPLICATE]}, 409
         if not errors:
             try:
-                with db.atomic():
-                    user = auth.create_user(g.tenant, data["email"], data["password"], role=data["role"], name=data["name"])
-                    service.audit("user", user.id, "create", {"email": [None, user.email], "name": [None, user.name], "role": [None, user.role]})
-            except peewee.IntegrityError:  # added meanwhile by someone else
+                user = users.create_user(data["email"], data["password"], role=data["role"], name=data["name"])
+            except Conflict:  # the email is taken (perhaps just now, by someone else)
                 errors, status = {"email": [DUPLICATE]}, 409
+            except Invalid as exc:
+                errors = {k: list(v) for k, v in exc.errors.items()}
             else:
                 flash(f"User {user.email} added as {user.role}. Give them their initial password.")
                 return redirect(url_for(".index"))
@@ -189,8 +161,6 @@ def reset_password(user_id: int):
     data, errors = validate_form(PasswordForm(), raw=("password",))
     if errors:
         return render_user(user, {"password": errors}, status=422)
-    with db.atomic():
-        User.update(password_hash=auth.hash_password(data["password"])).where(User.id == user.id).execute()
-        service.audit("user", user.id, "update", {"password": [None, "(reset)"]})
+    users.set_password(user, data["password"])
     flash(f"New password set for {user.email}.")
     return redirect(url_for(".edit", user_id=user.id))

@@ -12,6 +12,7 @@ from crmcore.api import common
 from crmcore.api import companies as companies_api
 from crmcore.api import contacts as contacts_api
 from crmcore.contrib import NavItem
+from crmcore.entities import checks
 from crmcore.entities.models import Company, Contact, Deal
 from crmcore.web.contacts import deal_links
 from crmcore.web.records import RecordPages
@@ -42,7 +43,7 @@ class CompanyPages(RecordPages):
         return query
 
     def check_refs(self, data: dict[str, Any], record: Any = None) -> None:
-        companies_api.check_refs(data, record)
+        checks.company_input(data, record)
 
     def extra_context(self, view: str, record: Any = None) -> dict[str, Any]:
         context: dict[str, Any] = {"sizes": [(s, s) for s in companies_api.COMPANY_SIZES]}

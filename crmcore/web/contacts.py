@@ -15,6 +15,7 @@ from werkzeug.datastructures import MultiDict
 from crmcore.api import common
 from crmcore.api import contacts as contacts_api
 from crmcore.contrib import NavItem
+from crmcore.entities import checks
 from crmcore.entities.models import LIFECYCLE_STAGES, Company, Contact, Deal
 from crmcore.web.records import RecordPages, page_url
 
@@ -66,7 +67,7 @@ class ContactPages(RecordPages):
         return query
 
     def check_refs(self, data: dict[str, Any], record: Any = None) -> None:
-        contacts_api.check_refs(data, record)
+        checks.contact_input(data, record)
 
     def title(self, record: Any) -> str:
         name = " ".join(p for p in (record.first_name, record.last_name) if p)
@@ -96,7 +97,7 @@ class ContactPages(RecordPages):
         return form, {}
 
     def save(self, data: dict[str, Any], record: Any, version: int | None) -> Any:
-        contacts_api.check_duplicate_emails(data, record)  # further emails: 409 like the API
+        checks.contact_duplicate_emails(data, record)  # further emails: 409 like the API
         return super().save(data, record, version)
 
     def new_values(self) -> dict[str, Any]:

@@ -13,18 +13,17 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, jsonify, redirect, request
-from flask_smorest import abort as api_abort
-from marshmallow import ValidationError
-from werkzeug.exceptions import HTTPException
 
 from crmcore.api import common
 from crmcore.api import deals as deals_api
 from crmcore.api.pipelines import stages_of
 from crmcore.contrib import NavItem
+from crmcore.entities import checks
 from crmcore.entities import deals as rules
+from crmcore.entities.errors import Invalid
 from crmcore.entities import service
 from crmcore.entities.models import PRIORITIES, Company, Contact, Deal, Lead, Pipeline, Stage
-from crmcore.web.forms import api_errors
+from crmcore.web.forms import domain_errors
 from crmcore.web.records import RecordPages, field_errors, page_url, require
 
 bp = Blueprint("deal_pages", __name__, url_prefix="/app/deals")
@@ -94,7 +93,7 @@ class DealPages(RecordPages):
         return deals_api.filtered(args)
 
     def check_refs(self, data: dict[str, Any], record: Any = None) -> None:
-        deals_api.check_visible_refs(data, record)
+        checks.deal_visible_refs(data, record)
 
     def title(self, record: Any) -> str:
         return record.title
@@ -127,17 +126,14 @@ class DealPages(RecordPages):
 
     def save(self, data: dict[str, Any], record: Any, version: int | None) -> Any:
         """The deal rules (defaults from the pipeline, the stage's probability, the lost
-        reason, stage history); their ValidationError is the API's 422."""
-        try:
-            if record is None:
-                return rules.create_deal(data)
-            moving = data.get("stage_id") is not None and data["stage_id"] != record.stage_id
-            if moving and data.get("probability") == record.probability:
-                # The input showed the old stage's probability: the new stage brings its own.
-                data.pop("probability")
-            return rules.change_deal(record, data, if_version=version)
-        except ValidationError as exc:
-            api_abort(422, errors={"json": exc.messages})
+        reason, stage history); their Invalid is shown next to the inputs."""
+        if record is None:
+            return rules.create_deal(data)
+        moving = data.get("stage_id") is not None and data["stage_id"] != record.stage_id
+        if moving and data.get("probability") == record.probability:
+            # The input showed the old stage's probability: the new stage brings its own.
+            data.pop("probability")
+        return rules.change_deal(record, data, if_version=version)
 
     def extra_context(self, view: str, record: Any = None) -> dict[str, Any]:
         pipelines, stages = pipelines_with_stages()
@@ -223,15 +219,13 @@ def move(record_id: int):
         except ValueError:
             version = -1
         try:
-            deals_api.check_visible_refs(data, deal)
+            checks.deal_visible_refs(data, deal)
             rules.change_deal(deal, data, if_version=version)
-        except ValidationError as exc:
-            errors = field_errors({k: [str(m) for m in v] if isinstance(v, list) else [str(v)] for k, v in exc.messages.items()})
+        except Invalid as exc:
+            errors = field_errors(domain_errors(exc))
         except service.StaleVersion:
             errors = {"_form": ["Someone else changed this deal meanwhile: the page now shows it as it is. Choose the stage again if you still want to move it."]}
             deal = pages.get(record_id)
-        except HTTPException as exc:
-            errors = field_errors(api_errors(exc))
     if errors:
         return pages.detail_view(deal.id, record=deal, status=409 if "_form" in errors else 422, forms={"move": {"values": request.form, "errors": errors}})
     flash(f"Moved “{deal.title}” to {target.name}.")

@@ -3,8 +3,9 @@
 ``load_form(schema, form)`` turns submitted fields into the schema's input (empty
 strings become "not given" or None, checkboxes booleans, repeated fields lists) and
 returns ``(data, errors)`` with marshmallow's per-field messages, so templates show
-them next to each field. ``api_errors(exc)`` pulls the per-field messages out of the
-API layer's ``abort(422, errors=...)`` for checks that need the database.
+them next to each field. ``domain_errors(exc)`` gives the per-field messages of a
+domain refusal (:mod:`crmcore.entities.errors`) for the rules that need the database;
+``api_errors(exc)`` does the same for an API-layer ``abort(422, errors=...)``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import HTTPException
+
+from crmcore.entities.errors import Conflict, DomainError, Invalid
 
 
 def form_input(schema: Schema, form: MultiDict, *, partial: bool = False) -> dict[str, Any]:
@@ -71,6 +74,16 @@ def flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
             else:
                 out[name] = [str(v) for v in (value if isinstance(value, list) else [value])]
     return out
+
+
+def domain_errors(exc: DomainError) -> dict[str, list[str]]:
+    """Field messages of a domain refusal: Invalid's per field, a Conflict's under its
+    field, anything else under ``_form``."""
+    if isinstance(exc, Invalid):
+        return flatten(exc.errors)
+    if isinstance(exc, Conflict) and exc.field:
+        return {exc.field: [str(exc)]}
+    return {"_form": [str(exc)]}
 
 
 def api_errors(exc: HTTPException) -> dict[str, list[str]]:

@@ -17,7 +17,7 @@ from werkzeug.datastructures import MultiDict
 from crmcore.api import convert as convert_api
 from crmcore.api import leads as leads_api
 from crmcore.contrib import NavItem
-from crmcore.entities import convert, service
+from crmcore.entities import checks, convert, service
 from crmcore.entities.models import LEAD_STATUSES, PRIORITIES, Company, Contact, Deal, Lead
 from crmcore.web.forms import flatten, load_form
 from crmcore.web.records import RecordPages, page_url, require
@@ -39,7 +39,7 @@ class LeadPages(RecordPages):
         return leads_api.filtered(args)
 
     def check_refs(self, data: dict[str, Any], record: Any = None) -> None:
-        leads_api.check_refs(data, record)
+        checks.lead_input(data, record)
 
     def extra_context(self, view: str, record: Any = None) -> dict[str, Any]:
         context: dict[str, Any] = {

@@ -1,8 +1,9 @@
 """Shared plumbing of the record pages: lists with bulk actions, forms, detail pages.
 
 A :class:`RecordPages` describes one kind of record with the API layer's own pieces (its
-schema, query-args schema, ``filtered``, ``check_refs`` and ``<x>_or_404``), so a page
-accepts, refuses and shows exactly what the API does, and :meth:`RecordPages.register`
+schema, query-args schema, ``filtered`` and ``<x>_or_404``) and the domain's rules
+(``check_refs``: :mod:`crmcore.entities.checks`), so a page accepts, refuses and shows
+exactly what the API does, and :meth:`RecordPages.register`
 adds the standard pages to a blueprint (``<prefix>`` is e.g. ``/app/leads``)::
 
     GET       <prefix>/                 list: search, filters, sorting, keyset pages
@@ -44,10 +45,11 @@ from crmcore.api import notes as notes_api
 from crmcore.api import timeline as timeline_api
 from crmcore.api import todos as todos_api
 from crmcore.contrib import ListColumn, RecordPanel
-from crmcore.entities import custom, service
+from crmcore.entities import custom, links, service
+from crmcore.entities.errors import Invalid
 from crmcore.entities.models import Note, Tag, Task
 from crmcore.models import User
-from crmcore.web.forms import api_errors, flatten, load_form
+from crmcore.web.forms import api_errors, domain_errors, flatten, load_form
 
 log = logging.getLogger("crmcore.web")
 
@@ -289,7 +291,8 @@ class RecordPages:
         raise NotImplementedError
 
     def check_refs(self, data: dict[str, Any], record: Any = None) -> None:
-        """The API's database checks; abort(422) with field messages."""
+        """The domain's rules for this kind of record (``crmcore.entities.checks``);
+        raise Invalid with field messages (or Conflict)."""
         raise NotImplementedError
 
     def title(self, record: Any) -> str:
@@ -631,8 +634,8 @@ class RecordPages:
                 try:
                     self.check_refs(data, record)
                     saved = self.save(data, record, version)
-                except HTTPException as exc:
-                    errors = self.input_errors(field_errors(api_errors(exc)))
+                except Invalid as exc:
+                    errors = self.input_errors(field_errors(domain_errors(exc)))
                 except service.StaleVersion:
                     stale = True
                 except service.Conflict as exc:
@@ -733,8 +736,8 @@ class RecordPages:
             try:
                 check(data)
                 create(data)
-            except HTTPException as exc:
-                errors = field_errors(api_errors(exc))
+            except Invalid as exc:
+                errors = field_errors(domain_errors(exc))
             except service.Conflict as exc:
                 errors = {"_form": [str(exc)]}
         for old, new in (renames or {}).items():
@@ -746,11 +749,11 @@ class RecordPages:
         return redirect(self.url("detail", record_id=record.id) + "#timeline")
 
     def add_note(self, record_id: int) -> Any:
-        return self._linked_write(record_id, "note", notes_api.NoteSchema(only=("body", "pinned")), request.form, notes_api.check_refs, lambda d: service.create(Note, d), "Note added.")
+        return self._linked_write(record_id, "note", notes_api.NoteSchema(only=("body", "pinned")), request.form, links.note_input, lambda d: service.create(Note, d), "Note added.")
 
     def add_task(self, record_id: int) -> Any:
         schema = todos_api.TaskSchema(only=("title", "due_at", "assignee_id", "priority"))
-        return self._linked_write(record_id, "task", schema, request.form, todos_api.check_refs, lambda d: service.create(Task, d), "Task added.")
+        return self._linked_write(record_id, "task", schema, request.form, links.task_input, lambda d: service.create(Task, d), "Task added.")
 
     def log_call(self, record_id: int) -> Any:
         form = MultiDict(request.form)
@@ -766,5 +769,5 @@ class RecordPages:
             except (ValueError, OverflowError):
                 errors["duration_minutes"] = ["Minutes, like 5 or 2.5."]
         schema = activities_api.ActivitySchema(only=("kind", "direction", "subject", "content", "outcome", "occurred_at", "duration_seconds"))
-        return self._linked_write(record_id, "call", schema, form, activities_api.check_refs, service.log_activity, "Call logged.", errors, {"duration_seconds": "duration_minutes"})
+        return self._linked_write(record_id, "call", schema, form, links.activity_input, service.log_activity, "Call logged.", errors, {"duration_seconds": "duration_minutes"})
 

@@ -14,16 +14,16 @@ from typing import Any
 
 import peewee
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
-from werkzeug.exceptions import HTTPException
 
 from crmcore.api import linking, todos
 from crmcore.api.todos import TaskSchema
 from crmcore.contrib import NavItem
 from crmcore.db import utcnow
-from crmcore.entities import service
+from crmcore.entities import links, service
+from crmcore.entities.errors import Invalid
 from crmcore.entities.models import PRIORITIES, Company, Contact, Deal, Lead, Task
 from crmcore.web.deals import names_of
-from crmcore.web.forms import api_errors, load_form
+from crmcore.web.forms import domain_errors, load_form
 from crmcore.web.records import can, field_errors, page_url, require, users
 
 bp = Blueprint("task_pages", __name__, url_prefix="/app/tasks")
@@ -159,12 +159,10 @@ def create():
     errors = field_errors(errors)
     if not errors:
         try:
-            todos.check_refs(data)
+            links.task_input(data)
             task = service.create(Task, data)
-        except HTTPException as exc:
-            if exc.code not in (409, 422):
-                raise
-            errors = field_errors(api_errors(exc))
+        except Invalid as exc:
+            errors = field_errors(domain_errors(exc))
         except service.Conflict as exc:
             errors = {"_form": [str(exc)]}
     if "due_at" in errors:
@@ -180,7 +178,7 @@ def _set_status(task_id: int, status: str) -> Any:
     require("records:write")
     task = todos.task_or_404(task_id)
     data = {"status": status}
-    todos.check_refs(data, task)
+    links.task_input(data, task)
     service.update(task, data)
     message = f"Completed “{task.title}”." if status == "done" else f"Reopened “{task.title}”."
     if request.accept_mimetypes.best == "application/json":

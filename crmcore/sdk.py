@@ -77,7 +77,10 @@ from crmcore.entities.models import (
     Tagging,
     Task,
 )
-from crmcore.entities.service import Conflict, StaleVersion
+from crmcore.entities.context import Context
+from crmcore.entities.context import acting as acting_as
+from crmcore.entities.context import current as current_context
+from crmcore.entities.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, StaleVersion
 from crmcore.entities.service import create as create_record
 from crmcore.entities.service import delete as delete_record
 from crmcore.entities.service import log_activity, tag_names
@@ -125,7 +128,8 @@ __all__ = [
     # entities
     "Lead", "Contact", "Company", "Deal", "Pipeline", "Stage", "DealStageChange", "Activity",
     "Note", "Task", "Tag", "Tagging", "CustomField", "AuditEntry", "JSONText", "LEAD_STATUSES",
-    "Conflict", "StaleVersion", "create_record", "update_record", "delete_record",
+    "Conflict", "StaleVersion", "DomainError", "NotFound", "Forbidden", "Invalid", "Context",
+    "current_context", "acting_as", "create_record", "update_record", "delete_record",
     "log_activity", "tag_names", "change_deal", "end_of_stage", "stages_of", "display_names",
     "visible_lead", "visible_deal", "lead_query", "deal_query", "run_deal_rule",
     # signals, tasks, live

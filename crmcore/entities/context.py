@@ -39,6 +39,9 @@ class Context:
     #: (``AuditEntry.actor_name``).
     actor: str | None = None
     settings: SettingsSource | None = None
+    #: (tenant, hook name) -> the hook caller of the tenant's enabled plugins
+    #: (``CRM.hook``): how domain code asks plugins (privacy, merge) without the app.
+    hooks: Callable[[Any, str], Any] | None = None
 
     @property
     def current_tenant(self) -> Any:

@@ -1,7 +1,7 @@
 """Calling the plugins that store data about the core's records, for privacy requests and
 merges (hooks ``crm_privacy_export``, ``crm_privacy_erase``, ``crm_merge_records``).
 
-The other runtime hooks are called contained (``crm_state().call``: a raising plugin is
+The other runtime hooks are called contained (``CRM.call``: a raising plugin is
 logged and left out). That is wrong for an erase or a merge: leaving a plugin out there
 means a person half erased, or a merged record whose chats lost their link, reported as
 done. So :func:`call_strict` lets the first failure through as :class:`PluginDataError`
@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from crmcore import db
+from crmcore.entities import context
 
 log = logging.getLogger("crmcore.entities.plugin_data")
 
@@ -33,9 +34,10 @@ class PluginDataError(Exception):
 def _implementations(hook_name: str) -> Iterator[tuple[str, Any]]:
     """(plugin name, implementation) of the current tenant's enabled plugins, in pluggy's
     call order."""
-    from crmcore.app import crm_state
-
-    caller = crm_state().hook(db.current_tenant(), hook_name)
+    hooks = context.current().hooks
+    if hooks is None:  # no adapter set a context: no plugin is asked
+        return
+    caller = hooks(db.current_tenant(), hook_name)
     for impl in reversed(caller.get_hookimpls()):
         yield impl.plugin_name, impl
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import g
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import fields, validate
@@ -16,7 +17,7 @@ from crmcore.api.schema import Blueprint, Schema
 from crmcore import db
 from crmcore.api import common, linking
 from crmcore.api.common import require
-from crmcore.entities import service
+from crmcore.entities import service, vocabulary
 from crmcore.entities.models import ACTIVITY_KINDS, DIRECTIONS, Activity
 from crmcore.entities.service import touch_last_contact
 
@@ -25,7 +26,7 @@ blp = Blueprint("activities", __name__, url_prefix="/activities", description="A
 
 class ActivitySchema(linking.LinkFieldsSchema):
     id = fields.Integer(dump_only=True)
-    kind = fields.String(required=True, validate=validate.OneOf(ACTIVITY_KINDS))
+    kind = fields.String(required=True, validate=validate.Length(min=1, max=30), metadata={"description": f"One of the tenant's activity kinds: {', '.join(ACTIVITY_KINDS)} and those its plugins add (chat ...)."})
     channel = fields.String(allow_none=True, validate=validate.Length(max=30), metadata={"description": "Free text: phone, zoom, whatsapp ..."})
     direction = fields.String(allow_none=True, validate=validate.OneOf(DIRECTIONS), metadata={"description": "in or out; on a lead, either moves its last_contact_at."})
     subject = fields.String(validate=validate.Length(max=300))
@@ -50,7 +51,7 @@ SORTS = ("-occurred_at", "occurred_at", "-created_at", "created_at", "id", "-id"
 
 
 class ActivityQueryArgsSchema(linking.LinkFilterArgs):
-    kind = fields.List(fields.String(validate=validate.OneOf(ACTIVITY_KINDS)), metadata={"description": "Repeat for several."})
+    kind = fields.List(fields.String(validate=validate.Length(max=30)), metadata={"description": "Repeat for several."})
     direction = fields.String(validate=validate.OneOf(DIRECTIONS))
     user_id = fields.Integer(metadata={"description": "0 for activities of nobody (imports, tokens without a user)."})
     occurred_after = fields.DateTime()
@@ -59,8 +60,10 @@ class ActivityQueryArgsSchema(linking.LinkFilterArgs):
 
 
 def check_refs(data: dict[str, Any], record: Activity | None = None) -> None:
-    """Checks that need the database: links and user in this tenant."""
+    """Checks that need the database: links and user in this tenant, kind allowed."""
     errors: dict[str, Any] = {}
+    if "kind" in data and (problem := vocabulary.check(data["kind"], vocabulary.activity_kinds(g.tenant), record.kind if record is not None else None)):
+        errors["kind"] = problem
     linking.check_links(data, errors, record)
     linking.check_user(data, "user_id", errors)
     if errors:

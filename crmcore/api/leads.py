@@ -18,7 +18,7 @@ from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common
 from crmcore.api.common import PageArgs, require
 from crmcore.api.fields import EmailAddress, PhoneNumber
-from crmcore.entities import custom, service
+from crmcore.entities import custom, service, vocabulary
 from crmcore.entities.models import LEAD_SOURCES, LEAD_STATUSES, PRIORITIES, Lead, Tag, Tagging
 
 blp = Blueprint("leads", __name__, url_prefix="/leads", description="Leads: people or companies who may buy.")
@@ -30,7 +30,7 @@ class LeadSchema(Schema):
     email = EmailAddress(allow_none=True, load_default=None)
     phone = PhoneNumber(allow_none=True, load_default=None)
     company_name = fields.String(allow_none=True, validate=validate.Length(max=200))
-    source = fields.String(load_default="manual", metadata={"description": f"One of {', '.join(LEAD_SOURCES)} or a tenant's extra_lead_sources."})
+    source = fields.String(load_default="manual", metadata={"description": f"One of the tenant's lead sources: {', '.join(LEAD_SOURCES)}, its extra_lead_sources and those its plugins add (chat ...). A lead keeps a source that is no longer offered."})
     status = fields.String(load_default="new", validate=validate.OneOf(LEAD_STATUSES))
     priority = fields.String(load_default="medium", validate=validate.OneOf(PRIORITIES))
     owner_id = fields.Integer(allow_none=True, load_default=None)
@@ -72,18 +72,17 @@ class LeadQueryArgsSchema(PageArgs):
     sort = fields.String(load_default="-created_at", validate=validate.OneOf(SORTS))
 
 
-def allowed_sources() -> set[str]:
-    from crmcore.app import crm_state
-
-    return set(LEAD_SOURCES) | set(crm_state().settings(g.tenant, "core")["extra_lead_sources"])
+def allowed_sources() -> tuple[str, ...]:
+    """The current tenant's lead sources (the core's, its settings' and its plugins')."""
+    return vocabulary.lead_sources(g.tenant)
 
 
 def check_refs(data: dict[str, Any], record: Any = None) -> None:
     """Checks that need the database: owner in this tenant, source allowed, custom fields."""
     errors: dict[str, Any] = {}
     common.check_owner(data, errors)
-    if "source" in data and data["source"] not in allowed_sources():
-        errors["source"] = [f"Must be one of: {', '.join(sorted(allowed_sources()))}."]
+    if "source" in data and (problem := vocabulary.check(data["source"], allowed_sources(), record.source if record is not None else None)):
+        errors["source"] = problem
     if "custom" in data or record is None:
         try:
             data["custom"] = custom.validate("lead", data.get("custom"), record.custom if record is not None else None)

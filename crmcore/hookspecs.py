@@ -297,7 +297,7 @@ def crm_activity_kinds(tenant: Tenant) -> list[str]:
     Called whenever an activity's kind is validated, only for plugins the tenant has on
     (the chat plugin declares ``"chat"``). The core's own are ``call``, ``email``,
     ``meeting``, ``sms``, ``note`` and ``task``. Names as for :func:`crm_lead_sources`;
-    an activity keeps a kind whose plugin was turned off.
+    an activity keeps a kind whose plugin was turned off (an update may not send it).
 
     :param tenant: the current tenant.
     :return: a list of kind names.

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from crmcore.entities.models import ACTIVITY_KINDS, LEAD_SOURCES
 

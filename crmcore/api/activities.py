@@ -33,7 +33,7 @@ def known_kind(value: str) -> None:
 
 class ActivitySchema(linking.LinkFieldsSchema):
     id = fields.Integer(dump_only=True)
-    kind = fields.String(required=True, validate=known_kind, metadata={"description": f"One of the tenant's activity kinds: {', '.join(ACTIVITY_KINDS)} and those its plugins add (chat ...)."})
+    kind = fields.String(required=True, validate=known_kind, metadata={"description": f"One of the tenant's activity kinds: {', '.join(ACTIVITY_KINDS)} and those its plugins add (chat ...).", "example": "call"})
     channel = fields.String(allow_none=True, validate=validate.Length(max=30), metadata={"description": "Free text: phone, zoom, whatsapp ..."})
     direction = fields.String(allow_none=True, validate=validate.OneOf(DIRECTIONS), metadata={"description": "in or out; on a lead, either moves its last_contact_at."})
     subject = fields.String(validate=validate.Length(max=300))

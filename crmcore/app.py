@@ -361,7 +361,7 @@ def _install_request_handling(app: Flask, crm: CRM) -> None:
         g.tenant = tenant
         g._tenant_token = db._current_tenant.set(tenant)
         # The domain's Context for this request (crmcore.entities.context), built once.
-        g._context_token = domain_context.set_current(domain_context.Context(tenant=tenant, user=g.user, token=g.token, role=g.role, settings=crm.settings, hooks=crm.hook))
+        g._context_token = domain_context.set_current(domain_context.Context(tenant=tenant, user=g.user, token=g.token, role=g.role, settings=crm.settings, plugins=crm))
 
         bp_names = request.blueprints
         top = bp_names[-1] if bp_names else None

@@ -145,7 +145,7 @@ def with_app(func: Callable[..., Any]) -> Callable[..., Any]:
         crm = app.extensions["crm"]
         # The domain's context for the command: audited as "cli"; the tenant is the one
         # the command makes current (db.tenant_context), its settings from the config.
-        with app.app_context(), db.database.connection_context(), acting(Context(actor=CLI_ACTOR, settings=crm.settings, hooks=crm.hook)):
+        with app.app_context(), db.database.connection_context(), acting(Context(actor=CLI_ACTOR, settings=crm.settings, plugins=crm)):
             return ctx.invoke(func, crm, *args, **kwargs)
 
     return wrapper

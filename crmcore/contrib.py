@@ -51,13 +51,17 @@ class NavItem:
 
 @dataclass(frozen=True)
 class DashboardWidget:
-    """A widget on the dashboard page: ``render`` returns an HTML fragment (already escaped)."""
+    """A widget on the dashboard page: ``render`` returns an HTML fragment (already escaped).
+    ``placement`` is ``"grid"`` (a card in the widget grid) or ``"summary"`` (a small
+    figure card in the summary strip at the top, as the core's open leads, open deals,
+    pipeline value and my tasks)."""
 
     name: str
     title: str
     render: Callable[[], str]
     order: int = 100
     roles: tuple[str, ...] = ()
+    placement: str = "grid"
 
 
 @dataclass(frozen=True)

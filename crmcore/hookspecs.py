@@ -344,3 +344,33 @@ def crm_merge_records(tenant: Tenant, entity: str, kept_id: int, merged_id: int)
     :return: rows moved (or dropped) per table (``{"chat_conversation": 2}``), added to
         ``moved`` of the merge's audit entry; zero counts may be left out.
     """
+
+
+@hookspec
+def crm_lead_sources(tenant: Tenant) -> list[str]:
+    """Add lead sources (``Lead.source`` values) the tenant accepts.
+
+    Called whenever a lead's source is validated or offered (API, pages, CSV import),
+    only for plugins the tenant has on, so a source exists exactly where its plugin is on
+    (the chat plugin declares ``"chat"``). The core's own are generic (``manual``,
+    ``form``, ``referral``, ``email``, ``sms``, ``import``, ``api``), plus the tenant's
+    ``[settings.core] extra_lead_sources``. A name must match ``^[a-z][a-z0-9_]{0,29}$``;
+    others are logged and ignored. A lead keeps a source whose plugin was turned off.
+
+    :param tenant: the current tenant.
+    :return: a list of source names.
+    """
+
+
+@hookspec
+def crm_activity_kinds(tenant: Tenant) -> list[str]:
+    """Add activity kinds (``Activity.kind`` values) the tenant accepts.
+
+    Called whenever an activity's kind is validated, only for plugins the tenant has on
+    (the chat plugin declares ``"chat"``). The core's own are ``call``, ``email``,
+    ``meeting``, ``sms``, ``note`` and ``task``. Names as for :func:`crm_lead_sources`;
+    an activity keeps a kind whose plugin was turned off (an update may not send it).
+
+    :param tenant: the current tenant.
+    :return: a list of kind names.
+    """

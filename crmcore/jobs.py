@@ -122,7 +122,7 @@ class Scheduler:
                     continue
                 try:
                     # The domain's context: audited as "scheduler", the tenant's settings.
-                    with acting(Context(tenant=tenant, actor="scheduler", settings=self.crm.settings, hooks=self.crm.hook)):
+                    with acting(Context(tenant=tenant, actor="scheduler", settings=self.crm.settings, plugins=self.crm)):
                         job.func(tenant)
                     ran.append(slug)
                 except Exception:

@@ -2,8 +2,7 @@
 
 Plugins come from three places, registered the same way:
 
-* the core's own built-in plugins (``crmcore.builtin`` and its permission matrix
-  ``crmcore.builtin.permissions``, always on);
+* the core's built-in plugins (``crmcore.builtin.BUILTIN_PLUGINS``, always on);
 * the ``crm.plugins`` entry-point group (the bundled plugins and any ``pip install``-ed
   one): the entry point names the plugin's *package*, whose ``plugin = Plugin(...)`` is
   its metadata, and whose ``hooks`` module is registered with pluggy;
@@ -105,11 +104,10 @@ class PluginHost:
 
     def discover(self, plugins_dir: Path | None = None, entry_points: bool = True) -> None:
         """Find and register every plugin: built-in, entry points, plugins directory."""
-        import crmcore.builtin
-        import crmcore.builtin.permissions
+        from crmcore.builtin import BUILTIN_PLUGINS
 
-        self._add(crmcore.builtin, "builtin", always_on=True)
-        self._add(crmcore.builtin.permissions, "builtin", always_on=True)
+        for package in BUILTIN_PLUGINS:
+            self._add(importlib.import_module(package), "builtin", always_on=True)
         if entry_points:
             for ep in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
                 dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist else "?"

@@ -234,7 +234,7 @@ class Worker:
             ).where((Task.id == task.id) & (Task.locked_by == self.id)).execute()
             return
         # The domain's context: audited as "worker", the tenant's settings.
-        with self.crm.app.app_context(), tenant_context(tenant), acting(Context(tenant=tenant, actor="worker", settings=self.crm.settings, hooks=self.crm.hook)):
+        with self.crm.app.app_context(), tenant_context(tenant), acting(Context(tenant=tenant, actor="worker", settings=self.crm.settings, plugins=self.crm)):
             try:
                 if handler.transactional:
                     # Raising _LeaseLost inside the block rolls the attempt back and drops

@@ -8,23 +8,31 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import g
 from flask.views import MethodView
-from marshmallow import fields, validate
+from marshmallow import ValidationError, fields, validate
 
 from crmcore.api.schema import Blueprint, Schema
 from crmcore import db
 from crmcore.api import common, linking
 from crmcore.api.common import require
-from crmcore.entities import links, service
+from crmcore.entities import links, service, vocabulary
 from crmcore.entities.models import ACTIVITY_KINDS, DIRECTIONS, Activity
 from crmcore.entities.service import touch_last_contact
 
 blp = Blueprint("activities", __name__, url_prefix="/activities", description="Activities: calls, emails, meetings and other touches, linked to records.")
 
 
+def known_kind(value: str) -> None:
+    """A kind the current tenant accepts: the core's and its plugins' (crm_activity_kinds),
+    checked at load time, so it is reported with the body's other errors."""
+    if problem := vocabulary.check(value, vocabulary.activity_kinds(g.tenant)):
+        raise ValidationError(problem)
+
+
 class ActivitySchema(linking.LinkFieldsSchema):
     id = fields.Integer(dump_only=True)
-    kind = fields.String(required=True, validate=validate.OneOf(ACTIVITY_KINDS))
+    kind = fields.String(required=True, validate=known_kind, metadata={"description": f"One of the tenant's activity kinds: {', '.join(ACTIVITY_KINDS)} and those its plugins add (chat ...).", "example": "call"})
     channel = fields.String(allow_none=True, validate=validate.Length(max=30), metadata={"description": "Free text: phone, zoom, whatsapp ..."})
     direction = fields.String(allow_none=True, validate=validate.OneOf(DIRECTIONS), metadata={"description": "in or out; on a lead, either moves its last_contact_at."})
     subject = fields.String(validate=validate.Length(max=300))
@@ -49,7 +57,7 @@ SORTS = ("-occurred_at", "occurred_at", "-created_at", "created_at", "id", "-id"
 
 
 class ActivityQueryArgsSchema(linking.LinkFilterArgs):
-    kind = fields.List(fields.String(validate=validate.OneOf(ACTIVITY_KINDS)), metadata={"description": "Repeat for several."})
+    kind = fields.List(fields.String(validate=known_kind), metadata={"description": "Repeat for several: any of the tenant's activity kinds."})
     direction = fields.String(validate=validate.OneOf(DIRECTIONS))
     user_id = fields.Integer(metadata={"description": "0 for activities of nobody (imports, tokens without a user)."})
     occurred_after = fields.DateTime()

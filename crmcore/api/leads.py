@@ -29,7 +29,7 @@ class LeadSchema(Schema):
     email = EmailAddress(allow_none=True, load_default=None)
     phone = PhoneNumber(allow_none=True, load_default=None)
     company_name = fields.String(allow_none=True, validate=validate.Length(max=200))
-    source = fields.String(load_default="manual", metadata={"description": f"One of {', '.join(LEAD_SOURCES)} or a tenant's extra_lead_sources."})
+    source = fields.String(load_default="manual", metadata={"description": f"One of the tenant's lead sources: {', '.join(LEAD_SOURCES)}, its extra_lead_sources and those its plugins add (chat ...). A lead keeps a source that is no longer offered."})
     status = fields.String(load_default="new", validate=validate.OneOf(LEAD_STATUSES))
     priority = fields.String(load_default="medium", validate=validate.OneOf(PRIORITIES))
     owner_id = fields.Integer(allow_none=True, load_default=None)
@@ -71,7 +71,7 @@ class LeadQueryArgsSchema(PageArgs):
     sort = fields.String(load_default="-created_at", validate=validate.OneOf(SORTS))
 
 
-def allowed_sources() -> set[str]:
+def allowed_sources() -> tuple[str, ...]:
     """The lead sources this request's tenant allows (:func:`crmcore.entities.checks.lead_sources`)."""
     return checks.lead_sources(common.request_context())
 

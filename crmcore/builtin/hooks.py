@@ -53,13 +53,31 @@ def crm_migrations():
     ]
 
 
+def claimed_api_modules() -> set[str]:
+    """The crmcore.api modules another built-in plugin registers: the ``API_MODULES`` of
+    each built-in's hooks module (csv_io by ``csv``, merge and privacy by ``privacy`` ...)."""
+    from crmcore.builtin import BUILTIN_PLUGINS
+
+    claimed: set[str] = set()
+    for package in BUILTIN_PLUGINS:
+        meta = importlib.import_module(package).plugin
+        if meta.name != "core":
+            hooks = importlib.import_module(meta.hooks or f"{package}.hooks")
+            claimed.update(getattr(hooks, "API_MODULES", ()))
+    return claimed
+
+
 @hookimpl(trylast=True)
 def crm_api_blueprints():
-    """Every module of crmcore.api that defines ``blp`` (one resource per module)."""
+    """Every module of crmcore.api that defines ``blp`` (one resource per module), but
+    those another built-in plugin claims."""
     import crmcore.api
 
     found = []
+    claimed = claimed_api_modules()
     for info in sorted(pkgutil.iter_modules(crmcore.api.__path__), key=lambda i: i.name):
+        if info.name in claimed:
+            continue
         module = importlib.import_module(f"crmcore.api.{info.name}")
         if isinstance(getattr(module, "blp", None), ApiBlueprint):
             found.append(module.blp)
@@ -105,15 +123,3 @@ def crm_nav_items(tenant, user):
         if isinstance(nav, NavItem):
             items.append(nav)
     return items
-
-
-@hookimpl(tryfirst=True)
-def crm_demo_data(tenant):
-    """Seed the demo tenant with a living CRM (users, leads, deals, activities, tasks):
-    see crmcore.web.demo; it does nothing when the tenant was seeded before.
-
-    tryfirst, unlike the core's other implementations: plugins' demo data links to these
-    records (a board needs deals, scores need leads), so they must exist first."""
-    from crmcore.web import demo
-
-    demo.seed(tenant)

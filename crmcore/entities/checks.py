@@ -19,10 +19,10 @@ from typing import Any
 
 from marshmallow import ValidationError
 
-from crmcore.entities import custom, deals, visibility
+from crmcore.entities import custom, deals, visibility, vocabulary
 from crmcore.entities.context import Context, resolve
 from crmcore.entities.errors import Conflict, Invalid
-from crmcore.entities.models import LEAD_SOURCES, Company, Contact, Deal, Lead
+from crmcore.entities.models import Company, Contact, Deal, Lead
 from crmcore.models import User
 
 
@@ -61,19 +61,19 @@ def _rename(data: dict[str, Any], *keys: str) -> None:
 # --------------------------------------------------------------------------- leads
 
 
-def lead_sources(ctx: Context | None = None) -> set[str]:
-    """The core's lead sources plus the tenant's ``extra_lead_sources``."""
-    return set(LEAD_SOURCES) | set(resolve(ctx).setting("extra_lead_sources", ()) or ())
+def lead_sources(ctx: Context | None = None) -> tuple[str, ...]:
+    """The lead sources of the context's tenant: the core's, its ``extra_lead_sources``
+    and its plugins' (``crm_lead_sources``)."""
+    ctx = resolve(ctx)
+    return vocabulary.lead_sources(ctx.current_tenant, ctx)
 
 
 def lead_input(data: dict[str, Any], record: Lead | None = None, ctx: Context | None = None) -> None:
     """Owner in this tenant, source allowed, custom fields."""
     errors: dict[str, Any] = {}
     check_owner(data, errors)
-    if "source" in data:
-        allowed = lead_sources(ctx)
-        if data["source"] not in allowed:
-            errors["source"] = [f"Must be one of: {', '.join(sorted(allowed))}."]
+    if "source" in data and (problem := vocabulary.check(data["source"], lead_sources(ctx), record.source if record is not None else None)):
+        errors["source"] = problem
     _custom("lead", data, record, errors)
     if errors:
         raise Invalid(errors)

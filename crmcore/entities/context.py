@@ -39,9 +39,10 @@ class Context:
     #: (``AuditEntry.actor_name``).
     actor: str | None = None
     settings: SettingsSource | None = None
-    #: (tenant, hook name) -> the hook caller of the tenant's enabled plugins
-    #: (``CRM.hook``): how domain code asks plugins (privacy, merge) without the app.
-    hooks: Callable[[Any, str], Any] | None = None
+    #: How domain code asks the tenant's plugins without knowing the app (the app's
+    #: ``CRM``): ``plugins.hook(tenant, name)`` is the plain pluggy caller,
+    #: ``plugins.call(tenant, name, **kw)`` the contained one. None: no plugin is asked.
+    plugins: Any = None
 
     @property
     def current_tenant(self) -> Any:

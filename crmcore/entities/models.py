@@ -7,11 +7,15 @@ import peewee
 from crmcore.db import TenantModel, utcnow
 from crmcore.models import ApiToken, User
 
-LEAD_SOURCES = ("chat", "form", "manual", "referral", "email", "sms", "import", "api")
+#: The core's generic lead sources; plugins add theirs per tenant (crm_lead_sources, so
+#: "chat" is the chat plugin's) and crmcore.entities.vocabulary.lead_sources() has them all.
+LEAD_SOURCES = ("form", "manual", "referral", "email", "sms", "import", "api")
 LEAD_STATUSES = ("new", "contacted", "qualified", "unqualified", "converted")
 PRIORITIES = ("low", "medium", "high")
 LIFECYCLE_STAGES = ("subscriber", "lead", "opportunity", "customer", "evangelist", "other")
-ACTIVITY_KINDS = ("call", "email", "meeting", "chat", "sms", "note", "task")
+#: The core's generic activity kinds; plugins add theirs (crm_activity_kinds): see
+#: crmcore.entities.vocabulary.activity_kinds().
+ACTIVITY_KINDS = ("call", "email", "meeting", "sms", "note", "task")
 DIRECTIONS = ("in", "out")
 TASK_STATUSES = ("open", "done", "cancelled")
 CUSTOM_FIELD_KINDS = ("text", "number", "date", "choice", "boolean")

@@ -34,10 +34,10 @@ class PluginDataError(Exception):
 def _implementations(hook_name: str) -> Iterator[tuple[str, Any]]:
     """(plugin name, implementation) of the current tenant's enabled plugins, in pluggy's
     call order."""
-    hooks = context.current().hooks
-    if hooks is None:  # no adapter set a context: no plugin is asked
+    plugins = context.current().plugins
+    if plugins is None:  # no adapter set a context: no plugin is asked
         return
-    caller = hooks(db.current_tenant(), hook_name)
+    caller = plugins.hook(db.current_tenant(), hook_name)
     for impl in reversed(caller.get_hookimpls()):
         yield impl.plugin_name, impl
 

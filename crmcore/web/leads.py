@@ -45,7 +45,8 @@ class LeadPages(RecordPages):
         context: dict[str, Any] = {
             "statuses": [(s, s.capitalize()) for s in LEAD_STATUSES],
             "priorities": [(p, p.capitalize()) for p in PRIORITIES],
-            "sources": [(s, s.capitalize()) for s in sorted(leads_api.allowed_sources())],
+            # a lead keeps a source no longer offered (its plugin was turned off)
+            "sources": [(s, s.capitalize()) for s in sorted({*leads_api.allowed_sources(), *([record.source] if record is not None and record.source else [])})],
         }
         if view == "detail" and record is not None:
             context["converted"] = conversion_links(record)

@@ -1,10 +1,16 @@
 """Chat: website chat widget, agent inbox, lead capture and an offline assistant (metadata only)."""
 
+import importlib.util
 import re
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from crmcore.sdk import Plugin
+
+# scikit-learn is this plugin's extra, not a core dependency: without it the plugin is
+# listed BROKEN with this message (the instance still runs), rather than failing later.
+if importlib.util.find_spec("sklearn") is None:
+    raise ImportError("the chat plugin needs scikit-learn (its assistant's FAQ matching): pip install 'crm-framework[chat]'")
 
 PRECHAT_FIELDS = ("name", "email", "phone")
 #: what a visitor may attach (recognised by the file's first bytes, not by its name)

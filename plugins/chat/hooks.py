@@ -65,6 +65,18 @@ def crm_permissions() -> list[Permission]:
 
 
 @hookimpl
+def crm_lead_sources(tenant: Any) -> list[str]:
+    """Leads captured in a chat have the source "chat" (for tenants with chat on)."""
+    return ["chat"]
+
+
+@hookimpl
+def crm_activity_kinds(tenant: Any) -> list[str]:
+    """A chat conversation is logged on the timeline as a "chat" activity."""
+    return ["chat"]
+
+
+@hookimpl
 def crm_nav_items(tenant: Any, user: Any) -> list[NavItem]:
     return [NavItem(label="Inbox", endpoint="chat_pages.inbox", order=47)]
 

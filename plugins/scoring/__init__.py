@@ -6,11 +6,17 @@ Metadata and the per-tenant settings schema only (cheap to import); the behaviou
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from crmcore.sdk import Plugin
+
+# scikit-learn is this plugin's extra, not a core dependency: without it the plugin is
+# listed BROKEN with this message (the instance still runs), rather than failing later.
+if importlib.util.find_spec("sklearn") is None:
+    raise ImportError("the scoring plugin needs scikit-learn (its predictive model): pip install 'crm-framework[scoring]'")
 
 LEAD_STATUSES = ("new", "contacted", "qualified", "unqualified", "converted")
 COMPONENTS = ("base", "fit", "engagement", "recency", "other")

@@ -72,7 +72,7 @@ def comparable(rows: list[dict[str, str]], key: str) -> list[dict[str, str]]:
 def test_export_header_values_and_download_headers(api, api_env):
     define_custom(api_env, "acme")
     lead = make(api, email="ada@example.com", phone="+44 20 7946 0018", estimated_value="12000.50", tags=["vip", "uk"], custom={"size": 12, "plan": "pro"}, need='Says "hi",\nthen leaves')
-    make(api, name="Bob", status="qualified", source="chat")
+    make(api, name="Bob", status="qualified", source="referral")
     response = api.get("/api/v1/leads/export.csv")
     assert response.status_code == 200
     assert response.mimetype == "text/csv"
@@ -142,7 +142,7 @@ def test_roles(as_role, api_env):
 def test_round_trip_into_the_other_tenant(api, as_role, api_env):
     for slug in ("acme", "other"):
         define_custom(api_env, slug)
-    make(api, email="ada@example.com", phone="+44 20 7946 0018", company_name="Engines, Ltd", estimated_value="12000.50", tags=["vip", "uk"], custom={"size": 12.5, "plan": "pro"}, status="qualified", source="chat", priority="high", last_contact_at="2024-05-01T10:30:00", need="Line one\nline two", budget="€ 10k")
+    make(api, email="ada@example.com", phone="+44 20 7946 0018", company_name="Engines, Ltd", estimated_value="12000.50", tags=["vip", "uk"], custom={"size": 12.5, "plan": "pro"}, status="qualified", source="referral", priority="high", last_contact_at="2024-05-01T10:30:00", need="Line one\nline two", budget="€ 10k")
     make(api, name="Grace Hopper", email="grace@example.com", custom={"plan": "basic"})
     make(api, name="Plain")
     make(api, url="/api/v1/companies", name="Analytical Engines", domain="engines.example", size="11-50", annual_revenue="1000000.00", tags=["key"])
@@ -258,11 +258,11 @@ def test_unknown_or_missing_columns_are_refused_before_any_row(api, api_env):
 
 
 def test_sources_header_case_bom_and_raw_body(api):
-    text = "\ufeff" + to_csv([[" Name ", "SOURCE", "created_at", "id"], ["No Source", "", "2020-01-01T00:00:00", "77"], ["Chat", "chat", "", ""], ["Bad", "telepathy", "", ""]])
+    text = "\ufeff" + to_csv([[" Name ", "SOURCE", "created_at", "id"], ["No Source", "", "2020-01-01T00:00:00", "77"], ["Referred", "referral", "", ""], ["Bad", "telepathy", "", ""]])
     result = upload(api, "leads", text, raw=True).json
     assert (result["created"], result["failed"]) == (2, 1) and set(result["errors"][0]["errors"]) == {"source"}
     rows = {r["name"]: r for r in export(api, "leads")}
-    assert rows["No Source"]["source"] == "import" and rows["Chat"]["source"] == "chat"
+    assert rows["No Source"]["source"] == "import" and rows["Referred"]["source"] == "referral"
     assert rows["No Source"]["id"] != "77" and not rows["No Source"]["created_at"].startswith("2020")  # read-only columns ignored
     no_column = upload(api, "leads", to_csv([["name"], ["Plain"]])).json
     assert no_column["created"] == 1 and {r["name"]: r for r in export(api, "leads")}["Plain"]["source"] == "import"

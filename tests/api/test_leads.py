@@ -66,9 +66,9 @@ def test_stale_if_match_is_412_and_changes_nothing(api):
 
 def test_filters_search_sort_and_keyset_pagination(api):
     for i in range(25):
-        make(api, name=f"Lead {i:02d}", email=f"l{i}@example.com", status="qualified" if i % 5 == 0 else "new", source="chat" if i % 2 else "form", tags=["hot"] if i < 3 else [])
+        make(api, name=f"Lead {i:02d}", email=f"l{i}@example.com", status="qualified" if i % 5 == 0 else "new", source="referral" if i % 2 else "form", tags=["hot"] if i < 3 else [])
     assert len(api.get("/api/v1/leads?status=qualified&limit=100").json["items"]) == 5
-    assert len(api.get("/api/v1/leads?source=chat&limit=100").json["items"]) == 12
+    assert len(api.get("/api/v1/leads?source=referral&limit=100").json["items"]) == 12
     assert [x["name"] for x in api.get("/api/v1/leads?tag=hot&sort=name").json["items"]] == ["Lead 00", "Lead 01", "Lead 02"]
     assert [x["name"] for x in api.get("/api/v1/leads?q=lead 1&sort=name&limit=3").json["items"]] == ["Lead 10", "Lead 11", "Lead 12"]
     assert [x["name"] for x in api.get("/api/v1/leads?q=l7@").json["items"]] == ["Lead 07"]

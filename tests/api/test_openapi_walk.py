@@ -450,6 +450,8 @@ class Side:
             candidates = [f"{self.mark}{n}.example.com"]
         elif name in SPECIAL_STRINGS:
             candidates = [SPECIAL_STRINGS[name]]
+        elif isinstance(schema.get("example"), str):  # a field checked against a per-tenant list
+            candidates = [schema["example"]]
         else:
             candidates = [f"{self.mark} {name} {n}", f"{self.mark}_{n}", f"{self.mark}{n}", "#12ab34", "+4930123456", "EUR", "en"]
         if schema.get("pattern"):

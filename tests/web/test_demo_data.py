@@ -1,4 +1,4 @@
-"""Demo data (crmcore.web.demo, the core's crm_demo_data hook): what `crm run --demo`
+"""Demo data (crmcore.builtin.demo, the built-in demo plugin's crm_demo_data hook): what `crm run --demo`
 seeds, that it is deterministic, idempotent and fast, and that the pages show it."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from crmcore.cli import DEMO_ADMIN, cli, ensure_demo
 from crmcore.db import tenant_context, utcnow
 from crmcore.entities.models import Activity, AuditEntry, Company, Contact, Deal, DealStageChange, Lead, Note, Pipeline, Stage, Tagging, Task
 from crmcore.models import User
-from crmcore.web import demo
+from crmcore.builtin.demo import seed as demo
 from crmcore.web.tasks import day_bounds
 
 

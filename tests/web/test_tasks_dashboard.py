@@ -12,7 +12,7 @@ from decimal import Decimal
 from html import unescape
 
 from crmcore import db
-from crmcore.builtin.views import core_summary
+from crmcore.builtin.dashboard.figures import core_summary
 from crmcore.db import utcnow
 from crmcore.entities import deals as rules
 from crmcore.entities import service

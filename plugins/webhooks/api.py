@@ -277,24 +277,24 @@ class Deliveries(MethodView):
         return {"items": rows, "next_cursor": cursor}
 
 
-@blp.route("/deliveries/<int:message_id>")
+@blp.route("/deliveries/<int:delivery_id>")
 class Delivery(MethodView):
     @blp.response(200, DeliveryDetailSchema)
     @blp.doc(security=SECURITY)
     @require(PERMISSION)
-    def get(self, message_id):
+    def get(self, delivery_id):
         """One delivery with its body and every attempt (headers, status, answer, time)"""
-        return detail(message_or_404(message_id))
+        return detail(message_or_404(delivery_id))
 
 
-@blp.route("/deliveries/<int:message_id>/replay")
+@blp.route("/deliveries/<int:delivery_id>/replay")
 class Replay(MethodView):
     @blp.response(202, DeliverySchema)
     @blp.doc(security=SECURITY)
     @require(PERMISSION)
-    def post(self, message_id):
+    def post(self, delivery_id):
         """Send a delivered or failed delivery again (same `webhook-id`)"""
-        message = message_or_404(message_id)
+        message = message_or_404(delivery_id)
         if not WebhookEndpoint.get_by_id(message.endpoint_id).enabled:
             abort(409, message="the endpoint is disabled: enable it first")
         if not delivery.replay(message):

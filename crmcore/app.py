@@ -438,7 +438,7 @@ def _install_request_handling(app: Flask, crm: CRM) -> None:
             raise exc  # any other database error: Flask's usual 500, logged
         log.warning("database busy, answered 503: %s %s: %s", request.method, request.path, exc)
         retry_after = max(1, math.ceil(crm.config.instance.database["lock_timeout_seconds"]))
-        body, code = _error(503, "the database is busy (a lock or statement timeout ran out); nothing was changed, try again in a few seconds")
+        body, code = _error(503, "the database is busy (a lock or statement timeout ran out); try again in a few seconds")
         response = flask.make_response(body, code)
         response.headers["Retry-After"] = str(retry_after)
         return response

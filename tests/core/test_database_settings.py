@@ -56,11 +56,9 @@ def test_sqlite_busy_timeout_and_immediate_transactions(tmp_path):
         database.execute_sql("CREATE TABLE t (x INTEGER)")
     other = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
     try:
-        with database.connection_context():
-            with database.atomic():
-                # BEGIN IMMEDIATE: this transaction holds the write lock before it writes.
-                with pytest.raises(sqlite3.OperationalError, match="database is locked"):
-                    other.execute("BEGIN IMMEDIATE")
+        # BEGIN IMMEDIATE: this transaction holds the write lock before it writes.
+        with database.connection_context(), database.atomic(), pytest.raises(sqlite3.OperationalError, match="database is locked"):
+            other.execute("BEGIN IMMEDIATE")
     finally:
         other.close()
 

@@ -246,7 +246,7 @@ def create_app(config_dir: str | Path | None = None, *, env: Mapping[str, str] |
     )
     request_guard.install(app)  # before any route: it replaces the <int:> converter
     timeouts = instance.database
-    database = db.init_database(instance.database_url, instance.instance_dir, lock_timeout=timeouts["lock_timeout_seconds"], statement_timeout=timeouts["statement_timeout_seconds"])
+    database = db.init_database(instance.database_url, instance.instance_dir, lock_timeout=timeouts["lock_timeout_seconds"], busy_timeout=timeouts["busy_timeout_seconds"], statement_timeout=timeouts["statement_timeout_seconds"])
     crm = CRM(app, store, host, create_hub(instance.redis_url))
     crm.database = database
     app.extensions["crm"] = crm
@@ -437,7 +437,8 @@ def _install_request_handling(app: Flask, crm: CRM) -> None:
         if not db.is_busy_error(exc):
             raise exc  # any other database error: Flask's usual 500, logged
         log.warning("database busy, answered 503: %s %s: %s", request.method, request.path, exc)
-        retry_after = max(1, math.ceil(crm.config.instance.database["lock_timeout_seconds"]))
+        waited = crm.config.instance.database["lock_timeout_seconds" if db.is_postgres() else "busy_timeout_seconds"]
+        retry_after = max(1, math.ceil(waited))
         body, code = _error(503, "the database is busy (a lock or statement timeout ran out); try again in a few seconds")
         response = flask.make_response(body, code)
         response.headers["Retry-After"] = str(retry_after)

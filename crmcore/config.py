@@ -69,9 +69,11 @@ class DatabaseSettingsSchema(Schema):
     class Meta:
         unknown = RAISE
 
-    # Waiting for a lock: PostgreSQL's lock_timeout; SQLite's busy timeout (the wait for
-    # the database's one write lock).
+    # Waiting for a row or table lock: PostgreSQL's lock_timeout (rare: two writers on one row).
     lock_timeout_seconds = fields.Float(load_default=5.0, validate=validate.Range(min=0.01, max=3600))
+    # Waiting for SQLite's one write lock, which every write transaction takes in turn: so
+    # longer by default, the queue of writers is normal there.
+    busy_timeout_seconds = fields.Float(load_default=10.0, validate=validate.Range(min=0.01, max=3600))
     # One statement's run time: PostgreSQL's statement_timeout (SQLite has none).
     statement_timeout_seconds = fields.Float(load_default=30.0, validate=validate.Range(min=0.01, max=86400))
 
@@ -146,7 +148,7 @@ class InstanceConfig:
     tasks: Mapping[str, Any]
     defaults: Mapping[str, Any]
     path: Path | None
-    #: [database]: lock_timeout_seconds, statement_timeout_seconds (DatabaseSettingsSchema)
+    #: [database]: lock_timeout_seconds, busy_timeout_seconds, statement_timeout_seconds
     database: Mapping[str, Any] = field(default_factory=lambda: DatabaseSettingsSchema().load({}))
 
 

@@ -15,7 +15,7 @@
   signals are sent after the transaction commits (and never when it rolls back). On
   SQLite every transaction takes the write lock up front (``BEGIN IMMEDIATE``), so
   concurrent writers queue under the busy timeout instead of failing.
-* Every wait is bounded (``lock_timeout``, ``statement_timeout`` from crm.toml's
+* Every wait is bounded (lock, busy and statement timeouts from crm.toml's
   ``[database]``); :func:`is_busy_error` recognises the errors they raise.
 """
 
@@ -93,17 +93,19 @@ def utcnow() -> dt.datetime:
 
 #: Defaults of crm.toml's [database] section (crmcore.config.DatabaseSettingsSchema).
 LOCK_TIMEOUT_SECONDS = 5.0
+BUSY_TIMEOUT_SECONDS = 10.0
 STATEMENT_TIMEOUT_SECONDS = 30.0
 
 
-def make_database(url: str, instance_dir: Path | str | None = None, *, lock_timeout: float = LOCK_TIMEOUT_SECONDS, statement_timeout: float = STATEMENT_TIMEOUT_SECONDS) -> peewee.Database:
+def make_database(url: str, instance_dir: Path | str | None = None, *, lock_timeout: float = LOCK_TIMEOUT_SECONDS, busy_timeout: float = BUSY_TIMEOUT_SECONDS, statement_timeout: float = STATEMENT_TIMEOUT_SECONDS) -> peewee.Database:
     """Build a peewee database from a URL: ``sqlite:///crm.db`` or ``postgresql://...``.
 
     A relative SQLite path is relative to the instance folder. ``?search_path=s`` on a
     PostgreSQL URL selects a schema (the test suite gives each test its own).
 
-    ``lock_timeout`` (seconds) bounds every wait for a lock: PostgreSQL's ``lock_timeout``,
-    SQLite's busy timeout. ``statement_timeout`` bounds one statement (PostgreSQL only).
+    Every wait is bounded (seconds): ``lock_timeout`` for a lock on PostgreSQL,
+    ``busy_timeout`` for SQLite's write lock, ``statement_timeout`` for one statement
+    (PostgreSQL only).
     When one runs out the statement fails with an error :func:`is_busy_error` recognises
     (the web app answers 503 with Retry-After).
 
@@ -130,7 +132,7 @@ def make_database(url: str, instance_dir: Path | str | None = None, *, lock_time
             pragmas={
                 "journal_mode": "wal",
                 "foreign_keys": 1,
-                "busy_timeout": max(1, int(lock_timeout * 1000)),
+                "busy_timeout": max(1, int(busy_timeout * 1000)),
                 "synchronous": "normal",
             },
             lock_type="IMMEDIATE",
@@ -166,7 +168,7 @@ def init_database(url: str, instance_dir: Path | str | None = None, **timeouts: 
     """Build the database for ``url`` and return it; it is also what the proxy resolves to
     outside any app context until another is initialised. The caller (``create_app``)
     keeps it as its app's database; an app made before keeps its own (not closed here).
-    ``timeouts``: ``lock_timeout`` and ``statement_timeout`` of :func:`make_database`."""
+    ``timeouts``: ``lock_timeout``, ``busy_timeout``, ``statement_timeout`` of :func:`make_database`."""
     db = make_database(url, instance_dir, **timeouts)
     database.initialize(db)
     return db

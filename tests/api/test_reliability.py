@@ -150,8 +150,8 @@ def test_concurrent_patches_with_if_match_let_one_win(api_env):
 
 @pytest.fixture
 def short_timeouts(crm_env):
-    """acme, with a 0.5 s lock timeout (busy timeout on SQLite) and a 2 s statement timeout."""
-    crm_env.write_instance(database={"lock_timeout_seconds": 0.5, "statement_timeout_seconds": 2.0})
+    """acme, with 0.5 s lock and busy timeouts and a 2 s statement timeout."""
+    crm_env.write_instance(database={"lock_timeout_seconds": 0.5, "busy_timeout_seconds": 0.5, "statement_timeout_seconds": 2.0})
     crm_env.write_tenant("acme", name="Acme Ltd")
     crm_env.create_app()
     return crm_env

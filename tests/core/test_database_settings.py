@@ -23,7 +23,7 @@ def _load(tmp_path: Path, instance: dict, env: dict | None = None):
 def test_defaults(tmp_path):
     config, problems = _load(tmp_path, {})
     assert problems == []
-    assert dict(config.database) == {"lock_timeout_seconds": 5.0, "statement_timeout_seconds": 30.0}
+    assert dict(config.database) == {"lock_timeout_seconds": 5.0, "busy_timeout_seconds": 10.0, "statement_timeout_seconds": 30.0}
 
 
 def test_file_and_environment(tmp_path):
@@ -39,6 +39,7 @@ def test_file_and_environment(tmp_path):
     [
         ({"lock_timeout_seconds": 0}, "database.lock_timeout_seconds"),
         ({"statement_timeout_seconds": -1}, "database.statement_timeout_seconds"),
+        ({"busy_timeout_seconds": 0}, "database.busy_timeout_seconds"),
         ({"lock_timeout_seconds": "soon"}, "database.lock_timeout_seconds"),
         ({"lock_timeout": 5}, "database.lock_timeout"),
     ],
@@ -50,7 +51,7 @@ def test_bad_values_are_refused_with_the_key(tmp_path, section, key):
 
 
 def test_sqlite_busy_timeout_and_immediate_transactions(tmp_path):
-    database = db.make_database(f"sqlite:///{tmp_path / 'x.db'}", lock_timeout=0.25)
+    database = db.make_database(f"sqlite:///{tmp_path / 'x.db'}", busy_timeout=0.25)
     with database.connection_context():
         assert database.execute_sql("PRAGMA busy_timeout").fetchone()[0] == 250
         database.execute_sql("CREATE TABLE t (x INTEGER)")

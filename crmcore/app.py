@@ -7,6 +7,7 @@ code with :func:`crm_state`. Nothing is read from the config at import time.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import threading
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import flask
+import peewee
 from flask import Flask, g, jsonify, redirect, render_template, request, url_for
 from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.ext.marshmallow.common import resolve_schema_cls
@@ -243,7 +245,8 @@ def create_app(config_dir: str | Path | None = None, *, env: Mapping[str, str] |
         JSON_SORT_KEYS=False,
     )
     request_guard.install(app)  # before any route: it replaces the <int:> converter
-    database = db.init_database(instance.database_url, instance.instance_dir)
+    timeouts = instance.database
+    database = db.init_database(instance.database_url, instance.instance_dir, lock_timeout=timeouts["lock_timeout_seconds"], busy_timeout=timeouts["busy_timeout_seconds"], statement_timeout=timeouts["statement_timeout_seconds"])
     crm = CRM(app, store, host, create_hub(instance.redis_url))
     crm.database = database
     app.extensions["crm"] = crm
@@ -427,6 +430,27 @@ def _install_request_handling(app: Flask, crm: CRM) -> None:
         from crmcore.api.common import http_error
 
         return app.handle_http_exception(http_error(exc))
+
+    def _database_busy(exc: Exception) -> Any:
+        # A lock or statement timeout ran out (crmcore.db.is_busy_error): the request
+        # can be retried as it is, so 503 + Retry-After rather than a generic 500.
+        if not db.is_busy_error(exc):
+            raise exc  # any other database error: Flask's usual 500, logged
+        log.warning("database busy, answered 503: %s %s: %s", request.method, request.path, exc)
+        waited = crm.config.instance.database["lock_timeout_seconds" if db.is_postgres() else "busy_timeout_seconds"]
+        retry_after = max(1, math.ceil(waited))
+        body, code = _error(503, "the database is busy (a lock or statement timeout ran out); try again in a few seconds")
+        response = flask.make_response(body, code)
+        response.headers["Retry-After"] = str(retry_after)
+        return response
+
+    app.register_error_handler(peewee.OperationalError, _database_busy)
+    try:  # the driver's own errors, should one escape peewee's wrapping
+        import psycopg2
+    except ImportError:  # pragma: no cover - SQLite-only installs
+        pass
+    else:
+        app.register_error_handler(psycopg2.OperationalError, _database_busy)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:

@@ -62,6 +62,22 @@ class TaskSettingsSchema(Schema):
     poll_seconds = fields.Float(load_default=1.0, validate=validate.Range(min=0.01))
 
 
+class DatabaseSettingsSchema(Schema):
+    """``[database]``: how long a request may wait on the database before it gives up
+    (and the client gets 503 with Retry-After instead of a thread held indefinitely)."""
+
+    class Meta:
+        unknown = RAISE
+
+    # Waiting for a row or table lock: PostgreSQL's lock_timeout (rare: two writers on one row).
+    lock_timeout_seconds = fields.Float(load_default=5.0, validate=validate.Range(min=0.01, max=3600))
+    # Waiting for SQLite's one write lock, which every write transaction takes in turn: so
+    # longer by default, the queue of writers is normal there.
+    busy_timeout_seconds = fields.Float(load_default=10.0, validate=validate.Range(min=0.01, max=3600))
+    # One statement's run time: PostgreSQL's statement_timeout (SQLite has none).
+    statement_timeout_seconds = fields.Float(load_default=30.0, validate=validate.Range(min=0.01, max=86400))
+
+
 class DefaultsSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -86,6 +102,7 @@ class InstanceSchema(Schema):
     default_tenant = fields.String(load_default="")
     session_hours = fields.Float(load_default=12.0, validate=validate.Range(min=0.01))
     tasks = fields.Nested(TaskSettingsSchema, load_default=lambda: TaskSettingsSchema().load({}))
+    database = fields.Nested(DatabaseSettingsSchema, load_default=lambda: DatabaseSettingsSchema().load({}))
     defaults = fields.Nested(DefaultsSchema, load_default=lambda: DefaultsSchema().load({}))
 
 
@@ -131,6 +148,8 @@ class InstanceConfig:
     tasks: Mapping[str, Any]
     defaults: Mapping[str, Any]
     path: Path | None
+    #: [database]: lock_timeout_seconds, busy_timeout_seconds, statement_timeout_seconds
+    database: Mapping[str, Any] = field(default_factory=lambda: DatabaseSettingsSchema().load({}))
 
 
 @dataclass(frozen=True)
@@ -279,6 +298,7 @@ def load_instance(config_dir: Path, env: Mapping[str, str], problems: list[Probl
         tasks=data["tasks"],
         defaults=data["defaults"],
         path=path if path.exists() else None,
+        database=data["database"],
     )
 
 

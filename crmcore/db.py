@@ -12,7 +12,11 @@
   so forgetting a filter cannot leak another tenant's rows. Without a current tenant
   those queries raise :class:`NoTenantError` instead of silently reading everything.
 * :func:`atomic` is ``database.atomic()`` plus :func:`on_commit` callbacks, which is how
-  signals are sent after the transaction commits (and never when it rolls back).
+  signals are sent after the transaction commits (and never when it rolls back). On
+  SQLite every transaction takes the write lock up front (``BEGIN IMMEDIATE``), so
+  concurrent writers queue under the busy timeout instead of failing.
+* Every wait is bounded (lock, busy and statement timeouts from crm.toml's
+  ``[database]``); :func:`is_busy_error` recognises the errors they raise.
 """
 
 from __future__ import annotations
@@ -87,11 +91,30 @@ def utcnow() -> dt.datetime:
 # --------------------------------------------------------------------------- connection
 
 
-def make_database(url: str, instance_dir: Path | str | None = None) -> peewee.Database:
+#: Defaults of crm.toml's [database] section (crmcore.config.DatabaseSettingsSchema).
+LOCK_TIMEOUT_SECONDS = 5.0
+BUSY_TIMEOUT_SECONDS = 10.0
+STATEMENT_TIMEOUT_SECONDS = 30.0
+
+
+def make_database(url: str, instance_dir: Path | str | None = None, *, lock_timeout: float = LOCK_TIMEOUT_SECONDS, busy_timeout: float = BUSY_TIMEOUT_SECONDS, statement_timeout: float = STATEMENT_TIMEOUT_SECONDS) -> peewee.Database:
     """Build a peewee database from a URL: ``sqlite:///crm.db`` or ``postgresql://...``.
 
     A relative SQLite path is relative to the instance folder. ``?search_path=s`` on a
     PostgreSQL URL selects a schema (the test suite gives each test its own).
+
+    Every wait is bounded (seconds): ``lock_timeout`` for a lock on PostgreSQL,
+    ``busy_timeout`` for SQLite's write lock, ``statement_timeout`` for one statement
+    (PostgreSQL only).
+    When one runs out the statement fails with an error :func:`is_busy_error` recognises
+    (the web app answers 503 with Retry-After).
+
+    On SQLite every transaction begins ``IMMEDIATE``: it takes the database's write lock
+    up front, waiting its turn under the busy timeout. A deferred transaction that reads
+    (say, the duplicate-email check) then writes asks for the lock only at the write, and
+    SQLite refuses that upgrade at once with "database is locked" whenever another writer
+    holds it, without ever applying the busy timeout. Reads outside a transaction (every
+    plain GET) take no write lock and, under WAL, never wait for a writer.
     """
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
@@ -109,9 +132,10 @@ def make_database(url: str, instance_dir: Path | str | None = None) -> peewee.Da
             pragmas={
                 "journal_mode": "wal",
                 "foreign_keys": 1,
-                "busy_timeout": 10000,
+                "busy_timeout": max(1, int(busy_timeout * 1000)),
                 "synchronous": "normal",
             },
+            lock_type="IMMEDIATE",
         )
     if parsed.scheme in ("postgres", "postgresql"):
         params = dict(parse_qsl(parsed.query))
@@ -121,9 +145,14 @@ def make_database(url: str, instance_dir: Path | str | None = None) -> peewee.Da
             "user": unquote(parsed.username) if parsed.username else None,
             "password": unquote(parsed.password) if parsed.password else None,
         }
+        # Session settings for every pooled connection, after any the URL's own options set.
+        options = [params.pop("options", "")]
         search_path = params.pop("search_path", None)
         if search_path:
-            kwargs["options"] = f"-c search_path={search_path}"
+            options.append(f"-c search_path={search_path}")
+        options.append(f"-c lock_timeout={max(1, int(lock_timeout * 1000))}")
+        options.append(f"-c statement_timeout={max(1, int(statement_timeout * 1000))}")
+        kwargs["options"] = " ".join(o for o in options if o)
         kwargs.update(params)
         return PooledPostgresqlDatabase(
             parsed.path.lstrip("/"),
@@ -135,11 +164,12 @@ def make_database(url: str, instance_dir: Path | str | None = None) -> peewee.Da
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///... or postgresql://...")
 
 
-def init_database(url: str, instance_dir: Path | str | None = None) -> peewee.Database:
+def init_database(url: str, instance_dir: Path | str | None = None, **timeouts: float) -> peewee.Database:
     """Build the database for ``url`` and return it; it is also what the proxy resolves to
     outside any app context until another is initialised. The caller (``create_app``)
-    keeps it as its app's database; an app made before keeps its own (not closed here)."""
-    db = make_database(url, instance_dir)
+    keeps it as its app's database; an app made before keeps its own (not closed here).
+    ``timeouts``: ``lock_timeout``, ``busy_timeout``, ``statement_timeout`` of :func:`make_database`."""
+    db = make_database(url, instance_dir, **timeouts)
     database.initialize(db)
     return db
 
@@ -172,6 +202,56 @@ def connection() -> Iterator[None]:
 
 def is_postgres() -> bool:
     return isinstance(database.obj, peewee.PostgresqlDatabase)
+
+
+#: SQLite's messages for a lock it waited for in vain (the busy timeout ran out).
+_SQLITE_BUSY_MESSAGES = ("database is locked", "database table is locked", "database schema is locked")
+#: PostgreSQL's SQLSTATEs for a wait or a run that was cut short, or a transaction it
+#: chose to abort for another's sake: worth retrying as they are.
+_PG_BUSY_CODES = {
+    "55P03",  # lock_not_available: lock_timeout ran out (or NOWAIT)
+    "57014",  # query_canceled: statement_timeout ran out
+    "40P01",  # deadlock_detected
+    "40001",  # serialization_failure
+}
+
+
+def is_busy_error(exc: BaseException) -> bool:
+    """Whether ``exc`` (a peewee error, or the driver's own) says the database was too
+    busy: a lock not granted within the lock (busy) timeout, a statement past the
+    statement timeout, a deadlock. Such a request can be retried unchanged; any other
+    database error (a missing table, bad SQL) cannot, and is not one of these."""
+    seen: list[BaseException] = []
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        err = pending.pop()
+        if err is None or any(err is s for s in seen) or len(seen) > 8:
+            continue
+        seen.append(err)
+        if getattr(err, "pgcode", None) in _PG_BUSY_CODES:
+            return True
+        if "OperationalError" in {c.__name__ for c in type(err).__mro__} and str(err).lower().startswith(_SQLITE_BUSY_MESSAGES):
+            return True
+        pending.extend((getattr(err, "orig", None), err.__cause__, err.__context__))
+    return False
+
+
+@contextmanager
+def no_timeouts() -> Iterator[None]:
+    """Lift PostgreSQL's lock and statement timeouts on this connection for the block
+    (migrations: an index on a big table, a wait for another ``crm migrate``). The
+    connection must stay open for the whole block; the settings are restored after."""
+    if not is_postgres():
+        yield
+        return
+    database.execute_sql("SET lock_timeout = 0")
+    database.execute_sql("SET statement_timeout = 0")
+    try:
+        yield
+    finally:
+        # RESET returns to the connection's own defaults (the options it was opened with).
+        database.execute_sql("RESET lock_timeout")
+        database.execute_sql("RESET statement_timeout")
 
 
 # --------------------------------------------------------------------------- transactions

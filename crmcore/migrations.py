@@ -105,7 +105,9 @@ def migrate(host: "PluginHost", report: Callable[[str], None] = log.info, only: 
     """Apply every pending migration (or those ``only(plugin, migration)`` accepts);
     return "plugin:name" of each applied."""
     ran: list[str] = []
-    with db.database.connection_context():
+    # No lock or statement timeout here: an index on a big table may take minutes, and a
+    # second ``crm migrate`` waits for the first one's advisory lock.
+    with db.database.connection_context(), db.no_timeouts():
         if db.is_postgres():
             db.database.execute_sql("SELECT pg_advisory_lock(%s)", (_PG_LOCK_ID,))
         try:

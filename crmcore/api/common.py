@@ -46,7 +46,7 @@ def if_match_version(record: Any) -> int | None:
     if not header:
         return None
     if header.strip() == "*":
-        return record.version
+        return None  # any version: the last writer wins, as without If-Match
     wanted = {t.strip().removeprefix("W/") for t in header.split(",")}
     if etag_for(record) not in wanted:
         abort(412, message=f"the record changed since you read it (now {etag_for(record)}); reload and try again")

@@ -17,6 +17,7 @@ from crmcore.entities.context import Context, resolve
 # Conflict and StaleVersion live in crmcore.entities.errors with the other domain
 # errors; they stay importable from here, where plugins have always found them.
 from crmcore.entities.errors import Conflict, StaleVersion  # noqa: F401
+from crmcore.entities.errors import NotFound
 from crmcore.entities.models import (
     Activity,
     AuditEntry,
@@ -112,19 +113,38 @@ def create(model: type, data: dict[str, Any]) -> Any:
     return record
 
 
+def _field_changes(record: Any, data: dict[str, Any]) -> dict[str, list[Any]]:
+    """field -> [stored, new] for each value of ``data`` that differs from ``record``'s."""
+    fields = type(record)._meta.fields
+    changes = {k: [_plain(getattr(record, k + "_id" if isinstance(fields.get(k), peewee.ForeignKeyField) else k)), _plain(v)] for k, v in data.items()}
+    return {k: v for k, v in changes.items() if v[0] != v[1]}
+
+
+def _reread_locked(record: Any) -> Any:
+    """The stored row of ``record``, locked until the transaction ends (FOR UPDATE on
+    PostgreSQL; on SQLite the transaction holds the database's write lock already)."""
+    model = type(record)
+    query = model.select().where(model.id == record.id)
+    if db.is_postgres():
+        query = query.for_update()
+    return query.get_or_none()
+
+
 def update(record: Any, data: dict[str, Any], if_version: int | None = None) -> dict[str, list[Any]]:
     """Apply ``data``; raise StaleVersion when ``if_version`` is not the stored version.
 
     The version check is in the UPDATE's WHERE clause, so two concurrent writers cannot
-    both win. Returns the changes as field -> [old, new] (empty: nothing written).
+    both win. Without ``if_version`` the last writer wins (docs/api.md): when the row
+    changed since ``record`` was read, it is read again, locked, and ``data`` applied on
+    top of what is stored (``record`` is refreshed). Returns the changes as field ->
+    [old, new] (empty: nothing written).
     """
     model = type(record)
     name = ENTITY_NAMES[model]
     tags = data.pop("tags", None)
     if if_version is not None and if_version != record.version:
         raise StaleVersion(f"{name} {record.id} is at version {record.version}, not {if_version}")
-    changes = {k: [_plain(getattr(record, k + "_id" if isinstance(model._meta.fields.get(k), peewee.ForeignKeyField) else k)), _plain(v)] for k, v in data.items()}
-    changes = {k: v for k, v in changes.items() if v[0] != v[1]}
+    changes = _field_changes(record, data)
     with db.atomic():
         if "email" in changes and model in (Lead, Contact):
             check_unique_email(model, data.get("email"), exclude_id=record.id)
@@ -137,11 +157,26 @@ def update(record: Any, data: dict[str, Any], if_version: int | None = None) -> 
         if hasattr(model, "updated_at"):
             values["updated_at"] = utcnow()
         values["version"] = model.version + 1
-        try:
-            with db.atomic():
-                count = model.update(**values).where((model.id == record.id) & (model.version == record.version)).execute()
-        except peewee.IntegrityError as exc:
-            raise Conflict(f"this {name} conflicts with an existing one: {exc}") from exc
+        for _attempt in range(3):
+            try:
+                with db.atomic():
+                    count = model.update(**values).where((model.id == record.id) & (model.version == record.version)).execute()
+            except peewee.IntegrityError as exc:
+                raise Conflict(f"this {name} conflicts with an existing one: {exc}") from exc
+            if count or if_version is not None:
+                break
+            # Someone else wrote meanwhile and the caller named no version: take the
+            # stored row (locked now, so the next try cannot miss) and write over it.
+            stored = _reread_locked(record)
+            if stored is None:
+                raise NotFound(f"{name} {record.id} no longer exists")
+            record.__data__.update(stored.__data__)
+            record.__rel__.clear()
+            changes = _field_changes(record, data)
+            if "email" in changes and model in (Lead, Contact):
+                check_unique_email(model, data.get("email"), exclude_id=record.id)
+            if not changes and not tag_change:
+                return {}
         if count == 0:
             raise StaleVersion(f"{name} {record.id} was changed by someone else meanwhile")
         for key, value in data.items():
@@ -204,19 +239,34 @@ def set_tags(entity: str, entity_id: int, names: Iterable[str]) -> list[Any] | N
     current = tag_names(entity, [entity_id])[entity_id]
     if wanted == current:
         return None
-    tags = {t.name: t for t in Tag.select().where(Tag.name.in_(wanted))} if wanted else {}
-    for n in wanted:
-        if n not in tags:
-            tags[n] = Tag.create(name=n)
+    tags = tags_named(wanted)
     Tagging.delete().where((Tagging.entity == entity) & (Tagging.entity_id == entity_id)).execute()
     for n in wanted:
         Tagging.create(tag=tags[n], entity=entity, entity_id=entity_id)
     return [current, wanted]
 
 
+def tags_named(names: Iterable[str]) -> dict[str, Tag]:
+    """name -> Tag for each of ``names``, creating those that do not exist yet.
+
+    Two writers may create the same new tag at once (two leads saved with a new tag):
+    INSERT ... ON CONFLICT DO NOTHING and read back, so the second one takes the first
+    one's tag instead of failing on the unique name (PostgreSQL; SQLite's write lock
+    serialises them anyway)."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return {}
+    tags = {t.name: t for t in Tag.select().where(Tag.name.in_(wanted))}
+    missing = [n for n in wanted if n not in tags]
+    if missing:
+        Tag.insert_many([{"name": n} for n in missing]).on_conflict_ignore().execute()
+        tags.update({t.name: t for t in Tag.select().where(Tag.name.in_(missing))})
+    return tags
+
+
 def add_tag(entity: str, entity_ids: Iterable[int], name: str) -> int:
     """Add one tag to many records (bulk action); returns how many got it."""
-    tag = Tag.get_or_none(Tag.name == name) or Tag.create(name=name)
+    tag = tags_named([name])[name]
     rows = [{"tag": tag.id, "entity": entity, "entity_id": i, "tenant": db.require_tenant_id()} for i in entity_ids]
     if not rows:
         return 0

@@ -111,7 +111,7 @@ def _utc_representable(value: dt.datetime) -> None:
     it is stored): ``0001-01-01T00:00:00+05:00`` is not."""
     if isinstance(value, dt.datetime) and value.tzinfo is not None:
         try:
-            value.astimezone(dt.timezone.utc)
+            value.astimezone(dt.UTC)
         except (OverflowError, ValueError) as exc:
             raise marshmallow.ValidationError("Out of range once converted to UTC (years 1 to 9999).") from exc
 

@@ -153,7 +153,7 @@ def test_round_trip_into_the_other_tenant(api, as_role, api_env):
         mine = export(api, entity)
         response = upload(other, entity, api.get(f"/api/v1/{entity}/export.csv").get_data())
         assert response.status_code == 200, response.json
-        assert response.json == {"created": len(mine), "failed": 0, "errors": [], "dry_run": False}
+        assert response.json == {"created": len(mine), "failed": 0, "errors": [], "warnings": [], "dry_run": False}
         theirs = export(other, entity)
         assert comparable(theirs, key) == comparable(mine, key)
         assert {r["id"] for r in theirs}.isdisjoint({r["id"] for r in mine})

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flask_smorest
 import marshmallow
@@ -84,7 +85,7 @@ def _converter(field: fields.Field) -> Converter | None:
 def _utc_isoformat(value: dt.datetime) -> str:
     """ISO 8601 with its offset: times are stored as naive UTC, and a date-time without an
     offset is not an RFC 3339 date-time (what the OpenAPI document promises)."""
-    return (value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)).isoformat()
+    return (value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)).isoformat()
 
 
 def _has_upper_bound(field: fields.Field) -> bool:

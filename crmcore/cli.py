@@ -678,6 +678,8 @@ def import_command(crm, entity: str, file: Path, slug: str, dry_run: bool) -> No
         click.echo(f"row {error['row']}: {_row_error_text(error['errors'])}")
     if result.failed > SHOWN_ROW_ERRORS:
         click.echo(f"... and {result.failed - SHOWN_ROW_ERRORS} more failed row(s)")
+    for warning in result.warnings[:SHOWN_ROW_ERRORS]:
+        click.echo(f"row {warning['row']}: imported, but {_row_error_text(warning['warnings'])}")
     if dry_run:
         click.echo(f"dry run: {result.created} {entity} would be imported, {result.failed} row(s) would fail; nothing was written")
     else:

@@ -12,13 +12,16 @@ from flask import g
 from flask.views import MethodView
 from marshmallow import ValidationError, fields, validate
 
-from crmcore.api.schema import Blueprint, Schema
+from crmcore.api.schema import INT32_MAX, Blueprint, Schema
 from crmcore import db
 from crmcore.api import common, linking
 from crmcore.api.common import require
 from crmcore.entities import links, service, vocabulary
 from crmcore.entities.models import ACTIVITY_KINDS, DIRECTIONS, Activity
 from crmcore.entities.service import touch_last_contact
+
+#: An activity's content: a logged email's text or a call's notes (a note's body takes 20,000 too).
+ACTIVITY_CONTENT_MAX = 20_000
 
 blp = Blueprint("activities", __name__, url_prefix="/activities", description="Activities: calls, emails, meetings and other touches, linked to records.")
 
@@ -32,16 +35,16 @@ def known_kind(value: str) -> None:
 
 class ActivitySchema(linking.LinkFieldsSchema):
     id = fields.Integer(dump_only=True)
-    kind = fields.String(required=True, validate=known_kind, metadata={"description": f"One of the tenant's activity kinds: {', '.join(ACTIVITY_KINDS)} and those its plugins add (chat ...).", "example": "call"})
+    kind = fields.String(required=True, validate=[validate.Length(min=1, max=20), known_kind], metadata={"description": f"One of the tenant's activity kinds: {', '.join(ACTIVITY_KINDS)} and those its plugins add (chat ...).", "example": "call"})
     channel = fields.String(allow_none=True, validate=validate.Length(max=30), metadata={"description": "Free text: phone, zoom, whatsapp ..."})
     direction = fields.String(allow_none=True, validate=validate.OneOf(DIRECTIONS), metadata={"description": "in or out; on a lead, either moves its last_contact_at."})
     subject = fields.String(validate=validate.Length(max=300))
-    content = fields.String()
+    content = fields.String(validate=validate.Length(max=ACTIVITY_CONTENT_MAX), metadata={"description": f"Up to {ACTIVITY_CONTENT_MAX} characters (a logged email's text, a call's notes)."})
     outcome = fields.String(allow_none=True, validate=validate.Length(max=200))
     next_step = fields.String(allow_none=True, validate=validate.Length(max=300))
     sentiment = fields.Float(allow_none=True, allow_nan=False, validate=validate.Range(min=-1, max=1), metadata={"description": "-1 (negative) .. 1 (positive)."})
     occurred_at = fields.DateTime(metadata={"description": "When it happened (default: now)."})
-    duration_seconds = fields.Integer(allow_none=True, validate=validate.Range(min=0))
+    duration_seconds = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=INT32_MAX))
     user_id = fields.Integer(allow_none=True, metadata={"description": "Who did it (default: the caller's user)."})
     created_at = fields.DateTime(dump_only=True)
     updated_at = fields.DateTime(dump_only=True)

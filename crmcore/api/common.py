@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import decimal
 import json
+import math
 from types import SimpleNamespace
 from typing import Any
 
@@ -151,9 +152,18 @@ def _encode(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps([plain(v) for v in values]).encode()).decode().rstrip("=")
 
 
+def bad_cursor() -> None:
+    """The one answer to a cursor this API did not make (or made for another sort)."""
+    abort(422, errors={"query": {"cursor": ["Not a valid cursor."]}})
+
+
 def _decode(cursor: str) -> list[Any]:
+    """The values of a cursor made by :func:`_encode`; 422 for anything else (a damaged
+    cursor is the client's mistake, never a 500)."""
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(raw, list):
+            bad_cursor()
         out = []
         for v in raw:
             if isinstance(v, dict) and "$dt" in v:
@@ -163,8 +173,46 @@ def _decode(cursor: str) -> list[Any]:
             else:
                 out.append(v)
         return out
-    except (ValueError, TypeError, json.JSONDecodeError):
-        abort(422, errors={"query": {"cursor": ["Not a valid cursor."]}})
+    except (ValueError, TypeError, ArithmeticError, RecursionError):  # json, base64, utf-8, dates, decimal.InvalidOperation
+        bad_cursor()
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and _INT64[0] <= value <= _INT64[1]
+
+
+def cursor_value(field: peewee.Field, value: Any) -> Any:
+    """``value`` from a cursor as a value of ``field``'s type, or a 422: a cursor of
+    another sort (a name where a date belongs) would otherwise be a database error on
+    PostgreSQL and a silently empty page on SQLite."""
+    if isinstance(field, peewee.DateTimeField):
+        if isinstance(value, str):
+            try:
+                value = dt.datetime.fromisoformat(value)
+            except ValueError:
+                bad_cursor()
+        if not isinstance(value, dt.datetime):
+            bad_cursor()
+        try:
+            return naive_utc(value)
+        except OverflowError:
+            bad_cursor()
+    if isinstance(field, (peewee.IntegerField, peewee.AutoField, peewee.ForeignKeyField)):
+        return value if _is_int(value) else bad_cursor()
+    if isinstance(field, (peewee.FloatField, peewee.DecimalField)):
+        if isinstance(value, decimal.Decimal) and value.is_finite():
+            return value
+        if _is_int(value) or (isinstance(value, float) and math.isfinite(value)):
+            return value
+        bad_cursor()
+    if isinstance(field, peewee.BooleanField):
+        return value if isinstance(value, bool) else bad_cursor()
+    if isinstance(field, (peewee.CharField, peewee.TextField)):
+        return value if isinstance(value, str) and "\x00" not in value else bad_cursor()
+    return value
 
 
 def _plain_rows(query: peewee.ModelSelect, model: type) -> list[SimpleNamespace]:
@@ -193,11 +241,9 @@ def keyset_page(query: peewee.ModelSelect, model: type, sort: str, limit: int, c
     order = [field.desc(), model.id.desc()] if desc else [field.asc(), model.id.asc()]
     if cursor:
         decoded = _decode(cursor)
-        if len(decoded) != 2 or not isinstance(decoded[1], int):
-            abort(422, errors={"query": {"cursor": ["Not a valid cursor."]}})
-        last_value, last_id = decoded
-        if isinstance(field, peewee.DateTimeField) and isinstance(last_value, str):
-            last_value = dt.datetime.fromisoformat(last_value)
+        if len(decoded) != 2 or not _is_int(decoded[1]):
+            bad_cursor()
+        last_value, last_id = cursor_value(field, decoded[0]), decoded[1]
         # The first bound is implied by the second; it is there so that the database
         # seeks to the cursor in an index on the sort field (with the OR alone it reads
         # every row before the cursor: bench/results/leads.md).

@@ -3,7 +3,6 @@ plus ``/companies/<id>/contacts`` (the contacts list, filtered to the company)."
 
 from __future__ import annotations
 
-import decimal
 import re
 from typing import Any
 
@@ -11,6 +10,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import ValidationError, fields, validate
 
+from crmcore.api.fields import MONEY_MAX
 from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common, contacts
 from crmcore.api.common import PageArgs, require
@@ -20,20 +20,25 @@ from crmcore.entities.models import Company
 blp = Blueprint("companies", __name__, url_prefix="/companies", description="Companies: the organisations your contacts work for.")
 
 COMPANY_SIZES = ("1-10", "11-50", "51-200", "201-500", "501-1000", "1001-5000", "5001-10000", "10001+")
-MAX_REVENUE = decimal.Decimal("99999999999999.99")  # the column's 16 digits, 2 of them decimals
+MAX_REVENUE = MONEY_MAX
 
+DOMAIN_MAX = 200  # the column's length
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 DOMAIN_RE = re.compile(rf"^(?=.{{1,253}}$)(?:{_LABEL}\.)+(?:[a-z]{{2,63}}|xn--[a-z0-9-]{{1,59}})$")
 
 
 class Domain(fields.String):
     """A domain name, stored lowercased and in ASCII (IDNA): ``https://www.Example.com/x``
-    is kept as ``example.com``, so the same company is found whatever was typed."""
+    is kept as ``example.com``, so the same company is found whatever was typed. An empty
+    or blank value is no domain (None), as a cleared form field means. The length is
+    checked here, not by a validator: validators also see that None (a 500 once, issue 21)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str | None:
         raw = super()._deserialize(value, attr, data, **kwargs)
         if raw is None or not raw.strip():
             return None
+        if len(raw) > 2000:  # a URL may be typed; the host is what is kept
+            raise ValidationError("Longer than 2000 characters.")
         host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", raw.strip().lower())
         host = re.split(r"[/?#:]", host, maxsplit=1)[0].removeprefix("www.").rstrip(".")
         try:
@@ -42,13 +47,15 @@ class Domain(fields.String):
             raise ValidationError("Not a valid domain name (like example.com).") from exc
         if not DOMAIN_RE.match(host):
             raise ValidationError("Not a valid domain name (like example.com).")
+        if len(host) > DOMAIN_MAX:
+            raise ValidationError(f"Longer than {DOMAIN_MAX} characters.")
         return host
 
 
 class CompanySchema(Schema):
     id = fields.Integer(dump_only=True)
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    domain = Domain(allow_none=True, validate=validate.Length(max=200), metadata={"description": "Like example.com; a URL is reduced to its host."})
+    domain = Domain(allow_none=True, metadata={"description": "Like example.com; a URL is reduced to its host; empty: no domain.", "maxLength": 2000})
     industry = fields.String(allow_none=True, validate=validate.Length(max=100))
     size = fields.String(allow_none=True, validate=validate.OneOf(COMPANY_SIZES), metadata={"description": "Employees, one of " + ", ".join(COMPANY_SIZES)})
     annual_revenue = fields.Decimal(places=2, as_string=True, allow_none=True, validate=validate.Range(min=0, max=MAX_REVENUE))

@@ -43,10 +43,16 @@ class RowErrorSchema(Schema):
     errors = fields.Dict(keys=fields.String(), metadata={"description": "Messages by column (custom fields as `custom.<key>`; `_row` for the row as a whole)."})
 
 
+class RowWarningSchema(Schema):
+    row = fields.Integer(metadata={"description": "The row's number in the file (the header is row 1)."})
+    warnings = fields.Dict(keys=fields.String(), metadata={"description": "What was changed to import the row, by column (an owner who is no user of this tenant is dropped)."})
+
+
 class ImportResultSchema(Schema):
     created = fields.Integer(metadata={"description": "Rows written (with dry_run: rows that would have been)."})
     failed = fields.Integer(metadata={"description": "Rows refused; each left nothing behind."})
     errors = fields.List(fields.Nested(RowErrorSchema), metadata={"description": f"The failed rows (the first {csvio.MAX_REPORTED_ERRORS})."})
+    warnings = fields.List(fields.Nested(RowWarningSchema), metadata={"description": f"Rows imported with a change (the first {csvio.MAX_REPORTED_ERRORS})."})
     dry_run = fields.Boolean()
 
 

@@ -7,13 +7,13 @@ with lead conversion; a change of stage goes through service.move_deal.
 
 from __future__ import annotations
 
-import decimal
 from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import ValidationError, fields, validate
 
+from crmcore.api.fields import MONEY_MAX
 from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common
 from crmcore.api.common import PageArgs, require
@@ -24,7 +24,7 @@ from crmcore.entities.models import PRIORITIES, Deal, Stage, Tag, Tagging
 
 blp = Blueprint("deals", __name__, url_prefix="/deals", description="Deals: opportunities in a pipeline.")
 
-MAX_VALUE = decimal.Decimal("99999999999999.99")  # the column's 16 digits, 2 decimals
+MAX_VALUE = MONEY_MAX
 STATUSES = ("open", "won", "lost")
 
 

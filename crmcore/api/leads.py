@@ -16,7 +16,7 @@ from marshmallow import fields, validate
 from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common
 from crmcore.api.common import PageArgs, require
-from crmcore.api.fields import EmailAddress, PhoneNumber
+from crmcore.api.fields import LONG_TEXT_MAX, MONEY_MAX, EmailAddress, PhoneNumber
 from crmcore.entities import checks, service
 from crmcore.entities.models import LEAD_SOURCES, LEAD_STATUSES, PRIORITIES, Lead, Tag, Tagging
 
@@ -29,15 +29,15 @@ class LeadSchema(Schema):
     email = EmailAddress(allow_none=True, load_default=None)
     phone = PhoneNumber(allow_none=True, load_default=None)
     company_name = fields.String(allow_none=True, validate=validate.Length(max=200))
-    source = fields.String(load_default="manual", metadata={"description": f"One of the tenant's lead sources: {', '.join(LEAD_SOURCES)}, its extra_lead_sources and those its plugins add (chat ...). A lead keeps a source that is no longer offered."})
+    source = fields.String(load_default="manual", validate=validate.Length(min=1, max=30), metadata={"description": f"One of the tenant's lead sources: {', '.join(LEAD_SOURCES)}, its extra_lead_sources and those its plugins add (chat ...). A lead keeps a source that is no longer offered."})
     status = fields.String(load_default="new", validate=validate.OneOf(LEAD_STATUSES))
     priority = fields.String(load_default="medium", validate=validate.OneOf(PRIORITIES))
     owner_id = fields.Integer(allow_none=True, load_default=None)
-    estimated_value = fields.Decimal(places=2, as_string=True, allow_none=True, validate=validate.Range(min=0))
+    estimated_value = fields.Decimal(places=2, as_string=True, allow_none=True, validate=validate.Range(min=0, max=MONEY_MAX))
     last_contact_at = fields.DateTime(allow_none=True)
     budget = fields.String(allow_none=True, validate=validate.Length(max=200))
     authority = fields.String(allow_none=True, validate=validate.Length(max=200))
-    need = fields.String(allow_none=True)
+    need = fields.String(allow_none=True, validate=validate.Length(max=LONG_TEXT_MAX))
     timeline = fields.String(allow_none=True, validate=validate.Length(max=200))
     tags = fields.List(fields.String(validate=validate.Length(min=1, max=60)), metadata={"description": "Tag names; the record gets exactly these."})
     custom = fields.Dict(keys=fields.String(), metadata={"description": "Custom field values by key (see /custom-fields)."})

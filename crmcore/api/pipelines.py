@@ -14,7 +14,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from crmcore.api.schema import Blueprint, Schema
+from crmcore.api.schema import INT32_MAX, Blueprint, Schema
 from crmcore import db
 from crmcore.api import common
 from crmcore.api.common import PageArgs, require
@@ -32,7 +32,7 @@ class StageSchema(Schema):
     id = fields.Integer(dump_only=True)
     pipeline_id = fields.Integer(dump_only=True)
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    order = fields.Integer(validate=validate.Range(min=0), metadata={"description": "Position in the pipeline; after the last stage when omitted."})
+    order = fields.Integer(validate=validate.Range(min=0, max=INT32_MAX), metadata={"description": "Position in the pipeline; after the last stage when omitted."})
     probability = fields.Integer(load_default=0, validate=validate.Range(min=0, max=100), metadata={"description": "Percent; a deal entering the stage gets it."})
     colour = fields.String(load_default="#8a94a6", validate=COLOUR)
     is_won = fields.Boolean(load_default=False)
@@ -63,7 +63,7 @@ class PipelineSchema(Schema):
     id = fields.Integer(dump_only=True)
     name = fields.String(required=True, validate=validate.Length(min=1, max=100))
     is_default = fields.Boolean(load_default=False, metadata={"description": "New deals go to the default pipeline; making one the default unmarks the previous."})
-    order = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    order = fields.Integer(load_default=0, validate=validate.Range(min=0, max=INT32_MAX))
     stages = fields.List(fields.Nested(StageSchema), metadata={"description": "On create: the stages, in order (optional). Afterwards: use the stages endpoints."})
     created_at = fields.DateTime(dump_only=True)
     version = fields.Integer(dump_only=True)

@@ -10,6 +10,12 @@ marshmallow's own ``serialize``. The output is identical to marshmallow's (the t
 tests/api/test_schema_dump.py compares both on real records for every API schema), so
 only the time changes.
 
+It also bounds what every API schema loads, so that a value the database cannot hold is a
+422 naming its field rather than a 500 (issue 21): an Integer without an upper bound gets
+the range of a PostgreSQL ``integer`` (ids and peewee's IntegerField are int32 there), a
+number that is not whole (``1.5``) is refused instead of truncated, and a date-time whose
+offset would carry it past year 1 or 9999 in UTC is refused.
+
 A schema with its own ``get_attribute`` is dumped by marshmallow as it is, and so is a
 field that reads a dotted attribute or has a ``dump_default`` (dump hooks still run, as
 ``dump()`` calls them around ``_serialize()``); flask-smorest keeps one schema instance per response decorator, so compiling once
@@ -19,14 +25,18 @@ per instance is compiling once.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Callable
+import decimal
+from collections.abc import Callable
+from typing import Any
 
 import flask_smorest
 import marshmallow
-from marshmallow import fields
+from marshmallow import fields, validate
 from marshmallow.utils import ensure_text_type, missing
 
 _ABSENT = object()
+#: A PostgreSQL ``integer``: peewee's IntegerField, AutoField and ForeignKeyField columns.
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 Converter = Callable[[Any], Any]
 
 
@@ -75,13 +85,58 @@ def _converter(field: fields.Field) -> Converter | None:
 def _utc_isoformat(value: dt.datetime) -> str:
     """ISO 8601 with its offset: times are stored as naive UTC, and a date-time without an
     offset is not an RFC 3339 date-time (what the OpenAPI document promises)."""
-    return (value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)).isoformat()
+    return (value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)).isoformat()
+
+
+def _has_upper_bound(field: fields.Field) -> bool:
+    return any(isinstance(v, validate.Range) and v.max is not None for v in field.validators)
+
+
+def _whole_numbers_only(field: fields.Integer) -> None:
+    """Make ``field`` refuse 1.5 (marshmallow's Integer truncates it to 1) while it still
+    takes "15" from a query string (which ``strict=True`` would refuse)."""
+    loose = field._validated
+
+    def validated(value: Any) -> int:
+        if isinstance(value, (float, decimal.Decimal)) and not (value.is_integer() if isinstance(value, float) else value == value.to_integral_value()):
+            raise field.make_error("invalid", input=value)
+        if isinstance(value, str) and not value.strip().lstrip("+-").isdigit():
+            raise field.make_error("invalid", input=value)
+        return loose(value)
+
+    field._validated = validated  # type: ignore[method-assign]
+
+
+def _utc_representable(value: dt.datetime) -> None:
+    """A date-time with an offset must still be a date-time once converted to UTC (how
+    it is stored): ``0001-01-01T00:00:00+05:00`` is not."""
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        try:
+            value.astimezone(dt.UTC)
+        except (OverflowError, ValueError) as exc:
+            raise marshmallow.ValidationError("Out of range once converted to UTC (years 1 to 9999).") from exc
+
+
+def bound_input(field_obj: fields.Field) -> None:
+    """Bound what ``field_obj`` loads to what the database stores (see the module doc)."""
+    if field_obj.dump_only:
+        return
+    if isinstance(field_obj, fields.Integer):
+        _whole_numbers_only(field_obj)
+        if not _has_upper_bound(field_obj):
+            field_obj.validators.append(validate.Range(min=INT32_MIN, max=INT32_MAX))
+    elif isinstance(field_obj, fields.DateTime):
+        field_obj.validators.append(_utc_representable)
+    elif isinstance(field_obj, fields.List) and field_obj.inner is not None:
+        bound_input(field_obj.inner)
 
 
 class Schema(marshmallow.Schema):
-    """marshmallow's Schema with a compiled dump (same output, a fraction of the calls)."""
+    """marshmallow's Schema with a compiled dump (same output, a fraction of the calls)
+    and loads bounded to what the database can store (:func:`bound_input`)."""
 
     def on_bind_field(self, field_name: str, field_obj: fields.Field) -> None:
+        bound_input(field_obj)
         # Date-times are dumped with their offset (UTC). Per field instance, so both
         # marshmallow's own dump and the compiled one read the same function.
         if type(field_obj) is fields.DateTime and (field_obj.format or "iso") in ("iso", "iso8601"):

@@ -100,7 +100,7 @@ def items_for(link: str, record: Any, args: dict[str, Any]) -> tuple[list[dict[s
     cursor = None
     if args.get("cursor"):
         decoded = common._decode(args["cursor"])
-        if len(decoded) != 3 or not isinstance(decoded[0], dt.datetime) or decoded[1] not in TYPES or not isinstance(decoded[2], int):
+        if len(decoded) != 3 or not isinstance(decoded[0], dt.datetime) or decoded[1] not in TYPES or not common._is_int(decoded[2]):
             abort(422, errors={"query": {"cursor": ["Not a valid cursor."]}})
         cursor = tuple(decoded)
     items: list[dict[str, Any]] = []

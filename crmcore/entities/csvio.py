@@ -42,7 +42,7 @@ import peewee
 from marshmallow import Schema, ValidationError, fields
 
 from crmcore import db
-from crmcore.entities import checks, service
+from crmcore.entities import checks, csvcells, service
 from crmcore.entities.context import Context, acting, resolve
 from crmcore.entities.errors import Invalid
 from crmcore.entities.models import Company, Contact, CustomField, Deal, Lead
@@ -186,7 +186,7 @@ def export_lines(entity: str, query: peewee.ModelSelect | None = None, batch: in
         for record in records:
             dumped = schema.dump(record)
             custom = record.custom or {}
-            yield _csv_line([_cell(dumped.get(c)) for c in plain] + [_cell(custom.get(k)) for k in keys])
+            yield _csv_line([csvcells.neutralise(_cell(dumped.get(c))) for c in plain] + [csvcells.neutralise(_cell(custom.get(k))) for k in keys])
         last_id = records[-1].id
         if len(records) < batch:
             return
@@ -203,14 +203,20 @@ class ImportResult:
     created: int = 0
     failed: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
+    #: Rows imported with a change, and why: {"row": n, "warnings": {column: [...]}}.
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     def add_error(self, row: int, errors: dict[str, Any]) -> None:
         self.failed += 1
         if len(self.errors) < MAX_REPORTED_ERRORS:
             self.errors.append({"row": row, "errors": errors})
 
+    def add_warning(self, row: int, warnings: dict[str, Any]) -> None:
+        if warnings and len(self.warnings) < MAX_REPORTED_ERRORS:
+            self.warnings.append({"row": row, "warnings": warnings})
+
     def as_dict(self) -> dict[str, Any]:
-        return {"created": self.created, "failed": self.failed, "errors": self.errors, "dry_run": self.dry_run}
+        return {"created": self.created, "failed": self.failed, "errors": self.errors, "warnings": self.warnings, "dry_run": self.dry_run}
 
 
 @dataclass
@@ -276,7 +282,7 @@ def _row_data(p: _Plan, cells: list[str]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     custom: dict[str, Any] = {}
     for target, raw in zip(p.targets, cells):
-        value = raw.strip()
+        value = csvcells.restore(raw.strip())
         if target is None or value == "":
             continue
         kind, name = target
@@ -317,8 +323,9 @@ class _DryRun(Exception):
     """Raised to roll a dry run back: an exception, so after-commit callbacks are dropped."""
 
 
-def _import_row(p: _Plan, ctx: Context, cells: list[str]) -> Any:
-    """Validate and create one row (the caller holds the savepoint); _RowFailed if bad."""
+def _import_row(p: _Plan, ctx: Context, cells: list[str]) -> dict[str, list[str]]:
+    """Validate and create one row (the caller holds the savepoint); _RowFailed if bad.
+    Returns the row's warnings (an owner of another tenant dropped ...)."""
     if len(cells) > len(p.targets) and any(c.strip() for c in cells[len(p.targets):]):
         raise _RowFailed({"_row": [f"the row has {len(cells)} cells but the header has {len(p.targets)} columns"]})
     if any("\x00" in c for c in cells):  # PostgreSQL cannot store it; nobody means it
@@ -327,10 +334,12 @@ def _import_row(p: _Plan, ctx: Context, cells: list[str]) -> Any:
         data = p.schema.load(_row_data(p, cells))
     except ValidationError as exc:
         raise _RowFailed(_flatten(exc.messages)) from exc
+    warnings = csvcells.drop_unknown_users(data)
     try:
         for rule in p.spec.checks:  # the domain's rules, exactly as for a JSON body
             rule(data, None, ctx)
-        return service.create(p.spec.model, data)
+        service.create(p.spec.model, data)
+        return warnings
     except Invalid as exc:
         raise _RowFailed(_flatten(exc.errors)) from exc
     except ValidationError as exc:
@@ -418,8 +427,9 @@ def _import_rows(p: _Plan, ctx: Context, rows: Iterator[tuple[int, list[str]]], 
         if any(c.strip() for c in cells):
             try:
                 with db.atomic():
-                    _import_row(p, ctx, cells)
+                    warnings = _import_row(p, ctx, cells)
                 result.created += 1
+                result.add_warning(number, warnings)
             except _RowFailed as exc:
                 result.add_error(number, exc.errors)
         if bar is not None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from typing import Any
 
 from marshmallow import ValidationError
 
 from crmcore.entities.models import CustomField
+
+#: The largest magnitude of a custom number: whole numbers up to it are exact in a float.
+NUMBER_MAX = 2**53
 
 
 def definitions(entity: str) -> dict[str, CustomField]:
@@ -30,8 +34,15 @@ def coerce(field: CustomField, value: Any) -> Any:
             raise ValidationError("Not a valid number.")
         try:
             number = float(value)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ValidationError("Not a valid number.") from exc
+        # NaN and Infinity are no JSON (the API would answer invalid JSON, PostgreSQL's
+        # jsonb refuses the row in every filter), 1e400 is Infinity, and a number past
+        # 2^53 loses digits as a float (and past 2^63 cannot be bound on SQLite).
+        if not math.isfinite(number):
+            raise ValidationError("Not a finite number (NaN and Infinity are not allowed).")
+        if abs(number) > NUMBER_MAX:
+            raise ValidationError(f"Out of range (at most {NUMBER_MAX:,} either way).")
         return int(number) if number.is_integer() else number
     if kind == "date":
         try:

@@ -92,6 +92,24 @@ def check_unique_email(model: type, email: str | None, exclude_id: int | None = 
         raise Conflict(f"a {ENTITY_NAMES[model]} with email {email} already exists", existing, "email")
 
 
+def integrity_conflict(model: type, data: dict[str, Any], exclude_id: int | None = None) -> Conflict:
+    """The Conflict for a unique index that refused a write: when two identical creates
+    race, both pass :func:`check_unique_email` and the second hits the index. It gets the
+    same answer as a sequential duplicate, pointing at the record in the way, and never
+    the database's own message (which names internal tables and the tenant's id). Called
+    after the savepoint rolled back, so the lookup sees the committed winner."""
+    name = ENTITY_NAMES[model]
+    email = data.get("email")
+    if email and model in (Lead, Contact):
+        query = model.select().where(model.email == email)
+        if exclude_id is not None:
+            query = query.where(model.id != exclude_id)
+        existing = query.first()
+        if existing is not None:
+            return Conflict(f"a {name} with email {email} already exists", existing, "email")
+    return Conflict(f"this {name} conflicts with an existing one")
+
+
 def create(model: type, data: dict[str, Any]) -> Any:
     """Create a record, audit it and send ``<entity>_created`` + ``entity_created``."""
     name = ENTITY_NAMES[model]
@@ -103,7 +121,7 @@ def create(model: type, data: dict[str, Any]) -> Any:
             with db.atomic():
                 record = model.create(**data)
         except peewee.IntegrityError as exc:
-            raise Conflict(f"this {name} conflicts with an existing one: {exc}") from exc
+            raise integrity_conflict(model, data) from exc
         if tags is not None:
             set_tags(name, record.id, tags)
         audit(name, record.id, "create", {k: [None, _plain(v)] for k, v in data.items()})
@@ -162,7 +180,7 @@ def update(record: Any, data: dict[str, Any], if_version: int | None = None) -> 
                 with db.atomic():
                     count = model.update(**values).where((model.id == record.id) & (model.version == record.version)).execute()
             except peewee.IntegrityError as exc:
-                raise Conflict(f"this {name} conflicts with an existing one: {exc}") from exc
+                raise integrity_conflict(model, data, exclude_id=record.id) from exc
             if count or if_version is not None:
                 break
             # Someone else wrote meanwhile and the caller named no version: take the
@@ -205,7 +223,7 @@ def delete(record: Any, if_version: int | None = None) -> None:
             with db.atomic():
                 record.delete_instance()
         except peewee.IntegrityError as exc:
-            raise Conflict(f"this {name} is still in use: {exc}") from exc
+            raise Conflict(f"this {name} is still in use") from exc
         audit(name, record.id, "delete", {})
         tenant = db.current_tenant()
         _send(tenant, f"{name}_deleted", record_id=record.id, record=record)

@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any, Iterable
 
 import peewee
+import phonenumbers
 
 from crmcore import auth, db
 from crmcore.db import tenant_context, utcnow
@@ -97,7 +98,7 @@ CITIES = [
     ("Dublin", "+353 1"), ("Lisbon", "+351 21"), ("Warsaw", "+48 22"),
 ]
 STREETS = ["Harbour Street", "Market Square", "Station Road", "Mill Lane", "Park Avenue", "Bridge Street", "High Street", "Canal Walk", "Linden Allee", "Church Road"]
-SIZES = [("1-10", 0.5, 2), ("11-50", 2, 10), ("51-200", 10, 40), ("201-500", 40, 120), ("501-1000", 120, 300), ("1000+", 300, 2000)]  # revenue in millions
+SIZES = [("1-10", 0.5, 2), ("11-50", 2, 10), ("51-200", 10, 40), ("201-500", 40, 120), ("501-1000", 120, 300), ("1001-5000", 300, 2000)]  # revenue in millions
 JOB_TITLES = ["CEO", "CTO", "COO", "Head of Sales", "Sales Manager", "Procurement Lead", "IT Director", "Operations Manager", "Marketing Director",
               "Office Manager", "Finance Director", "Customer Success Lead", "Project Manager", "Founder", "Purchasing Manager", "Head of Operations"]
 TAGS = [("vip", "#b45309"), ("newsletter", "#2563eb"), ("webinar", "#7c3aed"), ("trade-show", "#0891b2"), ("partner", "#16a34a"),
@@ -202,7 +203,11 @@ class Seeder:
         return {"tenant": self.tenant_id, "created_at": created, "updated_at": updated or created, "version": 1}
 
     def phone(self, prefix: str) -> str:
-        return f"{prefix} {self.rng.randint(100, 999)} {self.rng.randint(1000, 9999)}"
+        """A number of ``prefix``'s area in E.164, as the API stores phones (a number
+        the API would refuse is made one digit longer or shorter: a possible one for its country)."""
+        digits = f"{prefix}{self.rng.randint(100, 999)}{self.rng.randint(1000, 9999)}".replace(" ", "")
+        candidates = [digits, digits + "0", digits[:-1], digits + "00", digits[:-2]]
+        return next((c for c in candidates if phonenumbers.is_possible_number(phonenumbers.parse(c))), digits)
 
     def person(self) -> tuple[str, str]:
         return self.rng.choice(FIRST_NAMES), self.rng.choice(LAST_NAMES)

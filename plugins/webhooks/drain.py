@@ -5,7 +5,7 @@ A task (queued by :func:`~crm_plugins.webhooks.delivery.schedule_drain`) takes u
 ``next_attempt_at`` becomes the end of the task's lease, so no other task takes them,
 and if the worker dies they are due again when its task is (the queue then runs the task
 again). It checks the endpoint's URL once and POSTs every message to that checked address
-over one keep-alive connection, then logs the attempts :data:`LOG_EVERY` at a time, each
+over one keep-alive connection, then logs the attempts every :data:`LOG_SECONDS` (or :data:`LOG_MAX` attempts), each
 log in one transaction (attempt rows, message rows, the endpoint's run of failures). A
 failed message gets its next attempt's time on its row and the batch goes on (one bad
 message does not hold up the others); the last log also queues the endpoint's next task
@@ -14,8 +14,8 @@ for its earliest pending message.
 Durability is that of one task per message: a message is marked delivered only in the
 transaction that logs its 2xx answer, and a worker killed between POSTs and their log
 leaves those messages pending and held until its lease ends; they are POSTed again then,
-with the same ``webhook-id`` (at least once: at most :data:`LOG_EVERY` duplicates per
-killed worker).
+with the same ``webhook-id`` (at least once: a killed worker's duplicates are what it
+sent in its last :data:`LOG_SECONDS`).
 """
 
 from __future__ import annotations
@@ -34,9 +34,12 @@ from crmcore.sdk import atomic, payload_of, utcnow
 
 TASK_KIND = delivery.DRAIN_KIND
 #: Messages one task takes at most (the rest wait for the next task of the endpoint).
-BATCH_SIZE = 200
-#: Attempts logged per transaction (also the most a killed worker sends twice).
-LOG_EVERY = 25
+BATCH_SIZE = 500
+#: Attempts are logged (one transaction) every LOG_SECONDS, or every LOG_MAX attempts if
+#: sooner: a killed worker sends again at most what it sent in that time (PostgreSQL
+#: syncs its log at each commit, so a commit per message would cost more than the POST).
+LOG_SECONDS = 0.5
+LOG_MAX = 200
 #: How long messages are held when the task's lease is unknown (a direct call).
 DEFAULT_HOLD = dt.timedelta(seconds=60)
 
@@ -95,6 +98,7 @@ def drain(endpoint_id: int, hold_until: dt.datetime) -> int:
     deadline = time.monotonic() + max(0.0, (hold_until - utcnow()).total_seconds()) / 2
     made: list[_Made] = []
     sent = 0
+    logged_at = time.monotonic()
     for index, message in enumerate(due):
         if sent and time.monotonic() > deadline:
             _log(endpoint, made, cfg, release=due[index:])  # the rest: due again, for the next task
@@ -105,9 +109,9 @@ def drain(endpoint_id: int, hold_until: dt.datetime) -> int:
         made.append(_Made(message, message.attempts + 1, now, headers, outcome))
         sent += 1
         last = index == len(due) - 1
-        if last or len(made) >= LOG_EVERY or outcome.status_code == 410:
+        if last or len(made) >= LOG_MAX or time.monotonic() - logged_at >= LOG_SECONDS or outcome.status_code == 410:
             enabled = _log(endpoint, made, cfg, last=last)
-            made = []
+            made, logged_at = [], time.monotonic()
             if not enabled:  # its pending messages, held ones too, are failed now
                 return sent
     return sent

@@ -40,6 +40,9 @@ BATCH_SIZE = 500
 #: syncs its log at each commit, so a commit per message would cost more than the POST).
 LOG_SECONDS = 0.5
 LOG_MAX = 200
+#: Longest a task starts POSTs for: a slow endpoint must not keep a worker thread from
+#: other tenants' tasks for long (the rest of its messages go to its next task).
+MAX_BATCH_SECONDS = 10.0
 #: How long messages are held when the task's lease is unknown (a direct call).
 DEFAULT_HOLD = dt.timedelta(seconds=60)
 
@@ -95,7 +98,7 @@ def drain(endpoint_id: int, hold_until: dt.datetime) -> int:
         pinned = exc
     # Start no POST after half the hold: the last one must end (and be logged) before
     # the lease does, or another worker would send it too.
-    deadline = time.monotonic() + max(0.0, (hold_until - utcnow()).total_seconds()) / 2
+    deadline = time.monotonic() + min(MAX_BATCH_SECONDS, max(0.0, (hold_until - utcnow()).total_seconds()) / 2)
     made: list[_Made] = []
     sent = 0
     logged_at = time.monotonic()

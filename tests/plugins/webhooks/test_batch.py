@@ -98,3 +98,13 @@ def test_a_task_queued_by_the_former_version_hands_over_to_the_endpoint_task(env
         enqueue(delivery.TASK_KIND, {"message_id": message.id, "attempt": 1})
     drain(env)
     assert [m.status for m in messages(env)] == ["delivered"] and len(receiver.requests) == 1
+
+
+def test_a_task_out_of_time_hands_the_rest_to_the_next_task(env, admin, receiver, monkeypatch):
+    monkeypatch.setattr(drain_, "MAX_BATCH_SECONDS", 0.0)  # one POST per task, then out of time
+    subscribe(admin, receiver)
+    for i in range(3):
+        make_lead(env, f"Lead{i}")
+    drain(env)
+    assert [r["json"]["data"]["record"]["name"] for r in receiver.requests] == ["Lead0", "Lead1", "Lead2"]
+    assert {m.status for m in messages(env)} == {"delivered"} and drain_tasks() == 3

@@ -75,7 +75,9 @@ def take_due(endpoint_id: int, hold_until: dt.datetime) -> tuple[WebhookEndpoint
         if not endpoint.enabled:  # disabled by hand: its pending messages fail (replayable)
             WebhookMessage.update(status="failed", next_attempt_at=None).where(WebhookMessage.endpoint == endpoint_id, WebhookMessage.status == "pending").execute()
             return endpoint, []
-        due = list(pending.where(WebhookMessage.next_attempt_at <= utcnow()).order_by(WebhookMessage.id).limit(BATCH_SIZE))
+        # (no time: written by an older version without one; due)
+        is_due = (WebhookMessage.next_attempt_at <= utcnow()) | WebhookMessage.next_attempt_at.is_null()
+        due = list(pending.where(is_due).order_by(WebhookMessage.id).limit(BATCH_SIZE))
         if due:
             WebhookMessage.update(next_attempt_at=hold_until).where(WebhookMessage.id.in_([m.id for m in due])).execute()
     return endpoint, due

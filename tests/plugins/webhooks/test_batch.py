@@ -9,7 +9,7 @@ import time
 
 from crm_plugins.webhooks import delivery
 from crm_plugins.webhooks import drain as drain_
-from crm_plugins.webhooks.models import WebhookAttempt, WebhookEndpoint
+from crm_plugins.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
 
 from crmcore import db
 from crmcore.db import utcnow
@@ -108,3 +108,13 @@ def test_a_task_out_of_time_hands_the_rest_to_the_next_task(env, admin, receiver
     drain(env)
     assert [r["json"]["data"]["record"]["name"] for r in receiver.requests] == ["Lead0", "Lead1", "Lead2"]
     assert {m.status for m in messages(env)} == {"delivered"} and drain_tasks() == 3
+
+
+def test_a_pending_message_without_a_time_is_due(env, admin, receiver):
+    """Written so by an older version: delivered by the next task, not stranded."""
+    endpoint = subscribe(admin, receiver)
+    make_lead(env)
+    with in_tenant(env):
+        WebhookMessage.update(next_attempt_at=None).execute()
+        assert drain_.drain(endpoint["id"], utcnow() + dt.timedelta(seconds=30)) == 1
+    assert [m.status for m in messages(env)] == ["delivered"]

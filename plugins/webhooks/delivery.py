@@ -1,14 +1,20 @@
-"""From a signal to a signed POST: the outbox, the delivery task, retries, replay.
+"""From a signal to a signed POST: the outbox, scheduling the delivery task, retries, replay.
 
 A signal receiver (quick: no HTTP) writes one :class:`WebhookMessage` per subscribed
-endpoint and enqueues its first attempt, in one transaction (the outbox pattern). The
-task (``webhooks.deliver``, not transactional: it calls the outside world) POSTs the
-message, logs the attempt, and schedules the next attempt itself as a new task with
-``run_at`` (the queue's exponential backoff cannot express Svix's schedule). Each
-attempt's task has the idempotency key ``webhooks:<msg_id>:<n>``, and an attempt already
-logged is not made again, so a worker that dies after logging repeats nothing; one
-that dies between the POST and the log sends the POST again with the same
-``webhook-id``, which receivers deduplicate by (at least once).
+endpoint and makes sure a delivery task of that endpoint is queued, in one transaction
+(the outbox pattern). The task (``webhooks.drain``, in :mod:`.drain`) POSTs the endpoint's
+due messages in order, logs each attempt, and writes the next attempt's time on the
+message row (Svix's schedule, which the queue's exponential backoff cannot express);
+the next task of the endpoint finds it in SQL. A worker that dies between a POST and its
+log entry sends the POST again with the same ``webhook-id``, which receivers deduplicate
+by (at least once).
+
+At most one not-yet-started task per endpoint is tracked (``WebhookEndpoint.drain_at``):
+:func:`schedule_drain` queues one only when none is queued to run by the wanted time, so
+10,000 events give a few batch tasks, not 10,000 tasks. Every change of it holds the
+endpoint row's lock (an UPDATE of the row, which on SQLite is the write lock), and a task
+clears it under that lock before it reads the due messages: a message committed before
+that is seen by the task; one committed after finds it cleared and queues another task.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any
 
 from crm_plugins.webhooks import events as catalogue_
 from crm_plugins.webhooks import transport
-from crm_plugins.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
+from crm_plugins.webhooks.models import WebhookEndpoint, WebhookMessage
 from standardwebhooks import Webhook
 
 from crmcore import sdk
@@ -30,6 +36,9 @@ from crmcore.sdk import atomic, enqueue, payload_of, utcnow
 
 log = logging.getLogger("crm_plugins.webhooks")
 
+#: The delivery task (one endpoint's due messages, see :mod:`.drain`).
+DRAIN_KIND = "webhooks.drain"
+#: The former one-attempt task; kept so that tasks an older version queued still run.
 TASK_KIND = "webhooks.deliver"
 DISABLED_SIGNAL = "webhook_endpoint_disabled"
 REDACTED = "<redacted>"
@@ -53,12 +62,27 @@ def settings(tenant: Any) -> Any:
 # --------------------------------------------------------------------------- the outbox
 
 
-def _queue_attempt(message: WebhookMessage, number: int, run_at: dt.datetime | None = None, round_start: int | None = None) -> None:
-    # The round is in the key so that a replay never waits behind a stale retry task of
-    # the same attempt number (whichever runs first makes the attempt, the other no-ops).
-    start = message.round_start if round_start is None else round_start
-    key = f"webhooks:{message.msg_id}:{start}:{number}"
-    enqueue(TASK_KIND, {"message_id": message.id, "attempt": number}, idempotency_key=key, run_at=run_at)
+def lock_endpoint(endpoint_id: int, **changes: Any) -> bool:
+    """Lock the endpoint's row until the transaction ends (making ``changes``); False if it
+    is gone. An UPDATE locks the row on PostgreSQL and takes the write lock on SQLite."""
+    changes = changes or {"drain_at": WebhookEndpoint.drain_at}
+    return bool(WebhookEndpoint.update(**changes).where(WebhookEndpoint.id == endpoint_id).execute())
+
+
+def schedule_drain(endpoint_id: int, at: dt.datetime | None = None) -> None:
+    """Make sure a delivery task of the endpoint runs at ``at`` (default now) or earlier.
+
+    Called in the transaction that makes a message due (or its own): the task cannot
+    start reading before that transaction commits (see the module's docstring)."""
+    at = at or utcnow()
+    with atomic():
+        if not lock_endpoint(endpoint_id):
+            return
+        queued_at = WebhookEndpoint.select(WebhookEndpoint.drain_at).where(WebhookEndpoint.id == endpoint_id).scalar()
+        if queued_at is not None and queued_at <= at:
+            return  # a task that has not started yet runs by then: it will see the message
+        WebhookEndpoint.update(drain_at=at).where(WebhookEndpoint.id == endpoint_id).execute()
+        enqueue(DRAIN_KIND, {"endpoint_id": endpoint_id}, run_at=at)
 
 
 def create_messages(event_type: str, data: dict[str, Any], endpoints: list[WebhookEndpoint]) -> list[WebhookMessage]:
@@ -70,10 +94,11 @@ def create_messages(event_type: str, data: dict[str, Any], endpoints: list[Webho
     first_at = utcnow() + dt.timedelta(seconds=schedule[0])
     messages = []
     with atomic():
+        # The inserts first: on SQLite the transaction then holds the write lock.
         for endpoint in endpoints:
-            message = WebhookMessage.create(msg_id=new_msg_id(), endpoint=endpoint.id, event_type=event_type, body=body, next_attempt_at=first_at)
-            _queue_attempt(message, 1, first_at if schedule[0] else None)
-            messages.append(message)
+            messages.append(WebhookMessage.create(msg_id=new_msg_id(), endpoint=endpoint.id, event_type=event_type, body=body, next_attempt_at=first_at))
+        for endpoint_id in sorted({e.id for e in endpoints}):  # one lock order: no deadlock
+            schedule_drain(endpoint_id, first_at)
     return messages
 
 
@@ -137,64 +162,34 @@ def redacted(headers: dict[str, str]) -> dict[str, str]:
 
 
 def deliver_task(task: Any) -> None:
-    """The ``webhooks.deliver`` handler: one attempt of one message (idempotent)."""
-    payload = payload_of(task)
-    deliver(int(payload["message_id"]), int(payload["attempt"]))
+    """The former ``webhooks.deliver`` handler: a task queued by an older version hands its
+    message over to the endpoint's delivery task."""
+    message = WebhookMessage.get_or_none(WebhookMessage.id == int(payload_of(task)["message_id"]))
+    if message is not None and message.status == "pending":
+        schedule_drain(message.endpoint_id)
 
 
-def deliver(message_id: int, number: int) -> WebhookAttempt | None:
-    """Make attempt ``number`` of a message, unless it is no longer due (delivered,
-    given up, already made, endpoint gone): then nothing."""
-    message = WebhookMessage.get_or_none(WebhookMessage.id == message_id)
-    if message is None or message.status != "pending" or message.attempts >= number:
+def describe_failure(outcome: transport.Outcome) -> str | None:
+    """The error logged for an attempt (None for a 2xx answer)."""
+    if outcome.status_code is None:
+        return outcome.error
+    if 200 <= outcome.status_code < 300:
         return None
-    endpoint = WebhookEndpoint.get_or_none(WebhookEndpoint.id == message.endpoint_id)
-    if endpoint is None:
-        return None
-    tenant = sdk.current_tenant()
-    cfg = settings(tenant)
-    now = utcnow()
-    if not endpoint.enabled:
-        WebhookMessage.update(status="failed", next_attempt_at=None).where(WebhookMessage.id == message.id, WebhookMessage.status == "pending").execute()
-        return None
-    headers = signed_headers(endpoint, message, now)
-    outcome = transport.post(endpoint.url, message.body, headers, cfg["timeout_seconds"])
-    success = outcome.status_code is not None and 200 <= outcome.status_code < 300
-    error = outcome.error
-    if outcome.status_code is not None and not success:
-        error = f"HTTP {outcome.status_code}" + (" (a redirect counts as a failure)" if 300 <= outcome.status_code < 400 else "")
-    schedule = cfg["retry_schedule"]
+    return f"HTTP {outcome.status_code}" + (" (a redirect counts as a failure)" if 300 <= outcome.status_code < 400 else "")
+
+
+def next_attempt_delay(message: WebhookMessage, number: int, outcome: transport.Outcome, schedule: list[float]) -> float | None:
+    """Seconds until the next attempt after failed attempt ``number``, or None: give up."""
     in_round = number - message.round_start  # attempts made in this round, this one included
-    with atomic():
-        attempt = WebhookAttempt.create(
-            message=message.id, number=number, started_at=now, duration_ms=outcome.duration_ms,
-            request_headers=redacted(headers), status_code=outcome.status_code,
-            response_excerpt=outcome.excerpt, error=error, success=success,
-        )
-        fields: dict[str, Any] = {"attempts": number, "last_status_code": outcome.status_code}
-        if success:
-            fields.update(status="delivered", delivered_at=utcnow(), next_attempt_at=None)
-            if endpoint.failing_since is not None:
-                WebhookEndpoint.update(failing_since=None).where(WebhookEndpoint.id == endpoint.id).execute()
-        elif outcome.status_code == 410:
-            fields.update(status="failed", next_attempt_at=None)
-            disable(endpoint, "the endpoint answered 410 Gone")
-        elif in_round < len(schedule):
-            delay = schedule[in_round]
-            if outcome.retry_after is not None and outcome.status_code in (429, 503):
-                delay = max(delay, min(outcome.retry_after, 86400.0))
-            next_at = utcnow() + dt.timedelta(seconds=delay)
-            fields.update(next_attempt_at=next_at)
-            _queue_attempt(message, number + 1, next_at)
-        else:
-            fields.update(status="failed", next_attempt_at=None)
-        WebhookMessage.update(**fields).where(WebhookMessage.id == message.id).execute()
-        if not success and outcome.status_code != 410:
-            _count_failure(endpoint, cfg["disable_after_days"], now)
-    return attempt
+    if outcome.status_code == 410 or in_round >= len(schedule):
+        return None
+    delay = schedule[in_round]
+    if outcome.retry_after is not None and outcome.status_code in (429, 503):
+        delay = max(delay, min(outcome.retry_after, 86400.0))
+    return delay
 
 
-def _count_failure(endpoint: WebhookEndpoint, days: float, now: dt.datetime) -> None:
+def count_failure(endpoint: WebhookEndpoint, days: float, now: dt.datetime) -> None:
     """Start the endpoint's run of failures, or disable it when the run is long enough."""
     if endpoint.failing_since is None:
         WebhookEndpoint.update(failing_since=now).where(WebhookEndpoint.id == endpoint.id, WebhookEndpoint.failing_since.is_null()).execute()
@@ -226,11 +221,11 @@ def replay(message: WebhookMessage) -> bool:
     """Send a delivered or failed message again (same ``webhook-id``), its retry schedule
     restarting; False if it is still pending."""
     with atomic():
-        changed = WebhookMessage.update(status="pending", round_start=message.attempts, next_attempt_at=utcnow()).where(
+        changed = WebhookMessage.update(status="pending", round_start=WebhookMessage.attempts, next_attempt_at=utcnow()).where(
             WebhookMessage.id == message.id, WebhookMessage.status != "pending"
         ).execute()
         if changed:
-            _queue_attempt(message, message.attempts + 1, round_start=message.attempts)
+            schedule_drain(message.endpoint_id)
     return bool(changed)
 
 

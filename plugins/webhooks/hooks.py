@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from crm_plugins.webhooks import api, delivery, events, views
+from crm_plugins.webhooks import api, delivery, drain, events, views
 from crm_plugins.webhooks.models import MODELS, WebhookAttempt, WebhookEndpoint, WebhookMessage
 
 from crmcore import sdk
@@ -14,6 +14,8 @@ from crmcore.sdk import (
     Permission,
     SignalReceiver,
     TaskHandler,
+    add_columns,
+    create_indexes,
     create_tables,
     hookimpl,
 )
@@ -30,7 +32,18 @@ def crm_models():
 
 @hookimpl
 def crm_migrations():
-    return [Migration("0001_initial", create_tables(WebhookEndpoint, WebhookMessage, WebhookAttempt))]
+    return [
+        Migration("0001_initial", create_tables(WebhookEndpoint, WebhookMessage, WebhookAttempt)),
+        Migration("0002_batched_delivery", _batched_delivery),
+    ]
+
+
+def _batched_delivery(database) -> None:
+    """The endpoint's ``drain_at`` and the index of the delivery task's query."""
+    columns = {c.name for c in database.get_columns(WebhookEndpoint._meta.table_name)}
+    if "drain_at" not in columns:  # a new database got it from 0001 (the model as it is now)
+        add_columns(WebhookEndpoint, "drain_at")(database)
+    create_indexes(WebhookMessage)(database)
 
 
 @hookimpl
@@ -62,8 +75,12 @@ def crm_signal_receivers():
 
 @hookimpl
 def crm_task_handlers():
-    # Not transactional: it calls the outside world; deliver() is idempotent per attempt.
-    return [TaskHandler(delivery.TASK_KIND, delivery.deliver_task, max_attempts=5, transactional=False)]
+    # Not transactional: they call the outside world. webhooks.deliver is the former
+    # one-attempt task: tasks of it still queued by an older version hand over to a drain.
+    return [
+        TaskHandler(drain.TASK_KIND, drain.drain_task, max_attempts=5, transactional=False),
+        TaskHandler(delivery.TASK_KIND, delivery.deliver_task, max_attempts=5, transactional=False),
+    ]
 
 
 @hookimpl

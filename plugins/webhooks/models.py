@@ -26,6 +26,9 @@ class WebhookEndpoint(TenantModel):
     failing_since = peewee.DateTimeField(null=True)  # first failure of the current run of failures
     disabled_reason = peewee.TextField(null=True)  # set when the plugin disabled it
     disabled_at = peewee.DateTimeField(null=True)
+    #: run time of the delivery task queued for this endpoint that has not started yet
+    #: (None: none is known to be queued); see :mod:`crm_plugins.webhooks.drain`
+    drain_at = peewee.DateTimeField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
 
@@ -46,6 +49,8 @@ class WebhookMessage(TenantModel):
     attempts = peewee.IntegerField(default=0)
     #: attempts made before the last replay: the retry schedule restarts from there
     round_start = peewee.IntegerField(default=0)
+    #: when the next attempt is due; while a delivery task holds the message, the end of
+    #: that task's lease (so a killed worker's messages become due again with its task)
     next_attempt_at = peewee.DateTimeField(null=True)
     last_status_code = peewee.IntegerField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
@@ -53,7 +58,9 @@ class WebhookMessage(TenantModel):
 
     class Meta:
         table_name = "webhooks_message"
-        indexes = ((("tenant", "id"), False), (("tenant", "status", "created_at"), False), (("endpoint", "id"), False))
+        indexes = ((("tenant", "id"), False), (("tenant", "status", "created_at"), False), (("endpoint", "id"), False),
+                   # the delivery task's query: an endpoint's pending messages in order
+                   (("endpoint", "status", "id"), False))
 
 
 class WebhookAttempt(TenantModel):

@@ -147,24 +147,52 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def post(url: str, body: str, headers: dict[str, str], timeout: float) -> Outcome:
-    """POST ``body`` to ``url`` at an address checked just now; never follows redirects."""
+@dataclass(frozen=True)
+class Pinned:
+    """A URL whose host passed the check, with the address the POST will connect to."""
+
+    scheme: str
+    host: str
+    port: int
+    target: str  # the URL with the checked address in place of the host name
+
+    @property
+    def host_header(self) -> str:
+        return self.host if self.port == (443 if self.scheme == "https" else 80) else f"{self.host}:{self.port}"
+
+
+def pin(url: str) -> Pinned:
+    """Check ``url`` now (:class:`RefusedUrl` if it may not be called) and pin the address.
+
+    A delivery task pins once per batch: every POST of the batch goes to the address
+    checked at its start, so DNS rebinding cannot redirect any of them."""
+    parts, host, port = split_url(url)
+    address = checked_addresses(host, port)[0]
+    bracketed = f"[{address}]" if ":" in address else address
+    target = urlunsplit((parts.scheme, f"{bracketed}:{port}", parts.path or "/", parts.query, ""))
+    return Pinned(parts.scheme, host, port, target)
+
+
+def post(url: str, body: str, headers: dict[str, str], timeout: float, pinned: Pinned | RefusedUrl | None = None) -> Outcome:
+    """POST ``body`` to ``url`` at an address checked just now (or to ``pinned``, checked by
+    the caller; a :class:`RefusedUrl` there is the refusal to report); never follows redirects."""
     started = time.monotonic()
 
     def done(status: int | None = None, excerpt: str = "", error: str | None = None, retry_after: float | None = None) -> Outcome:
         return Outcome(status, excerpt, error, int((time.monotonic() - started) * 1000), retry_after)
 
+    if pinned is None:
+        try:
+            pinned = pin(url)
+        except RefusedUrl as exc:
+            pinned = exc
+    if isinstance(pinned, RefusedUrl):
+        return done(error=f"refused: {pinned}")
+    sent = {**headers, "Host": pinned.host_header, "User-Agent": USER_AGENT}
     try:
-        parts, host, port = split_url(url)
-        address = checked_addresses(host, port)[0]
-    except RefusedUrl as exc:
-        return done(error=f"refused: {exc}")
-    pinned = f"[{address}]" if ":" in address else address
-    target = urlunsplit((parts.scheme, f"{pinned}:{port}", parts.path or "/", parts.query, ""))
-    default_port = 443 if parts.scheme == "https" else 80
-    sent = {**headers, "Host": host if port == default_port else f"{host}:{port}", "User-Agent": USER_AGENT}
-    try:
-        response = _session(parts.scheme, host).post(target, data=body.encode(), headers=sent, timeout=timeout, allow_redirects=False, stream=True)
+        response = _session(pinned.scheme, pinned.host).post(
+            pinned.target, data=body.encode(), headers=sent, timeout=timeout, allow_redirects=False, stream=True
+        )
     except requests.Timeout:
         return done(error=f"timed out after {timeout:g} s")
     except requests.RequestException as exc:

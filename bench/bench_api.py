@@ -225,12 +225,12 @@ def apply_experiments(backend: str, args: argparse.Namespace, floor: Any) -> lis
 
 
 def run_one(backend: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
+    import floor
+
     from crmcore import auth, db
     from crmcore.api.common import _encode
     from crmcore.app import create_app
     from crmcore.migrations import migrate
-
-    import floor
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     work = Path(tempfile.mkdtemp(prefix="crm-bench-"))

@@ -178,7 +178,6 @@ def prepare(backend: str, size: int, args: argparse.Namespace, now: dt.datetime)
             started = time.perf_counter()
             with db.tenant_context(tenant):
                 from crm_plugins.scoring.models import LeadScore, ScoreHistory
-
                 from crmcore.entities.models import Activity, Deal, Lead
 
                 for model in (ScoreHistory, LeadScore, Activity, Deal, Lead):
@@ -285,7 +284,6 @@ class Counter:
 def run_one(backend: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
     from crm_plugins.scoring import engine
     from crm_plugins.scoring.models import LeadScore, ScoreHistory, ScoringOverride
-
     from crmcore import db
     from crmcore.db import utcnow
 

@@ -147,7 +147,6 @@ class Instance:
         """The bodies and signed headers the worker sends (for the floor)."""
         from crm_plugins.webhooks import delivery
         from crm_plugins.webhooks.models import WebhookEndpoint, WebhookMessage
-
         from crmcore.sdk import utcnow
 
         with self.context():

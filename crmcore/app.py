@@ -17,9 +17,9 @@ from typing import Any, Mapping
 
 import flask
 import peewee
-from flask import Flask, g, jsonify, redirect, render_template, request, url_for
 from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.ext.marshmallow.common import resolve_schema_cls
+from flask import Flask, g, jsonify, redirect, render_template, request, url_for
 from flask_smorest import Api
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException, NotFound

@@ -97,7 +97,6 @@ def fail(message: str, code: int = 1) -> None:
 def _close_app(app) -> None:
     """Stop what the app started and close its database connections (when the command
     ends; matters when commands run in-process, as in tests or embedding)."""
-    from crmcore import db
 
     app.extensions["crm"].shutdown()
     database = app.extensions["crm"].database
@@ -138,7 +137,6 @@ def with_app(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(ctx: click.Context, *args: Any, **kwargs: Any) -> Any:
         from crmcore import db
-
         from crmcore.entities.context import Context, acting
 
         app = make_app(ctx)

@@ -13,7 +13,8 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 import peewee
-from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, SqliteMigrator, migrate as run_operations
+from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, SqliteMigrator
+from playhouse.migrate import migrate as run_operations
 
 from crmcore import db
 from crmcore.contrib import Migration

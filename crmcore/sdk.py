@@ -23,6 +23,22 @@ from flask import g
 
 # --------------------------------------------------------------------------- the contract
 from crmcore import hookimpl, hookspec
+
+# --------------------------------------------------------------------------- API helpers
+from crmcore.api.common import (
+    PageArgs,
+    current_user_id,
+    etag_for,
+    has_permission,
+    if_match_version,
+    keyset_page,
+    public,
+    require,
+    visible,
+    with_etag,
+    write_errors,
+)
+from crmcore.api.schema import Schema as ApiSchema
 from crmcore.contrib import (
     DashboardWidget,
     ListColumn,
@@ -55,8 +71,18 @@ from crmcore.db import (
     tenant_context,
     utcnow,
 )
-from crmcore.migrations import add_columns, create_indexes, create_tables
-from crmcore.models import ApiToken, User
+from crmcore.entities.context import Context
+from crmcore.entities.context import acting as acting_as
+from crmcore.entities.context import current as current_context
+from crmcore.entities.deals import change_deal, end_of_stage
+from crmcore.entities.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    StaleVersion,
+)
 
 # --------------------------------------------------------------------------- entities
 from crmcore.entities.models import (
@@ -77,37 +103,18 @@ from crmcore.entities.models import (
     Tagging,
     Task,
 )
-from crmcore.entities.context import Context
-from crmcore.entities.context import acting as acting_as
-from crmcore.entities.context import current as current_context
-from crmcore.entities.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, StaleVersion
 from crmcore.entities.service import create as create_record
 from crmcore.entities.service import delete as delete_record
 from crmcore.entities.service import log_activity, tag_names
 from crmcore.entities.service import update as update_record
-from crmcore.entities.deals import change_deal, end_of_stage
+from crmcore.migrations import add_columns, create_indexes, create_tables
+from crmcore.models import ApiToken, User
+from crmcore.realtime import RealtimeUnavailable
 
 # --------------------------------------------------------------------------- signals, tasks
 from crmcore.signals import send as send_signal
 from crmcore.signals import signal
 from crmcore.tasks import enqueue, payload_of
-from crmcore.realtime import RealtimeUnavailable
-
-# --------------------------------------------------------------------------- API helpers
-from crmcore.api.common import (
-    PageArgs,
-    current_user_id,
-    etag_for,
-    has_permission,
-    if_match_version,
-    keyset_page,
-    public,
-    require,
-    visible,
-    with_etag,
-    write_errors,
-)
-from crmcore.api.schema import Schema as ApiSchema
 
 # --------------------------------------------------------------------------- page helpers
 from crmcore.web.forms import flatten as flatten_errors

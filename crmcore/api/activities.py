@@ -12,10 +12,10 @@ from flask import g
 from flask.views import MethodView
 from marshmallow import ValidationError, fields, validate
 
-from crmcore.api.schema import INT32_MAX, Blueprint, Schema
 from crmcore import db
 from crmcore.api import common, linking
 from crmcore.api.common import require
+from crmcore.api.schema import INT32_MAX, Blueprint, Schema
 from crmcore.entities import links, service, vocabulary
 from crmcore.entities.models import ACTIVITY_KINDS, DIRECTIONS, Activity
 from crmcore.entities.service import touch_last_contact

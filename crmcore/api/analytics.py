@@ -9,9 +9,9 @@ from flask.views import MethodView
 from marshmallow import fields
 from peewee import fn
 
-from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common
 from crmcore.api.common import require
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.entities.models import LEAD_STATUSES, Lead
 
 blp = Blueprint("analytics", __name__, url_prefix="/analytics", description="Figures about the tenant's records.")

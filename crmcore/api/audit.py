@@ -15,9 +15,9 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import fields, validate
 
-from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common
 from crmcore.api.common import PageArgs, require
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.entities.models import (
     Activity,
     AuditEntry,

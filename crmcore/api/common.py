@@ -28,7 +28,14 @@ from crmcore.api.schema import Schema
 from crmcore.entities import context as domain_context
 from crmcore.entities import visibility
 from crmcore.entities.checks import check_owner, naive_utc  # noqa: F401 - moved to the domain; importable here as before
-from crmcore.entities.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, StaleVersion
+from crmcore.entities.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    StaleVersion,
+)
 
 # Re-exported: API modules and plugins import the permission names from here.
 from crmcore.permissions import ROLES, has_permission, public, require  # noqa: F401

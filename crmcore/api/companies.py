@@ -10,10 +10,10 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import ValidationError, fields, validate
 
-from crmcore.api.fields import MONEY_MAX
-from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common, contacts
 from crmcore.api.common import PageArgs, require
+from crmcore.api.fields import MONEY_MAX
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.entities import checks, service
 from crmcore.entities.models import Company
 

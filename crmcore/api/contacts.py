@@ -15,10 +15,10 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import ValidationError, fields, validate
 
-from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common
 from crmcore.api.common import PageArgs, require
 from crmcore.api.fields import EmailAddress, PhoneNumber
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.entities import checks, service
 from crmcore.entities.models import LIFECYCLE_STAGES, Contact, Tag, Tagging
 

@@ -10,13 +10,13 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import ValidationError, fields, validate
 
-from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common
 from crmcore.api.common import require
 from crmcore.api.deals import MAX_VALUE, DealSchema
 from crmcore.api.deals import dump as dump_deals
 from crmcore.api.leads import LeadSchema, lead_or_404
 from crmcore.api.leads import dump as dump_leads
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.entities import convert, service
 from crmcore.entities.models import Company, Contact
 

@@ -17,10 +17,10 @@ from flask import Response, g, request, stream_with_context
 from flask_smorest import abort
 from marshmallow import fields
 
-from crmcore.api.schema import Blueprint, Schema
 from crmcore import db
 from crmcore.api import common
 from crmcore.api.common import require
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.db import utcnow
 from crmcore.entities import csvio
 

@@ -17,8 +17,8 @@ from flask_smorest import abort
 from marshmallow import fields, validate
 
 from crmcore.api import common
-from crmcore.api.schema import Blueprint, Schema
 from crmcore.api.common import PageArgs, require
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.entities import service
 from crmcore.entities.models import CUSTOM_FIELD_KINDS, TAGGABLE, CustomField
 

@@ -13,13 +13,12 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import ValidationError, fields, validate
 
-from crmcore.api.fields import MONEY_MAX
-from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common
 from crmcore.api.common import PageArgs, require
-from crmcore.entities import checks
+from crmcore.api.fields import MONEY_MAX
+from crmcore.api.schema import Blueprint, Schema
+from crmcore.entities import checks, service
 from crmcore.entities import deals as rules
-from crmcore.entities import service
 from crmcore.entities.models import PRIORITIES, Deal, Stage, Tag, Tagging
 
 blp = Blueprint("deals", __name__, url_prefix="/deals", description="Deals: opportunities in a pipeline.")

@@ -13,10 +13,10 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import fields, validate
 
-from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common
 from crmcore.api.common import PageArgs, require
 from crmcore.api.fields import LONG_TEXT_MAX, MONEY_MAX, EmailAddress, PhoneNumber
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.entities import checks, service
 from crmcore.entities.models import LEAD_SOURCES, LEAD_STATUSES, PRIORITIES, Lead, Tag, Tagging
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from marshmallow import fields
 
-from crmcore.api.schema import Schema
 from crmcore.api import common
+from crmcore.api.schema import Schema
 from crmcore.entities import links, visibility
 from crmcore.entities.checks import check_user  # noqa: F401 - moved to the domain; importable here as before
 from crmcore.entities.links import LINK_IDS, rename_links  # noqa: F401 - likewise

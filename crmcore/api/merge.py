@@ -13,10 +13,10 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import fields
 
-from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common, companies, contacts, leads
 from crmcore.api.common import require
 from crmcore.api.privacy import refused_by_plugin
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.entities import service
 from crmcore.entities.merge import merge
 from crmcore.entities.plugin_data import PluginDataError

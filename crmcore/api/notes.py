@@ -12,9 +12,9 @@ from typing import Any
 from flask.views import MethodView
 from marshmallow import fields, validate
 
-from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common, linking
 from crmcore.api.common import require
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.entities import links, service
 from crmcore.entities.links import MENTION, mentioned_in  # noqa: F401 - moved to the domain; importable here as before
 from crmcore.entities.models import Note

@@ -15,9 +15,9 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import fields
 
-from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import contacts, leads
 from crmcore.api.common import require
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.entities import privacy
 from crmcore.entities.plugin_data import PluginDataError
 

@@ -14,10 +14,10 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import fields, validate
 
-from crmcore.api.schema import Blueprint, Schema
 from crmcore import db
 from crmcore.api import common
 from crmcore.api.common import PageArgs, require
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.entities import service
 from crmcore.entities.models import TAGGABLE, Tag, Tagging
 

@@ -13,9 +13,9 @@ from flask.views import MethodView
 from flask_smorest import abort
 from marshmallow import fields, validate
 
-from crmcore.api.schema import Blueprint, Schema
 from crmcore.api import common, linking
 from crmcore.api.common import require
+from crmcore.api.schema import Blueprint, Schema
 from crmcore.entities import links, service
 from crmcore.entities.models import PRIORITIES, TASK_STATUSES, Task
 

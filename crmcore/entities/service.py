@@ -14,10 +14,10 @@ import peewee
 from crmcore import db, signals
 from crmcore.db import utcnow
 from crmcore.entities.context import Context, resolve
+
 # Conflict and StaleVersion live in crmcore.entities.errors with the other domain
 # errors; they stay importable from here, where plugins have always found them.
-from crmcore.entities.errors import Conflict, StaleVersion  # noqa: F401
-from crmcore.entities.errors import NotFound
+from crmcore.entities.errors import Conflict, NotFound, StaleVersion  # noqa: F401
 from crmcore.entities.models import (
     Activity,
     AuditEntry,
@@ -34,7 +34,6 @@ from crmcore.entities.models import (
     Tagging,
     Task,
 )
-
 
 ENTITY_NAMES = {Lead: "lead", Contact: "contact", Company: "company", Deal: "deal", Activity: "activity", Note: "note", Task: "task", Pipeline: "pipeline", Stage: "stage", Tag: "tag", CustomField: "custom_field"}
 

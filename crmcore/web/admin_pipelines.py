@@ -16,7 +16,14 @@ import peewee
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from crmcore import db
-from crmcore.api.pipelines import PipelineSchema, StageDeleteArgsSchema, StageSchema, create_stage, make_default, stages_of
+from crmcore.api.pipelines import (
+    PipelineSchema,
+    StageDeleteArgsSchema,
+    StageSchema,
+    create_stage,
+    make_default,
+    stages_of,
+)
 from crmcore.entities import deals as deal_rules
 from crmcore.entities import service
 from crmcore.entities.models import Deal, Pipeline, Stage

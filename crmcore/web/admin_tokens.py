@@ -7,7 +7,17 @@ answers the form (sent with ``Cache-Control: no-store``); only its hash and an
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from marshmallow import Schema, fields, validate
 
 from crmcore import auth, db

@@ -18,10 +18,9 @@ from crmcore.api import common
 from crmcore.api import deals as deals_api
 from crmcore.api.pipelines import stages_of
 from crmcore.contrib import NavItem
-from crmcore.entities import checks
+from crmcore.entities import checks, service
 from crmcore.entities import deals as rules
 from crmcore.entities.errors import Invalid
-from crmcore.entities import service
 from crmcore.entities.models import PRIORITIES, Company, Contact, Deal, Lead, Pipeline, Stage
 from crmcore.web.forms import domain_errors
 from crmcore.web.records import RecordPages, field_errors, page_url, require

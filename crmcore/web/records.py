@@ -31,7 +31,17 @@ import logging
 from typing import Any, Callable, Iterable
 
 import peewee
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_smorest import abort as smorest_abort
 from markupsafe import Markup
 from marshmallow import Schema, ValidationError, fields, missing

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_plugins.chat import service
-from crm_plugins.chat.models import STATUSES, ChatConversation, ChatFaq
 from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 
+from crm_plugins.chat import service
+from crm_plugins.chat.models import STATUSES, ChatConversation, ChatFaq
 from crmcore.sdk import Lead, User, current_user_id, require
 
 blp = Blueprint("chat_api", __name__, url_prefix="/chat", description="Website chat: conversations, messages, FAQ (agents).")

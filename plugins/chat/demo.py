@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from crm_plugins.chat.models import ChatConversation, ChatFaq, ChatMessage
-
 from crmcore.sdk import utcnow
 
 FAQS = [

@@ -12,7 +12,6 @@ from crm_plugins.chat.models import (
     ChatMessage,
     ChatRate,
 )
-
 from crmcore import sdk
 from crmcore.sdk import (
     Migration,
@@ -83,7 +82,6 @@ def crm_nav_items(tenant: Any, user: Any) -> list[NavItem]:
 
 def _assistant_task(task: Any) -> None:
     from crm_plugins.chat import service
-
     from crmcore.sdk import current_tenant
 
     payload = payload_of(task)

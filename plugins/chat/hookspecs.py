@@ -1,7 +1,6 @@
 """Hooks the chat plugin declares for other plugins."""
 
 from crm_plugins.chat.contrib import AssistantReply
-
 from crmcore.sdk import hookspec
 
 

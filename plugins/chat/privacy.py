@@ -16,8 +16,8 @@ import secrets
 from typing import Any
 
 import peewee
-from crm_plugins.chat.models import ChatAttachment, ChatConversation, ChatMessage
 
+from crm_plugins.chat.models import ChatAttachment, ChatConversation, ChatMessage
 from crmcore.sdk import PrivacySection, User, on_commit
 
 log = logging.getLogger("crm_plugins.chat")

@@ -24,13 +24,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import peewee
-from crm_plugins.chat import service
-from crm_plugins.chat.models import ChatAttachment, ChatConversation, ChatMessage
 from flask import Blueprint, Response, g, jsonify, request, send_from_directory
 from flask_sock import ConnectionClosed, Sock
 from marshmallow import Schema, ValidationError, fields, validate
 from werkzeug.exceptions import NotFound
 
+from crm_plugins.chat import service
+from crm_plugins.chat.models import ChatAttachment, ChatConversation, ChatMessage
 from crmcore import sdk
 from crmcore.sdk import RealtimeUnavailable
 

@@ -28,6 +28,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import peewee
+from flask import current_app
+
 from crm_plugins.chat.models import (
     ChatAgent,
     ChatAttachment,
@@ -35,8 +37,6 @@ from crm_plugins.chat.models import (
     ChatMessage,
     ChatRate,
 )
-from flask import current_app
-
 from crmcore import sdk
 from crmcore.sdk import Contact, Lead, User, utcnow
 

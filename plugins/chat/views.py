@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_plugins.chat import service
-from crm_plugins.chat.models import ChatConversation, ChatFaq
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
+from crm_plugins.chat import service
+from crm_plugins.chat.models import ChatConversation, ChatFaq
 from crmcore import sdk
 from crmcore.sdk import Contact, Lead, User, has_permission
 

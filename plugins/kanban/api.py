@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_plugins.kanban import board
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from crm_plugins.kanban import board
 from crmcore import sdk
 from crmcore.sdk import LEAD_STATUSES, Deal, Lead, Stage, require
 

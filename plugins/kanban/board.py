@@ -22,9 +22,9 @@ from collections.abc import Iterable
 from typing import Any
 
 import peewee
-from crm_plugins.kanban.contrib import TONES, CardBadge
 from flask import g
 
+from crm_plugins.kanban.contrib import TONES, CardBadge
 from crmcore import sdk
 from crmcore.sdk import (
     LEAD_STATUSES,

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from crm_plugins.kanban.contrib import CardBadge
-
 from crmcore.sdk import hookspec
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_plugins.kanban import board
-from crm_plugins.kanban.api import BoardArgsSchema
 from flask import Blueprint, abort, g, render_template, request, url_for
 from marshmallow import ValidationError
 
+from crm_plugins.kanban import board
+from crm_plugins.kanban.api import BoardArgsSchema
 from crmcore import sdk
 from crmcore.sdk import tag_suggestions, user_options
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_plugins.scoring import bulk, engine, predictive
-from crm_plugins.scoring.models import LeadScore, ScoreHistory, ScoringModel
 from flask import g
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import fields, validate
 
+from crm_plugins.scoring import bulk, engine, predictive
+from crm_plugins.scoring.models import LeadScore, ScoreHistory, ScoringModel
 from crmcore import sdk
 from crmcore.sdk import ApiSchema as Schema
 from crmcore.sdk import Lead, PageArgs, require

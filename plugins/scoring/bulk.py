@@ -27,7 +27,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from crm_plugins.scoring.models import LeadScore, ScoreHistory
-
 from crmcore import sdk
 from crmcore.sdk import Contact, Lead
 

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import peewee
-from crm_plugins.scoring import COMPONENTS, ScoringSettings
-from crm_plugins.scoring.models import ScoringOverride
 from peewee import JOIN, Case, fn
 
+from crm_plugins.scoring import COMPONENTS, ScoringSettings
+from crm_plugins.scoring.models import ScoringOverride
 from crmcore import sdk
 from crmcore.sdk import Activity, Company, Contact, Deal, Lead, Stage, utcnow
 

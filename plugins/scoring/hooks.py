@@ -16,7 +16,6 @@ from crm_plugins.scoring.models import (
     ScoringModel,
     ScoringOverride,
 )
-
 from crmcore import sdk
 from crmcore.sdk import (
     DashboardWidget,
@@ -222,7 +221,6 @@ def crm_dashboard_widgets(tenant, user):
 def crm_kanban_card_badges(tenant, entity, record_ids):
     """Score and grade on lead cards, and on deal cards the score of the deal's lead."""
     from crm_plugins.kanban.contrib import CardBadge
-
     from crmcore.sdk import Deal
 
     if not record_ids or entity not in ("lead", "deal"):

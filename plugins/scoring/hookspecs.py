@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from crm_plugins.scoring.contrib import ScoreFactor  # at run time: answers are checked against it
-
 from crmcore.sdk import hookspec
 
 

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from crm_plugins.scoring.models import ScoringModel
-
 from crmcore.sdk import utcnow
 
 log = logging.getLogger("crm_plugins.scoring")
@@ -74,11 +73,12 @@ def label_of(facts: Any) -> int | None:
 def train(tenant: Any) -> ScoringModel:
     """Fit the tenant's model (or record why not) and store it with its quality."""
     import numpy as np
-    from crm_plugins.scoring.engine import FEATURES, effective_settings, features_of, gather
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import brier_score_loss, roc_auc_score
     from sklearn.model_selection import train_test_split
     from sklearn.preprocessing import StandardScaler
+
+    from crm_plugins.scoring.engine import FEATURES, effective_settings, features_of, gather
 
     cfg = effective_settings(tenant)
     now = utcnow()

@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 from crm_plugins.scoring.models import LeadScore, ScoreHistory
-
 from crmcore.sdk import Lead, PrivacySection, enqueue
 
 

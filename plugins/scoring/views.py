@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from crm_plugins.scoring import bulk, engine, predictive
-from crm_plugins.scoring.models import LeadScore, ScoreHistory, ScoringOverride
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
 from marshmallow import ValidationError
 
+from crm_plugins.scoring import bulk, engine, predictive
+from crm_plugins.scoring.models import LeadScore, ScoreHistory, ScoringOverride
 from crmcore import sdk
 from crmcore.sdk import Lead, ListColumn, ListFilter, utcnow
 

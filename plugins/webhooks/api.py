@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+from marshmallow import Schema, ValidationError, fields, validate
+
 from crm_plugins.webhooks import delivery, events, service
 from crm_plugins.webhooks.models import (
     MESSAGE_STATUSES,
@@ -15,10 +19,6 @@ from crm_plugins.webhooks.models import (
     WebhookEndpoint,
     WebhookMessage,
 )
-from flask.views import MethodView
-from flask_smorest import Blueprint, abort
-from marshmallow import Schema, ValidationError, fields, validate
-
 from crmcore import sdk
 from crmcore.sdk import PageArgs, require, utcnow
 

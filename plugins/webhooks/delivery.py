@@ -26,11 +26,11 @@ import secrets as _secrets
 import uuid
 from typing import Any
 
+from standardwebhooks import Webhook
+
 from crm_plugins.webhooks import events as catalogue_
 from crm_plugins.webhooks import transport
 from crm_plugins.webhooks.models import WebhookEndpoint, WebhookMessage
-from standardwebhooks import Webhook
-
 from crmcore import sdk
 from crmcore.sdk import atomic, enqueue, payload_of, utcnow
 

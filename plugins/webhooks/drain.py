@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import peewee
+
 from crm_plugins.webhooks import delivery, transport
 from crm_plugins.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
-
 from crmcore import sdk
 from crmcore.sdk import atomic, payload_of, utcnow
 

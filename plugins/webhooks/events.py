@@ -16,8 +16,8 @@ import logging
 from typing import Any
 
 import peewee
-from crm_plugins.webhooks.contrib import WebhookEvent
 
+from crm_plugins.webhooks.contrib import WebhookEvent
 from crmcore import sdk
 from crmcore.sdk import Company, Contact, Deal, JSONText, Lead, Stage
 

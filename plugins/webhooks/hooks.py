@@ -6,7 +6,6 @@ import logging
 
 from crm_plugins.webhooks import api, delivery, drain, events, views
 from crm_plugins.webhooks.models import MODELS, WebhookAttempt, WebhookEndpoint, WebhookMessage
-
 from crmcore import sdk
 from crmcore.sdk import (
     Migration,

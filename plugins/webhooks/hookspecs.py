@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from crm_plugins.webhooks.contrib import WebhookEvent
-
 from crmcore.sdk import hookspec
 
 # WebhookEvent is imported at run time: answers are checked against the annotation.

@@ -6,11 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from marshmallow import Schema, ValidationError, fields, validate
+
 from crm_plugins.webhooks import events, transport
 from crm_plugins.webhooks.delivery import new_secret, settings
 from crm_plugins.webhooks.models import WebhookEndpoint
-from marshmallow import Schema, ValidationError, fields, validate
-
 from crmcore import sdk
 from crmcore.sdk import utcnow
 

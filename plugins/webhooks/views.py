@@ -6,6 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from marshmallow import ValidationError
+
 from crm_plugins.webhooks import delivery, events, service
 from crm_plugins.webhooks.models import (
     MESSAGE_STATUSES,
@@ -13,9 +16,6 @@ from crm_plugins.webhooks.models import (
     WebhookEndpoint,
     WebhookMessage,
 )
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
-from marshmallow import ValidationError
-
 from crmcore import sdk
 from crmcore.sdk import utcnow
 

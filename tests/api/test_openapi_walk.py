@@ -54,8 +54,6 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator
 from urllib.parse import urlencode
 
-import pytest
-
 from crmcore import db
 
 METHODS = ("get", "put", "post", "patch", "delete")

@@ -28,7 +28,6 @@ from crmcore.plugins import PluginHost
 from tests.conftest import stop_process, subprocess_env
 
 
-
 def invoke(config_dir: Path | None, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> Result:
     """Run ``crm --config DIR ARGS`` in-process, without the caller's CRM_* variables."""
     clean: dict[str, str | None] = {k: None for k in os.environ if k.startswith("CRM_")}

@@ -22,8 +22,14 @@ import pytest
 import redis
 
 from crmcore.realtime import (
-    Event, Hub, MemoryHub, RealtimeUnavailable, RedisHub, Subscription,
-    create_hub, event_id_key,
+    Event,
+    Hub,
+    MemoryHub,
+    RealtimeUnavailable,
+    RedisHub,
+    Subscription,
+    create_hub,
+    event_id_key,
 )
 
 REDIS_URL = os.environ.get("CRM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -20,7 +20,6 @@ from crmcore.entities import deals as rules
 from crmcore.entities.models import Company, Contact, Deal, DealStageChange, Note, Pipeline, Stage
 from crmcore.models import User
 
-
 # --------------------------------------------------------------------------- helpers
 
 

@@ -12,11 +12,24 @@ import pytest
 from click.testing import CliRunner
 
 from crmcore import db
+from crmcore.builtin.demo import seed as demo
 from crmcore.cli import DEMO_ADMIN, cli, ensure_demo
 from crmcore.db import tenant_context, utcnow
-from crmcore.entities.models import Activity, AuditEntry, Company, Contact, Deal, DealStageChange, Lead, Note, Pipeline, Stage, Tagging, Task
+from crmcore.entities.models import (
+    Activity,
+    AuditEntry,
+    Company,
+    Contact,
+    Deal,
+    DealStageChange,
+    Lead,
+    Note,
+    Pipeline,
+    Stage,
+    Tagging,
+    Task,
+)
 from crmcore.models import User
-from crmcore.builtin.demo import seed as demo
 from crmcore.web.tasks import day_bounds
 
 

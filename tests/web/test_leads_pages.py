@@ -16,7 +16,6 @@ from crmcore.entities import service
 from crmcore.entities.models import Activity, Contact, CustomField, Deal, Lead, Note, Task
 from crmcore.models import User
 
-
 # --------------------------------------------------------------------------- helpers
 
 

@@ -410,8 +410,6 @@ class Seeder:
             pipeline = ensure_default_pipeline(db.current_tenant())
         stages = list(Stage.select().where(Stage.pipeline == pipeline.id).order_by(Stage.order, Stage.id))
         open_stages = [s for s in stages if not s.is_won and not s.is_lost]
-        won = next((s for s in stages if s.is_won), None)
-        lost = next((s for s in stages if s.is_lost), None)
         plan: list[Stage] = []
         spread = DEAL_STAGE_SPREAD if len(stages) == len(DEAL_STAGE_SPREAD) else [COUNTS["deals"] // len(stages)] * len(stages)
         for stage, count in zip(stages, spread):

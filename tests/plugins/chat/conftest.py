@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
@@ -63,9 +64,6 @@ def run_tasks(crm_env: Any) -> int:
         while worker.run_one() is not None:
             ran += 1
     return ran
-
-
-import contextlib
 
 
 @contextlib.contextmanager

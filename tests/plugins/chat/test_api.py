@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from crm_plugins.chat.models import ChatConversation, ChatMessage
-
 from crmcore.entities.models import Activity, Lead
 
 from .conftest import ORIGIN, Chat, in_tenant

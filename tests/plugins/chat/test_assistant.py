@@ -6,7 +6,6 @@ from typing import Any
 
 from crm_plugins.chat.contrib import AssistantReply
 from crm_plugins.chat.models import ChatConversation, ChatFaq, ChatMessage
-
 from crmcore import hookimpl
 
 from .conftest import Chat, chat_settings, in_tenant, run_tasks

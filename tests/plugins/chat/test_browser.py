@@ -18,8 +18,8 @@ import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from crmcore import auth
-from crmcore.testing import chromium_browser
 from crmcore.entities.models import Lead
+from crmcore.testing import chromium_browser
 
 from .conftest import chat_settings, in_tenant
 

@@ -9,9 +9,9 @@ import json
 from typing import Any
 
 import pytest
+
 from crm_plugins.chat.models import ChatAttachment, ChatConversation, ChatMessage
 from crm_plugins.chat.privacy import ERASED_MESSAGE
-
 from crmcore import hookimpl
 from crmcore.entities.models import AuditEntry, Lead
 

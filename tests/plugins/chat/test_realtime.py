@@ -18,9 +18,9 @@ import pytest
 import redis
 import requests
 import websocket
-from crm_plugins.chat.models import ChatMessage
 from werkzeug.serving import make_server
 
+from crm_plugins.chat.models import ChatMessage
 from tests.conftest import stop_process, subprocess_env
 
 from .conftest import ORIGIN, chat_settings, in_tenant

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from crm_plugins.kanban.contrib import CardBadge
-
 from crmcore import hookimpl
 
 

@@ -82,7 +82,6 @@ def _shot(page: Any, name: str) -> None:
 
 def test_lead_panel_and_admin_preview(browser, server):
     from crm_plugins.scoring import engine
-
     from crmcore.entities import service
 
     url, env = server

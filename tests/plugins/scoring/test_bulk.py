@@ -107,7 +107,6 @@ def test_sql_rescore_equals_python_rules(env, register_plugin, settings):
 def test_sql_rescore_writes_only_changes(env):
     from crm_plugins.scoring import engine
     from crm_plugins.scoring.models import LeadScore, ScoreHistory
-
     from crmcore import signals
 
     seen = []

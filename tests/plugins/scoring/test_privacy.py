@@ -9,7 +9,6 @@ from typing import Any
 
 from crm_plugins.scoring import engine
 from crm_plugins.scoring.models import LeadScore, ScoreHistory
-
 from crmcore.entities import service
 from crmcore.entities.models import Contact, Lead
 from crmcore.models import Task as QueuedTask

@@ -21,7 +21,6 @@ def run_tasks(env):
 
 def test_signals_enqueue_debounced_rescore(env):
     from crm_plugins.scoring.models import LeadScore
-
     from crmcore.entities import service
     from crmcore.entities.models import Activity, Stage
 
@@ -78,7 +77,6 @@ def test_config_change_rescores_everything(env):
 def test_history_and_score_signals(env, captured_signals):
     from crm_plugins.scoring import engine
     from crm_plugins.scoring.models import ScoreHistory
-
     from crmcore.entities import service
 
     with in_tenant(env) as tenant:
@@ -99,7 +97,6 @@ def test_history_and_score_signals(env, captured_signals):
 
 def test_nightly_job_rescore_all_skips_disabled_tenant(env):
     from crm_plugins.scoring.models import LeadScore
-
     from crmcore.jobs import Scheduler
 
     with in_tenant(env):
@@ -188,7 +185,6 @@ def test_extra_factor_calls_are_bounded(env, register_plugin, monkeypatch):
 
 def test_demo_data_scores_idempotently(env):
     from crm_plugins.scoring.models import LeadScore, ScoreHistory, ScoringModel
-
     from crmcore.app import crm_state
     from crmcore.entities.models import Lead
 

@@ -10,7 +10,6 @@ import time
 from crm_plugins.webhooks import delivery
 from crm_plugins.webhooks import drain as drain_
 from crm_plugins.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
-
 from crmcore import db
 from crmcore.db import utcnow
 from crmcore.models import Task

@@ -8,8 +8,8 @@ import time
 
 import jsonschema
 import pytest
-from crm_plugins.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
 
+from crm_plugins.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage
 from crmcore import db
 from crmcore.db import utcnow
 from tests.plugins.webhooks.conftest import Api, drain, in_tenant, make_lead, token
@@ -56,7 +56,6 @@ def test_hook_crm_webhooks_events(env, admin, receiver, register_plugin):
     """Another plugin's event type is offered, sent with its payload, and checked."""
     from crm_plugins.webhooks.contrib import WebhookEvent
     from crm_plugins.webhooks.hooks import connect_event_signals
-
     from crmcore.sdk import hookimpl, send_signal
 
     class Ticketing:

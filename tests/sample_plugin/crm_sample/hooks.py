@@ -12,10 +12,22 @@ from flask.views import MethodView
 from flask_smorest import Blueprint as ApiBlueprint
 from marshmallow import Schema, fields, validate
 
-from crmcore import sdk
-from crmcore.sdk import DashboardWidget, Migration, NavItem, Permission, ScheduledJob, SignalReceiver, TaskHandler, add_columns, create_tables, hookimpl, payload_of, require
-
 from crm_sample.models import SampleItem, SampleReceipt
+from crmcore import sdk
+from crmcore.sdk import (
+    DashboardWidget,
+    Migration,
+    NavItem,
+    Permission,
+    ScheduledJob,
+    SignalReceiver,
+    TaskHandler,
+    add_columns,
+    create_tables,
+    hookimpl,
+    payload_of,
+    require,
+)
 
 # ---------------------------------------------------------------- API
 

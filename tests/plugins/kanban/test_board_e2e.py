@@ -89,6 +89,7 @@ def _page(browser: Any, server: Server, email: str, **options: Any) -> tuple[Any
     page = context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda exc: problems.append(f"JavaScript error: {exc}"))
+    page.on("console", lambda m: problems.append(f"CSP violation: {m.text}") if "Content Security Policy" in m.text else None)
     page.on("response", lambda r: problems.append(f"{r.status} from {r.url}") if r.status >= 500 else None)
     page.goto("/login")
     page.get_by_label("Email").fill(email)

@@ -82,7 +82,9 @@ def _page(browser: Any, server: Server, email: str, **options: Any) -> tuple[Any
     context.add_init_script(
         """(() => { const Real = window.WebSocket; window.__kbSockets = []; window.__kbBlock = false;
         window.WebSocket = function (url, protocols) {
-          const ws = new Real(window.__kbBlock ? "ws://127.0.0.1:9/blocked" : url, protocols);
+          // Refused on this origin (a path with no socket): the page's CSP allows only
+          // its own origin, and a socket to another would be blocked, not refused.
+          const ws = new Real(window.__kbBlock ? url.replace(/\/realtime\/ws.*/, "/blocked-by-test") : url, protocols);
           window.__kbSockets.push(ws); return ws; };
         window.WebSocket.prototype = Real.prototype; })();"""
     )

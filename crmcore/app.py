@@ -24,7 +24,16 @@ from flask_smorest import Api
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException, NotFound
 
-from crmcore import api_docs, auth, db, permissions, request_guard, signals
+from crmcore import (
+    api_docs,
+    auth,
+    db,
+    permissions,
+    ratelimit,
+    request_guard,
+    security_headers,
+    signals,
+)
 from crmcore.config import Config, ConfigError, ConfigStore, Problem, TenantConfig, load_instance
 from crmcore.contrib import TaskHandler
 from crmcore.db import Tenant, tenant_context
@@ -253,6 +262,8 @@ def create_app(config_dir: str | Path | None = None, *, env: Mapping[str, str] |
 
     _register_contributions(app, crm)
     _install_request_handling(app, crm)
+    ratelimit.install(app)  # after the request's credentials are resolved
+    security_headers.install(app)
     from crmcore import realtime_ws
 
     realtime_ws.init_app(app)

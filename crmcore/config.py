@@ -101,6 +101,8 @@ class InstanceSchema(Schema):
     plugins_dir = fields.String(load_default="")
     default_tenant = fields.String(load_default="")
     session_hours = fields.Float(load_default=12.0, validate=validate.Range(min=0.01))
+    #: requests a minute each API token may make (crmcore.ratelimit); 0: no limit
+    api_rate_per_minute = fields.Integer(load_default=600, validate=validate.Range(min=0, max=1_000_000))
     tasks = fields.Nested(TaskSettingsSchema, load_default=lambda: TaskSettingsSchema().load({}))
     database = fields.Nested(DatabaseSettingsSchema, load_default=lambda: DatabaseSettingsSchema().load({}))
     defaults = fields.Nested(DefaultsSchema, load_default=lambda: DefaultsSchema().load({}))
@@ -150,6 +152,7 @@ class InstanceConfig:
     path: Path | None
     #: [database]: lock_timeout_seconds, busy_timeout_seconds, statement_timeout_seconds
     database: Mapping[str, Any] = field(default_factory=lambda: DatabaseSettingsSchema().load({}))
+    api_rate_per_minute: int = 600
 
 
 @dataclass(frozen=True)
@@ -295,6 +298,7 @@ def load_instance(config_dir: Path, env: Mapping[str, str], problems: list[Probl
         plugins_dir=(plugins_dir if plugins_dir is None or plugins_dir.is_absolute() else root / plugins_dir),
         default_tenant=data["default_tenant"],
         session_hours=data["session_hours"],
+        api_rate_per_minute=data["api_rate_per_minute"],
         tasks=data["tasks"],
         defaults=data["defaults"],
         path=path if path.exists() else None,

@@ -11,6 +11,11 @@ must not be retried as is -- no credentials, a cookie sent from another site, no
 too many topics, a malformed ``last_id``; 1011 when the realtime backend (Redis) is
 unreachable and 1012 when the server shuts down: reconnect after a short pause, with
 the last id seen. A bearer token that is invalid is refused at the handshake (401).
+
+The credentials are checked again while the socket is open, at least every
+``AUTH_RECHECK_SECONDS`` and before an event is sent once that long has passed: a token
+revoked (or a user deactivated) meanwhile gets close code 4401 and no further event;
+sign in again (or use a live token) before reconnecting.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from typing import Callable
 from urllib.parse import urlsplit
 
 from flask import Flask, g, request
@@ -35,6 +41,8 @@ MAX_TOPIC_LENGTH = 200
 POLICY_VIOLATION = 1008
 INTERNAL_ERROR = 1011
 SERVICE_RESTART = 1012
+UNAUTHORISED = 4401  # the token was revoked or the user deactivated while connected
+AUTH_RECHECK_SECONDS = 2.0
 
 
 def _same_origin() -> bool:
@@ -64,6 +72,18 @@ def _bad_request() -> str | None:
         except ValueError:
             return "bad last_id"
     return None
+
+
+def _still_authorised(tenant, user_id: int | None, token_id: int | None) -> bool:
+    """Whether the socket's token is still live, or its user still active (a query on a
+    connection opened for it and given back at once: the socket may stay open for hours)."""
+    from crmcore import db
+    from crmcore.models import ApiToken, User
+
+    with db.connection(), db.tenant_context(tenant):
+        if token_id is not None:
+            return ApiToken.select().where((ApiToken.id == token_id) & ApiToken.revoked_at.is_null()).exists()
+        return User.select().where((User.id == user_id) & (User.active == True)).exists()  # noqa: E712
 
 
 def init_app(app: Flask) -> None:
@@ -96,9 +116,15 @@ def init_app(app: Flask) -> None:
             log.exception("realtime subscribe failed")
             ws.close(reason=INTERNAL_ERROR, message="internal error")
             return
+        token, user = g.get("token"), g.get("user")
+        tenant = g.tenant
+
+        def authorised() -> bool:
+            return _still_authorised(tenant, user.id if user is not None else None, token.id if token is not None else None)
+
         with sub:
             try:
-                _serve(ws, sub, topics)
+                _serve(ws, sub, topics, authorised)
             except ConnectionClosed:
                 return
             except Exception:  # never a traceback written into the upgraded socket
@@ -109,12 +135,18 @@ def init_app(app: Flask) -> None:
                 ws.close(reason=SERVICE_RESTART, message="server restarting; reconnect shortly")
 
 
-def _serve(ws, sub, topics: list[str]) -> None:  # noqa: ANN001
-    """Forward events until the client leaves or the subscription is closed."""
+def _serve(ws, sub, topics: list[str], authorised: Callable[[], bool]) -> None:  # noqa: ANN001
+    """Forward events until the client leaves, the subscription is closed or the
+    credentials stop being valid (checked again every AUTH_RECHECK_SECONDS)."""
     ws.send(json.dumps({"type": "hello", "topics": topics}))
-    idle_since = time.monotonic()
+    idle_since = checked_at = time.monotonic()
     while ws.connected and not sub.closed:
         event = sub.get(timeout=POLL_SECONDS)
+        if time.monotonic() - checked_at >= AUTH_RECHECK_SECONDS:
+            if not authorised():
+                ws.close(reason=UNAUTHORISED, message="credentials revoked; sign in again")
+                return
+            checked_at = time.monotonic()
         if event is not None:
             ws.send(event.to_json())
             idle_since = time.monotonic()

@@ -54,6 +54,9 @@ class CrmEnv:
             "redis_url": redis_url,
             "secret_key": "test-secret-" + uuid.uuid4().hex,
             "tasks": {"backoff_seconds": 0.05, "lease_seconds": 30.0, "poll_seconds": 0.05},
+            # Off: a test's API calls (a fuzz run: thousands a minute) are not throttled;
+            # a test of the limit sets it with write_instance(api_rate_per_minute=...).
+            "api_rate_per_minute": 0,
         }
         self.write_instance()
         self.apps: list[Any] = []

@@ -14,6 +14,7 @@ from crmcore.contrib import Migration, NavItem, SignalReceiver
 from crmcore.entities.models import ENTITY_MODELS, AuditEntry, Lead
 from crmcore.migrations import CORE_MIGRATIONS, add_columns, create_indexes, create_tables
 from crmcore.models import CORE_MODELS
+from crmcore.ratelimit import RateCounter
 
 
 def _create_default_pipelines(database) -> None:
@@ -33,7 +34,7 @@ def on_tenant_created(tenant, **_):
 
 @hookimpl(trylast=True)
 def crm_models():
-    return list(CORE_MODELS) + list(ENTITY_MODELS)
+    return list(CORE_MODELS) + list(ENTITY_MODELS) + [RateCounter]
 
 
 def _add_audit_actor_name(database: Any) -> None:
@@ -50,6 +51,7 @@ def crm_migrations():
         Migration("0003_default_pipelines", _create_default_pipelines),
         Migration("0004_lead_list_index", create_indexes(Lead)),  # (tenant, created_at, id)
         Migration("0005_audit_actor_name", _add_audit_actor_name),
+        Migration("0006_rate_limits", create_tables(RateCounter)),  # crmcore.ratelimit
     ]
 
 

@@ -9,7 +9,7 @@ import flask
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from markupsafe import Markup, escape
 
-from crmcore import auth
+from crmcore import auth, ratelimit
 from crmcore.db import tenant_context, utcnow
 from crmcore.models import User
 
@@ -42,18 +42,26 @@ def login():
     if request.method == "POST":
         email = request.form.get("email", "").strip().lower()
         password = request.form.get("password", "")
+        ip = request.remote_addr or "unknown"
         if not auth.csrf_valid(request.form.get("csrf_token")):
             error = "The sign-in form expired. Please try again."
+        elif (wait := ratelimit.login_refusal(g.tenant.id, email, ip)) is not None:
+            # Refused before the password is even checked: a guesser learns nothing more.
+            minutes = -(-wait // 60)
+            error = f"Too many failed sign-ins. For your security, please wait {minutes} minute{'s' if minutes != 1 else ''} and try again."
+            return render_template("crm/login.html", error=error, email=email), 429, {"Retry-After": str(wait)}
         else:
             with tenant_context(g.tenant):
                 user = User.get_or_none((User.email == email) & (User.active == True))  # noqa: E712
                 if user is not None and auth.check_password(user, password):
+                    ratelimit.login_succeeded(g.tenant.id, email)
                     flask.session.clear()
                     flask.session.permanent = True
                     flask.session.update(uid=user.id, tid=g.tenant.id)
                     user.last_login_at = utcnow()
                     user.save(only=[User.last_login_at])
                     return redirect(_safe_next(request.args.get("next")))
+            ratelimit.login_failed(g.tenant.id, email, ip)
             error = "Wrong email or password."
         return render_template("crm/login.html", error=error, email=email), 401
     return render_template("crm/login.html", error=error, email=email)

@@ -15,7 +15,7 @@ from marshmallow import Schema, fields, validate
 
 from crm_plugins.chat import service
 from crm_plugins.chat.models import STATUSES, ChatConversation, ChatFaq
-from crmcore.sdk import Lead, User, current_user_id, require
+from crmcore.sdk import Contact, Lead, User, current_user_id, require, visible
 
 blp = Blueprint("chat_api", __name__, url_prefix="/chat", description="Website chat: conversations, messages, FAQ (agents).")
 
@@ -30,6 +30,8 @@ class ConversationSchema(Schema):
     assignee_id = fields.Integer(allow_none=True)
     lead_id = fields.Integer(allow_none=True)
     contact_id = fields.Integer(allow_none=True)
+    claimed_lead_id = fields.Integer(allow_none=True, metadata={"description": "An existing lead whose email or phone the visitor gave: unverified, not linked until an agent confirms it (POST .../claim/confirm)."})
+    claimed_contact_id = fields.Integer(allow_none=True, metadata={"description": "The same for an existing contact."})
     handed_over = fields.Boolean()
     created_at = fields.String()
     last_message_at = fields.String()
@@ -95,11 +97,30 @@ class FaqSchema(Schema):
     active = fields.Boolean(load_default=True)
 
 
+def visible_conversations(query: Any) -> Any:
+    """Limit ``query`` to conversations whose lead and contact the caller may see (the
+    core's rule, e.g. ``agents_see_own_only``); one not linked to anything is visible."""
+    return query.where(
+        (ChatConversation.lead.is_null() | ChatConversation.lead.in_(visible(Lead.select(Lead.id), Lead)))
+        & (ChatConversation.contact.is_null() | ChatConversation.contact.in_(visible(Contact.select(Contact.id), Contact)))
+    )
+
+
 def _conversation(conversation_id: int) -> ChatConversation:
-    conversation = ChatConversation.get_or_none(ChatConversation.id == conversation_id)
+    """The conversation if the caller may see it; else 404, hidden or missing alike."""
+    conversation = visible_conversations(ChatConversation.select().where(ChatConversation.id == conversation_id)).first()
     if conversation is None:
         abort(404, message=f"no conversation {conversation_id}")
     return conversation
+
+
+def _dict(conversation: ChatConversation, unread: int | None = None) -> dict[str, Any]:
+    """The wire form, without a claim of a record the caller may not see."""
+    data = service.conversation_dict(conversation, unread)
+    for key, model in (("claimed_lead_id", Lead), ("claimed_contact_id", Contact)):
+        if data[key] is not None and not visible(model.select(model.id).where(model.id == data[key]), model).exists():
+            data[key] = None
+    return data
 
 
 def _author() -> Any:
@@ -114,7 +135,7 @@ class Conversations(MethodView):
     @blp.response(200, ConversationSchema(many=True))
     def get(self, args: dict[str, Any]) -> Any:
         """List conversations (``view``: all, mine, unassigned), newest activity first"""
-        query = ChatConversation.select()
+        query = visible_conversations(ChatConversation.select())
         if args["view"] == "mine":
             query = query.where(ChatConversation.assignee == current_user_id())
         elif args["view"] == "unassigned":
@@ -125,7 +146,7 @@ class Conversations(MethodView):
             query = query.where(ChatConversation.lead == args["lead_id"])
         rows = list(query.order_by(ChatConversation.last_message_at.desc(), ChatConversation.id.desc()).limit(args["limit"]))
         unread = service.unread_counts([c.id for c in rows])
-        return [service.conversation_dict(c, unread.get(c.id, 0)) for c in rows]
+        return [_dict(c, unread.get(c.id, 0)) for c in rows]
 
 
 @blp.route("/conversations/<int:conversation_id>")
@@ -134,7 +155,7 @@ class ConversationOne(MethodView):
     @blp.response(200, ConversationSchema)
     def get(self, conversation_id: int) -> Any:
         """One conversation"""
-        return service.conversation_dict(_conversation(conversation_id))
+        return _dict(_conversation(conversation_id))
 
 
 @blp.route("/conversations/<int:conversation_id>/messages")
@@ -175,7 +196,7 @@ class Assign(MethodView):
             user = User.get_or_none((User.id == uid) & (User.active == True))
             if user is None or user.role == "viewer":
                 abort(422, errors={"json": {"assignee_id": [f"No active agent {uid} in this tenant."]}})
-        return service.conversation_dict(service.assign(g.tenant, conversation, uid))
+        return _dict(service.assign(g.tenant, conversation, uid))
 
 
 @blp.route("/conversations/<int:conversation_id>/status")
@@ -185,7 +206,7 @@ class Status(MethodView):
     @blp.response(200, ConversationSchema)
     def put(self, data: dict[str, Any], conversation_id: int) -> Any:
         """Set the status: open, pending or resolved"""
-        return service.conversation_dict(service.set_status(g.tenant, _conversation(conversation_id), data["status"]))
+        return _dict(service.set_status(g.tenant, _conversation(conversation_id), data["status"]))
 
 
 @blp.route("/conversations/<int:conversation_id>/read")
@@ -197,7 +218,7 @@ class Read(MethodView):
         """Mark the visitor's messages read (up to a message id)"""
         conversation = _conversation(conversation_id)
         service.mark_read(g.tenant, conversation, "agent", data["up_to"])
-        return service.conversation_dict(conversation)
+        return _dict(conversation)
 
 
 @blp.route("/conversations/<int:conversation_id>/typing")
@@ -211,17 +232,39 @@ class Typing(MethodView):
         service.publish_ephemeral(g.tenant, _conversation(conversation_id).id, {"kind": "typing", "sender": "agent", "at": time.time()})
 
 
+@blp.route("/conversations/<int:conversation_id>/claim/confirm")
+class ClaimConfirm(MethodView):
+    @require("chat:reply")
+    @blp.response(200, ConversationSchema)
+    def post(self, conversation_id: int) -> Any:
+        """Confirm the visitor is the lead or contact they claim to be: link the conversation (and its transcript) to it"""
+        conversation = _conversation(conversation_id)
+        shown = _dict(conversation)
+        if shown["claimed_lead_id"] is None and shown["claimed_contact_id"] is None:
+            abort(404, message=f"conversation {conversation_id} claims no record you can see")
+        return _dict(service.confirm_claim(g.tenant, conversation))
+
+
+@blp.route("/conversations/<int:conversation_id>/claim/dismiss")
+class ClaimDismiss(MethodView):
+    @require("chat:reply")
+    @blp.response(200, ConversationSchema)
+    def post(self, conversation_id: int) -> Any:
+        """Dismiss the visitor's claim to be an existing lead or contact (nothing is linked)"""
+        return _dict(service.dismiss_claim(g.tenant, _conversation(conversation_id)))
+
+
 @blp.route("/leads/<int:lead_id>/conversations")
 class LeadConversations(MethodView):
     @require("chat:read")
     @blp.response(200, ConversationSchema(many=True))
     def get(self, lead_id: int) -> Any:
         """A lead's conversations, newest first"""
-        if not Lead.select().where(Lead.id == lead_id).exists():
+        if not visible(Lead.select().where(Lead.id == lead_id), Lead).exists():
             abort(404, message=f"no lead {lead_id}")
         rows = list(ChatConversation.select().where(ChatConversation.lead == lead_id).order_by(ChatConversation.id.desc()))
         unread = service.unread_counts([c.id for c in rows])
-        return [service.conversation_dict(c, unread.get(c.id, 0)) for c in rows]
+        return [_dict(c, unread.get(c.id, 0)) for c in rows]
 
 
 @blp.route("/presence")

@@ -18,6 +18,7 @@ from crmcore.sdk import (
     NavItem,
     Permission,
     TaskHandler,
+    add_columns,
     create_tables,
     hookimpl,
     payload_of,
@@ -36,7 +37,19 @@ def crm_models() -> list[Any]:
 @hookimpl
 def crm_migrations() -> list[Migration]:
     # Released with 0.1.0; a later change gets a new migration, never an edit of this one.
-    return [Migration("0001_initial", create_tables(ChatConversation, ChatMessage, ChatAttachment, ChatFaq, ChatAgent, ChatRate))]
+    return [
+        Migration("0001_initial", create_tables(ChatConversation, ChatMessage, ChatAttachment, ChatFaq, ChatAgent, ChatRate)),
+        Migration("0002_claimed_links", _add_claimed_links),
+    ]
+
+
+def _add_claimed_links(database: Any) -> None:
+    """ChatConversation.claimed_lead / claimed_contact, for databases whose table predates
+    them (0001 creates the table as the model is now, so a new database has them)."""
+    present = {c.name for c in database.get_columns(ChatConversation._meta.table_name)}
+    missing = [f for f in ("claimed_lead", "claimed_contact") if ChatConversation._meta.fields[f].column_name not in present]
+    if missing:
+        add_columns(ChatConversation, *missing)(database)
 
 
 @hookimpl

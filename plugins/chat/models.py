@@ -23,6 +23,10 @@ class ChatConversation(TenantModel):
     assignee = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL", backref="+")
     lead = peewee.ForeignKeyField(Lead, null=True, on_delete="SET NULL", backref="+")
     contact = peewee.ForeignKeyField(Contact, null=True, on_delete="SET NULL", backref="+")
+    #: the existing lead / contact whose email or phone the visitor gave: a claim, not a
+    #: link, until an agent confirms it (anyone can type a customer's address)
+    claimed_lead = peewee.ForeignKeyField(Lead, null=True, on_delete="SET NULL", backref="+")
+    claimed_contact = peewee.ForeignKeyField(Contact, null=True, on_delete="SET NULL", backref="+")
     #: set when the assistant handed over to a human; cleared by the next agent reply
     handed_over = peewee.BooleanField(default=False)
     created_at = peewee.DateTimeField(default=utcnow)

@@ -110,4 +110,7 @@ def merge(entity: str, kept_id: int, merged_id: int) -> dict[str, int]:
     if field is None:
         return {}
     moved = ChatConversation.update({field: kept_id}).where(field == merged_id).execute()
+    # A visitor's unconfirmed claim follows the record too (not counted: nothing linked).
+    claim = {"lead": ChatConversation.claimed_lead, "contact": ChatConversation.claimed_contact}[entity]
+    ChatConversation.update({claim: kept_id}).where(claim == merged_id).execute()
     return {"chat_conversation": moved} if moved else {}

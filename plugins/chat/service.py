@@ -207,6 +207,8 @@ def conversation_dict(conversation: ChatConversation, unread: int | None = None)
         "assignee_id": conversation.assignee_id,
         "lead_id": conversation.lead_id,
         "contact_id": conversation.contact_id,
+        "claimed_lead_id": conversation.claimed_lead_id,
+        "claimed_contact_id": conversation.claimed_contact_id,
         "handed_over": conversation.handed_over,
         "created_at": _iso(conversation.created_at),
         "last_message_at": _iso(conversation.last_message_at),
@@ -512,8 +514,13 @@ def capture_from_text(tenant: Any, conversation: ChatConversation, text: str) ->
 
 
 def capture_lead(tenant: Any, conversation: ChatConversation, *, email: str | None, phone: str | None, name: str = "") -> Lead | None:
-    """Link the conversation to the lead or contact with this email (or phone), or create
-    a lead (source ``chat``) through the core's write path, so the lead board hears of it."""
+    """Keep the contact details the visitor gave; a new address creates a lead (source
+    ``chat``) through the core's write path, so the lead board hears of it, and links it.
+
+    An address that belongs to an existing lead or contact is only a *claim*: anyone can
+    type a customer's email into the form, so the conversation is not linked to that
+    record (nothing is written on its timeline) but remembers it as ``claimed_lead`` /
+    ``claimed_contact`` for an agent to confirm (:func:`confirm_claim`)."""
     with sdk.atomic():
         changes: dict[str, Any] = {}
         if email and not conversation.visitor_email:
@@ -540,25 +547,57 @@ def capture_lead(tenant: Any, conversation: ChatConversation, *, email: str | No
             lead = Lead.select().where(Lead.phone == phone).order_by(Lead.id).first()
             if lead is None:
                 contact = Contact.select().where(Contact.phone == phone).order_by(Contact.id).first()
-        created = False
-        if lead is None and contact is None:
-            lead = sdk.create_record(Lead, {"name": (name or email or phone or "Chat visitor")[:200], "email": email, "phone": phone, "source": "chat"})
-            created = True
-        elif lead is not None and lead.contact_id:
-            contact = Contact.get_or_none(Contact.id == lead.contact_id)
-        ChatConversation.update(lead=lead.id if lead else None, contact=contact.id if contact else None).where(ChatConversation.id == conversation.id).execute()
-        conversation.lead = lead.id if lead else None
-        conversation.contact = contact.id if contact else None
-        transcript = "\n".join(f"{m.sender}: {m.content}" for m in messages_after(conversation, 0, 20) if m.sender in ("visitor", "agent", "assistant"))
-        sdk.log_activity({
-            "kind": "chat", "channel": "chat", "direction": "in",
-            "subject": f"Website chat with {conversation.visitor_name or email or phone}"[:300],
-            "content": transcript[:5000], "lead": lead.id if lead else None, "contact": contact.id if contact else None,
-        })
-        if lead is not None:
-            sdk.send_signal("chat_lead_captured", tenant, conversation=conversation, lead=lead, created=created)
-        announce_conversation(tenant, conversation, "lead")
+        if lead is not None or contact is not None:
+            if lead is not None and lead.contact_id:
+                contact = Contact.get_or_none(Contact.id == lead.contact_id)
+            claims = {"claimed_lead": lead.id if lead else None, "claimed_contact": contact.id if contact else None}
+            ChatConversation.update(claims).where(ChatConversation.id == conversation.id).execute()
+            conversation.claimed_lead, conversation.claimed_contact = claims["claimed_lead"], claims["claimed_contact"]
+            announce_conversation(tenant, conversation, "claim")
+            return None
+        lead = sdk.create_record(Lead, {"name": (name or email or phone or "Chat visitor")[:200], "email": email, "phone": phone, "source": "chat"})
+        _link(tenant, conversation, lead, None, created=True)
     return lead
+
+
+def confirm_claim(tenant: Any, conversation: ChatConversation) -> ChatConversation:
+    """An agent checked that the visitor is who they claim to be: link the conversation to
+    the claimed lead / contact, with the chat on its timeline (``chat_lead_captured``)."""
+    with sdk.atomic():
+        lead = Lead.get_or_none(Lead.id == conversation.claimed_lead_id) if conversation.claimed_lead_id else None
+        contact = Contact.get_or_none(Contact.id == conversation.claimed_contact_id) if conversation.claimed_contact_id else None
+        if lead is None and contact is None:
+            raise sdk.NotFound("this conversation claims no existing lead or contact")
+        ChatConversation.update(claimed_lead=None, claimed_contact=None).where(ChatConversation.id == conversation.id).execute()
+        conversation.claimed_lead = conversation.claimed_contact = None
+        _link(tenant, conversation, lead, contact, created=False)
+    return conversation
+
+
+def dismiss_claim(tenant: Any, conversation: ChatConversation) -> ChatConversation:
+    """The visitor is not who they claimed to be: forget the claim (nothing was linked)."""
+    with sdk.atomic():
+        ChatConversation.update(claimed_lead=None, claimed_contact=None).where(ChatConversation.id == conversation.id).execute()
+        conversation.claimed_lead = conversation.claimed_contact = None
+        announce_conversation(tenant, conversation, "claim")
+    return conversation
+
+
+def _link(tenant: Any, conversation: ChatConversation, lead: Lead | None, contact: Contact | None, *, created: bool) -> None:
+    """Link the conversation and put its transcript on the record's timeline."""
+    ChatConversation.update(lead=lead.id if lead else None, contact=contact.id if contact else None).where(ChatConversation.id == conversation.id).execute()
+    conversation.lead = lead.id if lead else None
+    conversation.contact = contact.id if contact else None
+    transcript = "\n".join(f"{m.sender}: {m.content}" for m in messages_after(conversation, 0, 20) if m.sender in ("visitor", "agent", "assistant"))
+    who = conversation.visitor_name or conversation.visitor_email or conversation.visitor_phone
+    sdk.log_activity({
+        "kind": "chat", "channel": "chat", "direction": "in",
+        "subject": f"Website chat with {who}"[:300],
+        "content": transcript[:5000], "lead": lead.id if lead else None, "contact": contact.id if contact else None,
+    })
+    if lead is not None:
+        sdk.send_signal("chat_lead_captured", tenant, conversation=conversation, lead=lead, created=created)
+    announce_conversation(tenant, conversation, "lead")
 
 
 # --------------------------------------------------------------------------- assistant

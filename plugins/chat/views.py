@@ -7,9 +7,10 @@ from typing import Any
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
 from crm_plugins.chat import service
+from crm_plugins.chat.api import visible_conversations
 from crm_plugins.chat.models import ChatConversation, ChatFaq
 from crmcore import sdk
-from crmcore.sdk import Contact, Lead, User, has_permission
+from crmcore.sdk import Contact, Lead, User, has_permission, visible
 
 pages = Blueprint("chat_pages", __name__, url_prefix="/app/chat", template_folder="templates", static_folder="static", static_url_path="/static")
 
@@ -23,7 +24,7 @@ def inbox() -> Any:
     view = view if view in dict(VIEWS) else "all"
     status = request.args.get("status", "open")
     status = status if status in ("open", "pending", "resolved", "any") else "open"
-    query = ChatConversation.select()
+    query = visible_conversations(ChatConversation.select())
     if view == "mine":
         query = query.where(ChatConversation.assignee == g.user.id)
     elif view == "unassigned":
@@ -35,24 +36,49 @@ def inbox() -> Any:
     current = None
     selected = request.args.get("c", type=int)
     messages: list[dict[str, Any]] = []
-    lead = contact = None
+    lead = contact = claimed_lead = claimed_contact = None
     if selected:
-        current = ChatConversation.get_or_none(ChatConversation.id == selected)
+        current = visible_conversations(ChatConversation.select().where(ChatConversation.id == selected)).first()
         if current is None:
             abort(404)
         names = {u.id: (u.name or u.email.split("@")[0]) for u in User.select()}
         messages = [service.message_dict(m, names.get(m.author_id)) for m in service.messages_after(current, 0, 1000)]
         lead = Lead.get_or_none(Lead.id == current.lead_id) if current.lead_id else None
         contact = Contact.get_or_none(Contact.id == current.contact_id) if current.contact_id else None
+        claimed_lead, claimed_contact = _claims(current)
     agents = list(User.select().where((User.active == True) & (User.role != "viewer")).order_by(User.name, User.email))
     topics = [service.INBOX_TOPIC] + ([service.conversation_topic(current.id)] if current else [])
 
     return render_template(
         "chat/inbox.html", conversations=conversations, unread=unread, view=view, status=status, views=VIEWS,
-        current=current, messages=messages, lead=lead, contact=contact, agents=agents, agent_names={a.id: a.name or a.email for a in agents},
+        current=current, messages=messages, lead=lead, contact=contact, claimed_lead=claimed_lead, claimed_contact=claimed_contact, agents=agents, agent_names={a.id: a.name or a.email for a in agents},
         can_reply=has_permission("chat:reply"), topics=",".join(topics), since=sdk.live_since_id(),
         canned=service.settings(g.tenant)["canned_responses"],
     )
+
+
+def _claims(conversation: ChatConversation) -> tuple[Any, Any]:
+    """The lead and contact the visitor claims to be, those the user may see."""
+    lead = visible(Lead.select().where(Lead.id == conversation.claimed_lead_id), Lead).first() if conversation.claimed_lead_id else None
+    contact = visible(Contact.select().where(Contact.id == conversation.claimed_contact_id), Contact).first() if conversation.claimed_contact_id else None
+    return lead, contact
+
+
+@pages.route("/<int:conversation_id>/claim", methods=["POST"])
+def claim(conversation_id: int) -> Any:
+    """Confirm (``action=confirm``) or dismiss the visitor's claim to be an existing record."""
+    conversation = visible_conversations(ChatConversation.select().where(ChatConversation.id == conversation_id)).first()
+    if conversation is None or not any(_claims(conversation)):
+        abort(404)
+    if not has_permission("chat:reply"):
+        abort(403)
+    if request.form.get("action") == "confirm":
+        service.confirm_claim(g.tenant, conversation)
+        flash("Linked: the conversation is now on the record's timeline.")
+    else:
+        service.dismiss_claim(g.tenant, conversation)
+        flash("Claim dismissed: nothing was linked.")
+    return redirect(url_for(".inbox", c=conversation.id))
 
 
 @pages.route("/attachments/<int:attachment_id>")

@@ -300,6 +300,48 @@ def test_session_cookie_auth(server: WsServer, crm_env: Any) -> None:
     ok.close()
 
 
+def test_revoked_token_is_disconnected_and_hears_nothing_more(server: WsServer, crm_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from crmcore import realtime_ws
+    from crmcore.entities.users import revoke_token
+    from crmcore.models import ApiToken
+
+    monkeypatch.setattr(realtime_ws, "AUTH_RECHECK_SECONDS", 0.3)
+    acme = tenant_id(crm_env, "acme")
+    secret = crm_env.token("acme")
+    ws = server.subscribe(secret)
+    kept = server.subscribe(crm_env.token("acme"))  # another token: unaffected
+    sent = server.hub.publish(acme, "board", {"before": "revoke"})
+    assert recv_event(ws)["id"] == sent.id and recv_event(kept)["id"] == sent.id
+
+    with crm_env.app.app_context(), db.database.connection_context(), db.tenant_context(crm_env.tenant("acme")):
+        revoke_token(ApiToken.get(ApiToken.token_hash == auth._digest(secret)))
+    time.sleep(realtime_ws.AUTH_RECHECK_SECONDS + 0.1)
+    after = server.hub.publish(acme, "board", {"after": "revoke"})
+    assert recv_close_code(ws, timeout=3) == realtime_ws.UNAUTHORISED  # fails on any data frame first
+    assert recv_event(kept)["id"] == after.id
+    with pytest.raises(websocket.WebSocketBadStatusException):  # and it cannot come back
+        server.connect(token=secret)
+
+
+def test_deactivated_user_is_disconnected(server: WsServer, crm_env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from crmcore import realtime_ws
+    from crmcore.models import User
+
+    monkeypatch.setattr(realtime_ws, "AUTH_RECHECK_SECONDS", 0.3)
+    with crm_env.app.app_context(), db.database.connection_context():
+        user = auth.create_user(crm_env.tenant("acme"), "rep@acme.test", "secret-pw", role="agent")
+    with requests.Session() as http:
+        page = http.get(f"{server.base}/login", timeout=5)
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        assert http.post(f"{server.base}/login", data={"email": "rep@acme.test", "password": "secret-pw", "csrf_token": csrf}, allow_redirects=False, timeout=5).status_code == 302
+        cookie = "; ".join(f"{c.name}={c.value}" for c in http.cookies)
+    ws = server.connect(cookie=cookie)
+    assert recv_json(ws)["type"] == "hello"
+    with crm_env.app.app_context(), db.database.connection_context(), db.tenant_context(crm_env.tenant("acme")):
+        User.update(active=False).where(User.id == user.id).execute()
+    assert recv_close_code(ws, timeout=3) == realtime_ws.UNAUTHORISED
+
+
 # -- two processes, real Redis --------------------------------------------------------
 
 

@@ -150,6 +150,8 @@ def _watched(pg: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     the test failed, leave a screenshot of where it stopped."""
     problems: list[str] = []
     pg.on("pageerror", lambda exc: problems.append(f"JavaScript error on {pg.url}: {exc}"))
+    # Chromium reports what the page's Content-Security-Policy blocked as a console error.
+    pg.on("console", lambda m: problems.append(f"CSP violation on {pg.url}: {m.text}") if "Content Security Policy" in m.text else None)
     pg.on("response", lambda r: problems.append(f"{r.status} from {r.request.method} {r.url}") if r.status >= 500 else None)
     yield pg
     call = getattr(request.node, "rep_call", None)

@@ -2,6 +2,9 @@
  * typing, read receipts and presence. Plain JS; every text goes in with textContent. */
 (function () {
   "use strict";
+  // The status filter submits itself (bound here: the page's CSP runs no inline handlers).
+  var filter = document.querySelector("[data-submit-on-change]");
+  if (filter) filter.addEventListener("change", function () { filter.form.submit(); });
   var root = document.querySelector("[data-chat-inbox]");
   if (!root) return;
   var d = root.dataset;

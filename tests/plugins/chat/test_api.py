@@ -87,7 +87,7 @@ def test_prechat_required_fields_and_lead_capture(crm_env: Any, captured_signals
         assert Activity.select().where((Activity.lead == lead.id) & (Activity.kind == "chat")).count() == 1
 
 
-def test_email_typed_in_message_links_existing_lead(chat: Chat, crm_env: Any, captured_signals: Any) -> None:
+def test_email_typed_in_message_of_existing_lead_is_only_a_claim_until_an_agent_confirms(chat: Chat, crm_env: Any, captured_signals: Any) -> None:
     admin = {"Authorization": f"Bearer {crm_env.token('acme', 'admin')}"}
     existing = chat.client.post("/api/v1/leads", json={"name": "Grace Hopper", "email": "grace@navy.example"}, headers=admin).get_json()
     token = chat.start()["token"]
@@ -95,13 +95,44 @@ def test_email_typed_in_message_links_existing_lead(chat: Chat, crm_env: Any, ca
         assert chat.say(token, "no email here, call me maybe").status_code == 201
         assert chat.say(token, "Sure, it is grace@navy.example or +1 415 555 2671.").status_code == 201
     received = [d for n, _, d in sent if n == "chat_message_received"]
-    assert received[0]["lead"] is None and received[1]["lead"].id == existing["id"]
-    captured = [d for n, _, d in sent if n == "chat_lead_captured"]
-    assert len(captured) == 1 and captured[0]["created"] is False
+    assert received[0]["lead"] is None and received[1]["lead"] is None  # anyone can type an address
+    assert not [d for n, _, d in sent if n == "chat_lead_captured"]
     with in_tenant(crm_env):
         assert Lead.select().count() == 1
         conv = ChatConversation.get()
         assert conv.visitor_email == "grace@navy.example" and conv.visitor_phone == "+14155552671"
+        assert conv.lead_id is None and conv.claimed_lead_id == existing["id"]
+        assert not Activity.select().where(Activity.lead == existing["id"]).exists()  # nothing on her timeline
+    shown = chat.client.get(f"/api/v1/chat/conversations/{conv.id}", headers=admin).get_json()
+    assert shown["lead_id"] is None and shown["claimed_lead_id"] == existing["id"]
+
+    with captured_signals("chat_lead_captured") as sent:
+        confirmed = chat.client.post(f"/api/v1/chat/conversations/{conv.id}/claim/confirm", headers=admin)
+    assert confirmed.status_code == 200, confirmed.get_data(as_text=True)
+    assert confirmed.get_json()["lead_id"] == existing["id"] and confirmed.get_json()["claimed_lead_id"] is None
+    assert [d["created"] for n, _, d in sent] == [False]
+    with in_tenant(crm_env):
+        assert Activity.select().where((Activity.lead == existing["id"]) & (Activity.kind == "chat")).count() == 1
+    # Nothing left to confirm.
+    assert chat.client.post(f"/api/v1/chat/conversations/{conv.id}/claim/confirm", headers=admin).status_code == 404
+
+
+def test_prechat_email_of_existing_lead_is_a_claim_an_agent_can_dismiss(chat: Chat, crm_env: Any) -> None:
+    admin = {"Authorization": f"Bearer {crm_env.token('acme', 'admin')}"}
+    viewer = {"Authorization": f"Bearer {crm_env.token('acme', 'viewer')}"}
+    existing = chat.client.post("/api/v1/leads", json={"name": "Grace Hopper", "email": "grace@navy.example"}, headers=admin).get_json()
+    session = chat.start(name="Mallory", email="grace@navy.example")
+    cid = session["conversation"]["id"]
+    shown = chat.client.get(f"/api/v1/chat/conversations/{cid}", headers=admin).get_json()
+    assert shown["lead_id"] is None and shown["claimed_lead_id"] == existing["id"]
+    assert chat.client.post(f"/api/v1/chat/conversations/{cid}/claim/confirm", headers=viewer).status_code == 403
+    dismissed = chat.client.post(f"/api/v1/chat/conversations/{cid}/claim/dismiss", headers=admin)
+    assert dismissed.status_code == 200 and dismissed.get_json()["claimed_lead_id"] is None and dismissed.get_json()["lead_id"] is None
+    chat.say(session["token"], "I am Grace, honest: grace@navy.example")
+    with in_tenant(crm_env):
+        assert ChatConversation.get_by_id(cid).lead_id is None
+        assert not Activity.select().where(Activity.lead == existing["id"]).exists()
+        assert Lead.select().count() == 1
 
 
 def test_agent_api_list_reply_assign_status_and_roles(chat: Chat, crm_env: Any) -> None:

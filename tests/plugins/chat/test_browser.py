@@ -79,6 +79,7 @@ def _shot(page: Any, name: str) -> None:
 
 def _guard(page: Any, errors: list[str]) -> None:
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)  # CSP violations
     page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 500 else None)
 
 

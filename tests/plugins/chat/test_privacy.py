@@ -141,9 +141,11 @@ def test_merged_contacts_keep_their_conversations(env: Any) -> None:
     chat, admin = Chat(env), Admin(env)
     kept = admin.post("/api/v1/contacts", json={"first_name": "Ada", "email": "ada@example.com"}).json
     other = admin.post("/api/v1/contacts", json={"first_name": "Augusta", "email": "augusta@example.com"}).json
-    session = chat.start(name="Augusta", email="augusta@example.com")  # linked to the existing contact
+    session = chat.start(name="Augusta", email="augusta@example.com")  # claims the existing contact
+    cid = session["conversation"]["id"]
+    assert admin.post(f"/api/v1/chat/conversations/{cid}/claim/confirm").status_code == 200  # an agent checked
     with in_tenant(env):
-        assert ChatConversation.get_by_id(session["conversation"]["id"]).contact_id == other["id"]
+        assert ChatConversation.get_by_id(cid).contact_id == other["id"]
     assert admin.post(f"/api/v1/contacts/{kept['id']}/merge", json={"other_id": other["id"]}).status_code == 200
     with in_tenant(env):
         assert ChatConversation.get_by_id(session["conversation"]["id"]).contact_id == kept["id"]

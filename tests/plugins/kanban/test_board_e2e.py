@@ -82,13 +82,16 @@ def _page(browser: Any, server: Server, email: str, **options: Any) -> tuple[Any
     context.add_init_script(
         """(() => { const Real = window.WebSocket; window.__kbSockets = []; window.__kbBlock = false;
         window.WebSocket = function (url, protocols) {
-          const ws = new Real(window.__kbBlock ? "ws://127.0.0.1:9/blocked" : url, protocols);
+          // Refused on this origin (a path with no socket): the page's CSP allows only
+          // its own origin, and a socket to another would be blocked, not refused.
+          const ws = new Real(window.__kbBlock ? url.replace(/\/realtime\/ws.*/, "/blocked-by-test") : url, protocols);
           window.__kbSockets.push(ws); return ws; };
         window.WebSocket.prototype = Real.prototype; })();"""
     )
     page = context.new_page()
     problems: list[str] = []
     page.on("pageerror", lambda exc: problems.append(f"JavaScript error: {exc}"))
+    page.on("console", lambda m: problems.append(f"CSP violation: {m.text}") if "Content Security Policy" in m.text else None)
     page.on("response", lambda r: problems.append(f"{r.status} from {r.url}") if r.status >= 500 else None)
     page.goto("/login")
     page.get_by_label("Email").fill(email)

@@ -59,6 +59,7 @@ def test_add_an_endpoint_see_the_secret_once_and_a_test_event_in_the_log(browser
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)  # CSP violations
     page.goto("/login")
     page.get_by_label("Email").fill("ada@acme.test")
     page.get_by_label("Password").fill(PASSWORD)

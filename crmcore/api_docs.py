@@ -43,6 +43,8 @@ ERROR_RESPONSES = {
     "Forbidden": (403, "The token's role lacks the permission this operation needs."),
     "NotFound": (404, "No such record in your tenant (records of other tenants are never revealed: 404, not 403)."),
     "UnprocessableEntity": (422, "Invalid input: `errors` holds the messages by location (`json`, `query`) and field."),
+    "TooManyRequests": (429, "The token made more than the instance's `api_rate_per_minute` requests this minute: wait the `Retry-After` seconds (the `RateLimit-*` headers of every answer say how many are left)."),
+    "ServiceUnavailable": (503, "The database was too busy to answer in time (a lock or busy timeout): nothing was changed; retry after `Retry-After` seconds."),
     "ApiError": (None, "Any other error, same shape."),
 }
 
@@ -140,6 +142,7 @@ class CrmSpecPlugin(BasePlugin):
                 # Only @public opens an operation: the document says what is enforced.
                 operation["security"] = [{"bearerAuth": []}]
                 responses.setdefault("401", "Unauthorized")
+                responses.setdefault("429", "TooManyRequests")
                 if permission is not None:  # None: create_app stops with an error anyway
                     roles = permissions.get(permission, ())
                     responses.setdefault("403", "Forbidden")
@@ -148,6 +151,7 @@ class CrmSpecPlugin(BasePlugin):
                     _add_note(operation, f"Permission: `{permission}` (roles: {', '.join(roles) or 'none'}).")
             if has_path_params:
                 responses.setdefault("404", "NotFound")
+            responses.setdefault("503", "ServiceUnavailable")
             for code in [c for c in responses if str(c) == "422"]:
                 if responses[code] == "UNPROCESSABLE_ENTITY":
                     responses[code] = "UnprocessableEntity"

@@ -68,6 +68,8 @@ class CRM:
         self.permissions: dict[str, tuple[str, ...]] = {}
         #: (endpoint, method) -> the permission each API operation declares (or PUBLIC)
         self.operation_permissions: dict[tuple[str, str], str] = {}
+        #: (plugin, rule) of who may listen to which live topics (crm_live_topic_rules)
+        self.live_topic_rules: list[tuple[str, Any]] = []
         self.wake = threading.Event()
         self._tenants: dict[str, Tenant] = {}
         self._tenants_generation = -1
@@ -280,6 +282,7 @@ def _register_contributions(app: Flask, crm: CRM) -> None:
 
     # Before the API blueprints: the OpenAPI document names each operation's roles.
     crm.permissions = permissions.collect_matrix(host)
+    crm.live_topic_rules = [(plugin, rule) for plugin, rules in host.call_startup("crm_live_topic_rules") for rule in rules]
     api = Api(app, spec_kwargs={"marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=_schema_name), "info": {"description": "The CRM REST API. Authenticate with `Authorization: Bearer <token>` (`crm tokens create`)."}})
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     app.extensions["crm_api"] = api

@@ -141,6 +141,22 @@ class SignalReceiver:
 
 
 @dataclass(frozen=True)
+class LiveTopicRule:
+    """Who may listen to the live topics that start with ``prefix`` (``"chat:inbox"``).
+
+    ``allowed(topic)`` runs in the subscribing request, so it may use the caller's
+    context (``crmcore.sdk.current_context()``, ``visible(...)``). Answering False, or
+    raising, refuses the whole subscription (the socket closes with 1008). Topics no rule
+    claims are open to every signed-in user of the tenant: their events must carry
+    nothing a user may not see (the core's ``record:`` and ``list:`` events carry ids and
+    field names only)."""
+
+    prefix: str
+    allowed: Callable[[str], bool]
+    description: str = ""
+
+
+@dataclass(frozen=True)
 class ScheduledJob:
     """A time-driven job, run once per tenant that has the plugin on.
 

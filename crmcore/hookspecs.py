@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     import peewee
 
     from crmcore.contrib import (
+        LiveTopicRule,
         Migration,
         Permission,
         ScheduledJob,
@@ -155,6 +156,22 @@ def crm_permissions() -> list[Permission]:
     permission.
 
     :return: a list of :class:`crmcore.contrib.Permission`.
+    """
+
+
+@hookspec
+def crm_live_topic_rules() -> list[LiveTopicRule]:
+    """Declare who may listen to the plugin's live topics.
+
+    Called once at app creation. Each rule claims the topics starting with its
+    ``prefix``; when a client subscribes (``/realtime/ws?topics=...``), every rule whose
+    prefix starts a requested topic is asked, in the subscribing request, and one False
+    (or an exception) refuses the subscription. (A plugin that subscribes on a client's
+    behalf itself, with ``live_subscribe``, chooses the topics and answers for them.) Use it for topics whose events carry what not every user of the tenant
+    may see (the chat plugin: ``chat:inbox`` carries messages, so agents who see only
+    their own records listen to ``chat:inbox:open`` and ``chat:inbox:owner:<their id>``).
+
+    :return: a list of :class:`crmcore.contrib.LiveTopicRule`.
     """
 
 

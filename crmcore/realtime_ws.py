@@ -65,12 +65,34 @@ def _bad_request() -> str | None:
         return "no topics: use ?topics=a,b"
     if len(set(topics)) > MAX_TOPICS or any(len(t) > MAX_TOPIC_LENGTH for t in topics):
         return f"at most {MAX_TOPICS} topics of at most {MAX_TOPIC_LENGTH} characters"
+    refused = _refused_topic(topics)
+    if refused is not None:
+        return f"not allowed to listen to {refused}"
     last_id = request.args.get("last_id")
     if last_id:
         try:
             event_id_key(last_id)
         except ValueError:
             return "bad last_id"
+    return None
+
+
+def _refused_topic(topics: list[str]) -> str | None:
+    """The first topic a plugin's rule (crm_live_topic_rules) does not let the caller
+    hear; a rule that raises refuses (closed, not open, on a plugin's bug)."""
+    from crmcore.app import crm_state
+
+    for topic in topics:
+        for plugin, rule in crm_state().live_topic_rules:
+            if not topic.startswith(rule.prefix):
+                continue
+            try:
+                allowed = bool(rule.allowed(topic))
+            except Exception:
+                log.exception("plugin %r: live topic rule for %r failed; the subscription is refused", plugin, rule.prefix)
+                allowed = False
+            if not allowed:
+                return topic
     return None
 
 

@@ -38,8 +38,11 @@ class BoundedIntConverter(IntegerConverter):
         super().__init__(map, *args, **kwargs)
 
 
-def text_problem(text: str) -> str | None:
-    """Why ``text`` cannot be stored, or None."""
+def text_problem(text: str | None) -> str | None:
+    """Why ``text`` cannot be stored, or None (also for no text: werkzeug gives a
+    malformed multipart part's name as None)."""
+    if text is None:
+        return None
     if "\x00" in text:
         return "NUL characters are not allowed."
     try:

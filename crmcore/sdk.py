@@ -43,6 +43,7 @@ from crmcore.contrib import (
     DashboardWidget,
     ListColumn,
     ListFilter,
+    LiveTopicRule,
     Migration,
     NavItem,
     Permission,
@@ -107,6 +108,7 @@ from crmcore.entities.service import create as create_record
 from crmcore.entities.service import delete as delete_record
 from crmcore.entities.service import log_activity, tag_names
 from crmcore.entities.service import update as update_record
+from crmcore.entities.visibility import restricted as sees_own_records_only
 from crmcore.migrations import add_columns, create_indexes, create_tables
 from crmcore.models import ApiToken, User
 from crmcore.realtime import RealtimeUnavailable
@@ -123,7 +125,7 @@ from crmcore.web.forms import load_form
 __all__ = [
     # contract
     "hookimpl", "hookspec", "Plugin", "NavItem", "Permission", "DashboardWidget", "RecordPanel",
-    "ListColumn", "ListFilter", "Migration", "ScheduledJob", "SignalReceiver", "TaskHandler",
+    "ListColumn", "ListFilter", "LiveTopicRule", "Migration", "ScheduledJob", "SignalReceiver", "TaskHandler",
     "PrivacySection",
     # application
     "settings", "is_enabled", "call_hook", "first_answer", "current_user", "current_role",
@@ -136,7 +138,7 @@ __all__ = [
     "Lead", "Contact", "Company", "Deal", "Pipeline", "Stage", "DealStageChange", "Activity",
     "Note", "Task", "Tag", "Tagging", "CustomField", "AuditEntry", "JSONText", "LEAD_STATUSES",
     "Conflict", "StaleVersion", "DomainError", "NotFound", "Forbidden", "Invalid", "Context",
-    "current_context", "acting_as", "create_record", "update_record", "delete_record",
+    "current_context", "sees_own_records_only", "acting_as", "create_record", "update_record", "delete_record",
     "log_activity", "tag_names", "change_deal", "end_of_stage", "stages_of", "display_names",
     "visible_lead", "visible_deal", "lead_query", "deal_query", "run_deal_rule",
     # signals, tasks, live

@@ -1,7 +1,11 @@
 """pytest fixtures for the CRM and for plugin authors (registered as the ``crm`` pytest plugin).
 
 On a real database: a SQLite file per test by default; with ``CRM_TEST_DATABASE_URL``
-set to a PostgreSQL URL, a fresh schema per test in that database (dropped afterwards).
+set to a PostgreSQL URL, a fresh database per test on that server (dropped afterwards).
+Migrations run once per test session: the first app of a session migrates its empty
+database, which is then kept as the template every later test's database is copied from
+(a file copy on SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL). A test whose app
+declares other migrations (a plugin registered by the test) gets a template of its own.
 
 Fixtures:
 
@@ -16,8 +20,12 @@ Fixtures:
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
+import sqlite3
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -41,11 +49,118 @@ def _pg_admin(url: str, sql: str) -> None:
         conn.close()
 
 
+# --------------------------------------------------------------------------- templates
+
+
+def _pg_database_url(base: str, name: str) -> str:
+    """``base`` (a PostgreSQL URL) pointed at database ``name``, its query kept."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(base)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+class _Templates:
+    """Migrated template databases of this test process, one per set of declared
+    migrations; dropped when the process ends."""
+
+    def __init__(self) -> None:
+        self.by_fingerprint: dict[tuple[tuple[str, str], ...], str] = {}
+        self.folder: Path | None = None
+        self.pg_base = ""
+        atexit.register(self.drop_all)
+
+    def get(self, fingerprint: tuple[tuple[str, str], ...]) -> str | None:
+        return self.by_fingerprint.get(fingerprint)
+
+    def keep(self, fingerprint: tuple[tuple[str, str], ...], database_url: str, app: Any) -> None:
+        """Keep the freshly migrated database of ``database_url`` as the template."""
+        _close_app_database(app)
+        if database_url.startswith("postgres"):
+            name = f"crm_tpl_{uuid.uuid4().hex[:12]}"
+            self.pg_base = _admin_url(database_url)
+            _pg_admin(self.pg_base, f'CREATE DATABASE "{name}" TEMPLATE "{_pg_name(database_url)}"')
+            self.by_fingerprint[fingerprint] = name
+        else:
+            if self.folder is None:
+                self.folder = Path(tempfile.mkdtemp(prefix="crm-templates-"))
+            target = self.folder / f"{len(self.by_fingerprint)}.db"
+            source = sqlite3.connect(_sqlite_path(database_url))
+            copy = sqlite3.connect(target)
+            try:
+                source.backup(copy)  # consistent whatever is still in the WAL
+            finally:
+                copy.close()
+                source.close()
+            self.by_fingerprint[fingerprint] = str(target)
+
+    def copy_into(self, template: str, database_url: str) -> None:
+        if database_url.startswith("postgres"):
+            name = _pg_name(database_url)
+            admin = _admin_url(database_url)
+            _pg_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            _pg_admin(admin, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        else:
+            shutil.copyfile(template, _sqlite_path(database_url))
+
+    def drop_all(self) -> None:
+        for template in self.by_fingerprint.values():
+            if self.pg_base and not template.endswith(".db"):
+                with contextlib.suppress(Exception):
+                    _pg_admin(self.pg_base, f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+        self.by_fingerprint.clear()
+
+
+_templates = _Templates()
+
+
+def _sqlite_path(database_url: str) -> str:
+    return database_url.removeprefix("sqlite:///").split("?", 1)[0]
+
+
+def _pg_name(database_url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(database_url).path.lstrip("/")
+
+
+def _admin_url(database_url: str) -> str:
+    """The server's maintenance database ``postgres``: CREATE/DROP DATABASE run there."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(database_url)._replace(path="/postgres", query=""))
+
+
+def _close_app_database(app: Any) -> None:
+    database = app.extensions["crm"].database
+    if hasattr(database, "close_all"):
+        database.close_all()
+    elif not database.is_closed():
+        database.close()
+
+
+def _is_fresh(database_url: str) -> bool:
+    """An empty per-test database this module made (never someone else's database)."""
+    if database_url.startswith("postgres"):
+        return _pg_name(database_url) in _fresh_pg_databases
+    path = _sqlite_path(database_url)
+    return bool(path) and path != ":memory:" and not os.path.exists(path)
+
+
+#: Per-test PostgreSQL databases made by ``crm_database_url`` that nothing has used yet.
+_fresh_pg_databases: set[str] = set()
+
+
 class CrmEnv:
     """A throw-away CRM instance: config files, a database, and ways to use them."""
 
-    def __init__(self, root: Path, database_url: str, redis_url: str = ""):
+    def __init__(self, root: Path, database_url: str, redis_url: str = "", use_templates: bool = False):
         self.root = root
+        #: Copy the session's migrated template into a fresh database instead of
+        #: migrating it (the ``crm_env`` fixture's databases).
+        self.use_templates = use_templates
         self.config_dir = root / "config"
         (self.config_dir / "tenants").mkdir(parents=True, exist_ok=True)
         self.database_url = database_url
@@ -80,13 +195,25 @@ class CrmEnv:
 
     def create_app(self, migrate: bool = True) -> Any:
         from crmcore.app import create_app
+        from crmcore.migrations import declared
         from crmcore.migrations import migrate as run_migrations
 
         app = create_app(self.config_dir, env={k: v for k, v in os.environ.items() if not k.startswith("CRM_")})
+        first = not self.apps
         self.apps.append(app)
         if migrate:
+            host = app.extensions["crm"].host
+            fresh = first and self.use_templates and _is_fresh(self.database_url)
+            fingerprint = tuple((plugin, m.name) for plugin, m in declared(host)) if fresh else ()
+            template = _templates.get(fingerprint) if fresh else None
+            if template is not None:
+                _templates.copy_into(template, self.database_url)
             with app.app_context():
-                run_migrations(app.extensions["crm"].host, report=lambda m: None)
+                ran = run_migrations(host, report=lambda m: None)
+            if fresh and template is None and ran:
+                _templates.keep(fingerprint, self.database_url, app)
+        if self.database_url.startswith("postgres"):
+            _fresh_pg_databases.discard(_pg_name(self.database_url))
         return app
 
     @property
@@ -157,20 +284,24 @@ def crm_database_url(tmp_path: Path) -> Iterator[str]:
     """A fresh database for one test: SQLite file, or a PostgreSQL schema."""
     base = os.environ.get("CRM_TEST_DATABASE_URL", "")
     if base.startswith("postgres"):
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        _pg_admin(base, f'CREATE SCHEMA "{schema}"')
-        sep = "&" if "?" in base else "?"
+        name = f"t_{uuid.uuid4().hex[:12]}"
+        admin = _admin_url(base)
+        _pg_admin(admin, f'CREATE DATABASE "{name}"')
+        _fresh_pg_databases.add(name)
+        url = _pg_database_url(base, name)
+        sep = "&" if "?" in url else "?"
         try:
-            yield f"{base}{sep}search_path={schema}"
+            yield f"{url}{sep}search_path=public"
         finally:
-            _pg_admin(base, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            _fresh_pg_databases.discard(name)
+            _pg_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     else:
         yield f"sqlite:///{tmp_path / 'crm.db'}"
 
 
 @pytest.fixture
 def crm_env(tmp_path: Path, crm_database_url: str) -> Iterator[CrmEnv]:
-    env = CrmEnv(tmp_path, crm_database_url)
+    env = CrmEnv(tmp_path, crm_database_url, use_templates=True)
     try:
         yield env
     finally:

@@ -78,7 +78,7 @@ SORTS = ("created_at", "-created_at", "updated_at", "-updated_at", "name", "-nam
 
 
 class CompanyQueryArgsSchema(PageArgs):
-    q = fields.String(metadata={"description": "Free text: name, domain, website or industry contain it."})
+    q = fields.String(validate=validate.Length(max=200), metadata={"description": "Free text: name, domain, website or industry contain it. At most 200 characters."})
     industry = fields.List(fields.String(), metadata={"description": "Repeat for several."})
     size = fields.List(fields.String(validate=validate.OneOf(COMPANY_SIZES)), metadata={"description": "Repeat for several."})
     domain = Domain()

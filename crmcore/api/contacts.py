@@ -68,7 +68,7 @@ SORTS = ("created_at", "-created_at", "updated_at", "-updated_at", "last_name", 
 
 
 class ContactQueryArgsSchema(PageArgs):
-    q = fields.String(metadata={"description": "Free text: name, any email, phone or job title contain it."})
+    q = fields.String(validate=validate.Length(max=200), metadata={"description": "Free text: name, any email, phone or job title contain it. At most 200 characters."})
     lifecycle_stage = fields.List(fields.String(validate=validate.OneOf(LIFECYCLE_STAGES)), metadata={"description": "Repeat for several."})
     owner_id = fields.Integer(metadata={"description": "0 for unassigned."})
     company_id = fields.Integer(metadata={"description": "0 for contacts without a company."})

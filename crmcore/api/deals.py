@@ -78,7 +78,7 @@ SORTS = ("created_at", "-created_at", "updated_at", "-updated_at", "title", "-ti
 
 
 class DealQueryArgsSchema(PageArgs):
-    q = fields.String(metadata={"description": "Free text: the title contains it."})
+    q = fields.String(validate=validate.Length(max=200), metadata={"description": "Free text: the title contains it. At most 200 characters."})
     pipeline_id = fields.Integer()
     stage_id = fields.List(fields.Integer(), metadata={"description": "Repeat for several."})
     status = fields.List(fields.String(validate=validate.OneOf(STATUSES)), metadata={"description": "open, won, lost (from the stage's flags); repeat for several."})

@@ -58,7 +58,7 @@ SORTS = ("created_at", "-created_at", "updated_at", "-updated_at", "name", "-nam
 
 
 class LeadQueryArgsSchema(PageArgs):
-    q = fields.String(metadata={"description": "Free text: name, email, company name or phone contain it."})
+    q = fields.String(validate=validate.Length(max=200), metadata={"description": "Free text: name, email, company name or phone contain it. At most 200 characters."})
     status = fields.List(fields.String(validate=validate.OneOf(LEAD_STATUSES)), metadata={"description": "Repeat for several."})
     source = fields.List(fields.String())
     priority = fields.String(validate=validate.OneOf(PRIORITIES))

@@ -78,7 +78,7 @@ SORTS = ("order", "-order", "name", "-name", "created_at", "-created_at", "id", 
 
 
 class PipelineQueryArgsSchema(PageArgs):
-    q = fields.String(metadata={"description": "The name contains it."})
+    q = fields.String(validate=validate.Length(max=200), metadata={"description": "The name contains it. At most 200 characters."})
     sort = fields.String(load_default="order", validate=validate.OneOf(SORTS))
 
 

@@ -44,7 +44,7 @@ SORTS = ("name", "-name", "created_at", "-created_at", "id", "-id")
 
 
 class TagQueryArgsSchema(PageArgs):
-    q = fields.String(metadata={"description": "The name contains it."})
+    q = fields.String(validate=validate.Length(max=200), metadata={"description": "The name contains it. At most 200 characters."})
     sort = fields.String(load_default="name", validate=validate.OneOf(SORTS))
 
 

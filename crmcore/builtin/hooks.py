@@ -11,7 +11,7 @@ from flask_smorest import Blueprint as ApiBlueprint
 
 from crmcore import hookimpl
 from crmcore.contrib import Migration, NavItem, SignalReceiver
-from crmcore.entities.models import ENTITY_MODELS, AuditEntry, Lead
+from crmcore.entities.models import ENTITY_MODELS, AuditEntry, Entity, Lead
 from crmcore.migrations import CORE_MIGRATIONS, add_columns, create_indexes, create_tables
 from crmcore.models import CORE_MODELS
 from crmcore.ratelimit import RateCounter
@@ -44,6 +44,31 @@ def _add_audit_actor_name(database: Any) -> None:
         add_columns(AuditEntry, "actor_name")(database)
 
 
+def _drop_non_finite_custom_numbers(database: Any) -> None:
+    """Custom number values of NaN or ±Infinity, stored before the API refused them
+    (issue 21), made empty: the API could not write them as JSON, and every filter on
+    that field failed. Only rows whose text holds such a token are read."""
+    import json
+    import math
+
+    def finite(value: Any) -> Any:
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+
+    for model in [m for m in ENTITY_MODELS if issubclass(m, Entity)]:
+        column = model.custom.column_name
+        table = model._meta.table_name
+        rows = database.execute_sql(
+            f'SELECT id, "{column}" FROM "{table}" WHERE "{column}" LIKE %s OR "{column}" LIKE %s'.replace("%s", database.param),
+            ("%NaN%", "%Infinity%"),
+        ).fetchall()
+        for row_id, text in rows:
+            values = json.loads(text)
+            cleaned = {key: finite(value) for key, value in values.items()} if isinstance(values, dict) else values
+            fixed = json.dumps(cleaned, default=str, sort_keys=True)
+            if fixed != text:
+                database.execute_sql(f'UPDATE "{table}" SET "{column}" = {database.param} WHERE id = {database.param}', (fixed, row_id))
+
+
 @hookimpl(trylast=True)
 def crm_migrations():
     return list(CORE_MIGRATIONS) + [
@@ -52,6 +77,7 @@ def crm_migrations():
         Migration("0004_lead_list_index", create_indexes(Lead)),  # (tenant, created_at, id)
         Migration("0005_audit_actor_name", _add_audit_actor_name),
         Migration("0006_rate_limits", create_tables(RateCounter)),  # crmcore.ratelimit
+        Migration("0007_finite_custom_numbers", _drop_non_finite_custom_numbers),
     ]
 
 

@@ -60,6 +60,13 @@ def crm_api_blueprints() -> list[Any]:
 
 
 @hookimpl
+def crm_live_topic_rules() -> list[Any]:
+    from crm_plugins.chat.audience import topic_rules
+
+    return topic_rules()
+
+
+@hookimpl
 def crm_web_blueprints() -> list[Any]:
     from crm_plugins.chat.public import api, assets
     from crm_plugins.chat.views import pages

@@ -405,6 +405,16 @@ def widget_js() -> Any:
     return response
 
 
+@assets.route("/openapi.json")
+def widget_openapi() -> Any:
+    """The widget API's OpenAPI document (for anyone building their own widget)."""
+    from crm_plugins.chat.widget_openapi import widget_api_document
+
+    response = jsonify(widget_api_document())
+    response.headers["Access-Control-Allow-Origin"] = "*"  # a description, with no secrets in it
+    return response
+
+
 def _ws_rate_ok() -> bool:
     """The per-IP limit applies to socket handshakes too (a reconnect loop is requests)."""
     try:

@@ -30,6 +30,7 @@ from typing import Any
 import peewee
 from flask import current_app
 
+from crm_plugins.chat import audience
 from crm_plugins.chat.models import (
     ChatAgent,
     ChatAttachment,
@@ -40,7 +41,7 @@ from crm_plugins.chat.models import (
 from crmcore import sdk
 from crmcore.sdk import Contact, Lead, User, utcnow
 
-INBOX_TOPIC = "chat:inbox"
+INBOX_TOPIC = audience.INBOX_TOPIC
 ONLINE_SECONDS = 90  # an agent whose inbox has not checked in for this long is offline
 _EMAIL_CANDIDATE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 
@@ -59,7 +60,7 @@ def settings(tenant: Any) -> Any:
 
 
 def conversation_topic(conversation_id: int) -> str:
-    return f"chat:conversation:{conversation_id}"
+    return f"{audience.CONVERSATION_PREFIX}{conversation_id}"
 
 
 _sqlite_writer = threading.RLock()
@@ -241,9 +242,19 @@ def _publish(tenant: Any, topic: str, data: dict[str, Any]) -> None:
     sdk.on_commit(lambda: sdk.live_publish(tenant, topic, data))
 
 
+def _publish_inbox(tenant: Any, conversation: ChatConversation, data: dict[str, Any], after_commit: bool = True) -> None:
+    """An inbox event: to the whole feed and to the narrow topic of those who see only
+    their own records (crm_plugins.chat.audience)."""
+    narrow = audience.audience_topic(conversation)
+    send = _publish if after_commit else sdk.live_publish
+    send(tenant, INBOX_TOPIC, data)
+    if narrow is not None:
+        send(tenant, narrow, audience.narrowed(data))
+
+
 def announce_conversation(tenant: Any, conversation: ChatConversation, event: str) -> None:
     data = {"kind": "conversation", "event": event, "conversation": conversation_dict(conversation)}
-    _publish(tenant, INBOX_TOPIC, data)
+    _publish_inbox(tenant, conversation, data)
     _publish(tenant, conversation_topic(conversation.id), data)
 
 
@@ -375,7 +386,7 @@ def post_message(tenant: Any, conversation: ChatConversation, *, sender: str, co
                 setattr(conversation, key, value)
             wire = message_dict(message)
             _publish(tenant, conversation_topic(conversation.id), {"kind": "message", "message": wire})
-            _publish(tenant, INBOX_TOPIC, {"kind": "conversation", "event": "message", "conversation": conversation_dict(conversation), "message": wire})
+            _publish_inbox(tenant, conversation, {"kind": "conversation", "event": "message", "conversation": conversation_dict(conversation), "message": wire})
             if sender == "visitor":
                 schedule_assistant(tenant, conversation, message)
     except peewee.IntegrityError:
@@ -470,7 +481,7 @@ def mark_read(tenant: Any, conversation: ChatConversation, reader: str, up_to: i
         last = ChatMessage.select(peewee.fn.MAX(ChatMessage.id)).where((ChatMessage.conversation == conversation.id) & ChatMessage.sender.in_(senders) & ChatMessage.read_at.is_null(False)).scalar()
         publish_ephemeral(tenant, conversation.id, {"kind": "read", "reader": reader, "up_to": last})
         if reader == "agent":
-            sdk.live_publish(tenant, INBOX_TOPIC, {"kind": "conversation", "event": "read", "conversation": conversation_dict(conversation, unread=0)})
+            _publish_inbox(tenant, conversation, {"kind": "conversation", "event": "read", "conversation": conversation_dict(conversation, unread=0)}, after_commit=False)
     return count
 
 

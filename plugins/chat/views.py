@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
-from crm_plugins.chat import service
+from crm_plugins.chat import audience, service
 from crm_plugins.chat.api import visible_conversations
 from crm_plugins.chat.models import ChatConversation, ChatFaq
 from crmcore import sdk
@@ -47,7 +47,7 @@ def inbox() -> Any:
         contact = Contact.get_or_none(Contact.id == current.contact_id) if current.contact_id else None
         claimed_lead, claimed_contact = _claims(current)
     agents = list(User.select().where((User.active == True) & (User.role != "viewer")).order_by(User.name, User.email))
-    topics = [service.INBOX_TOPIC] + ([service.conversation_topic(current.id)] if current else [])
+    topics = audience.inbox_topics() + ([service.conversation_topic(current.id)] if current else [])
 
     return render_template(
         "chat/inbox.html", conversations=conversations, unread=unread, view=view, status=status, views=VIEWS,

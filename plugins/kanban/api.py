@@ -23,7 +23,7 @@ blp = Blueprint("kanban_api", __name__, url_prefix="/pipeline", description="Kan
 
 
 class BoardArgsSchema(Schema):
-    q = fields.String(metadata={"description": "Free text: the title (deals) or name/email/company (leads) contains it."})
+    q = fields.String(validate=validate.Length(max=200), metadata={"description": "Free text: the title (deals) or name/email/company (leads) contains it. At most 200 characters."})
     owner_id = fields.Integer(metadata={"description": "0 for unassigned."})
     mine = fields.Boolean(load_default=False, metadata={"description": "Only cards the caller owns."})
     tag = fields.String(validate=validate.Length(min=1, max=60))

@@ -22,6 +22,14 @@ def _cursor(values) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 
 
+def _strict_json(text: str):
+    """JSON as the standard has it: Python's json module would take NaN and Infinity."""
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
 def _field_errors(answer, location="json"):
     assert answer.status_code == 422, (answer.status_code, answer.get_data(as_text=True)[:300])
     return answer.json["errors"][location]
@@ -101,7 +109,7 @@ def test_custom_numbers_must_be_finite_and_filters_keep_working(api):
     assert [lead["name"] for lead in api.get("/api/v1/leads", query_string={"custom.seats": "12"}).json["items"]] == ["Ada"]
     for bad in ("NaN", "Infinity", "1e400"):
         assert "custom.seats" in _field_errors(api.get("/api/v1/leads", query_string={"custom.seats": bad}), "query")
-    json.loads(api.get("/api/v1/leads").get_data(as_text=True))  # strict JSON
+    _strict_json(api.get("/api/v1/leads").get_data(as_text=True))
 
 
 # ---------------------------------------------------------------- 5. damaged cursors
@@ -284,3 +292,29 @@ def test_every_demo_record_dumps_through_its_schema_and_loads_back(crm_env):
                 if errors:
                     problems.setdefault(model.__name__, errors)
         assert not problems, problems
+
+
+def test_non_finite_custom_numbers_stored_before_the_fix_are_emptied(api, api_env):
+    """Migration 0007: a NaN or Infinity written before the API refused them made the
+    record's JSON invalid and every filter on the field fail; the value becomes empty,
+    the record's other values stay as they were."""
+    from crmcore.builtin.hooks import _drop_non_finite_custom_numbers
+
+    assert api.post("/api/v1/custom-fields", json={"entity": "lead", "key": "seats", "label": "Seats", "kind": "number"}).status_code == 201
+    broken = api.post("/api/v1/leads", json={"name": "Ada", "custom": {"seats": 3}}).json
+    fine = api.post("/api/v1/leads", json={"name": "Nanny Infinity", "custom": {"seats": 4}}).json
+    with api_env.app.app_context(), db.database.connection_context():
+        database = db.database.obj
+        database.execute_sql(f"UPDATE crm_lead SET custom = {database.param} WHERE id = {database.param}", ('{"other": "kept", "seats": NaN}', broken["id"]))
+        _drop_non_finite_custom_numbers(database)
+        stored = dict(database.execute_sql("SELECT id, custom FROM crm_lead").fetchall())
+    assert json.loads(stored[broken["id"]]) == {"other": "kept", "seats": None}
+    assert json.loads(stored[fine["id"]]) == {"seats": 4}
+    _strict_json(api.get("/api/v1/leads").get_data(as_text=True))
+    assert [lead["name"] for lead in api.get("/api/v1/leads", query_string={"custom.seats": "4"}).json["items"]] == ["Nanny Infinity"]
+
+
+def test_search_text_has_a_size_limit(api):
+    for url in ("/api/v1/leads", "/api/v1/contacts", "/api/v1/companies", "/api/v1/deals", "/api/v1/tags", "/api/v1/pipelines"):
+        assert "q" in _field_errors(api.get(url, query_string={"q": "x" * 201}), "query"), url
+        assert api.get(url, query_string={"q": "x" * 200}).status_code == 200, url

@@ -73,8 +73,9 @@ def test_every_operation_says_what_it_needs_and_may_answer(spec, api_env):
             continue
         if op["security"] != [{"bearerAuth": []}]:
             problems.append(f"{key}: security {op['security']} is not bearerAuth")
-        if "401" not in responses:
-            problems.append(f"{key}: 401 not documented")
+        for code, why in (("401", "no token"), ("429", "the API rate limit"), ("503", "a busy database")):
+            if code not in responses:
+                problems.append(f"{key}: {code} ({why}) not documented")
         permission = op.get("x-crm-permission")
         if permission is None:
             problems.append(f"{key}: names no permission (use crmcore.api.common.require)")

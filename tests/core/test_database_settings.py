@@ -77,7 +77,7 @@ def test_postgres_connections_carry_the_timeouts(crm_database_url):
                     assert database.execute_sql("SHOW lock_timeout").fetchone()[0] == "0"
                 assert database.execute_sql("SHOW lock_timeout").fetchone()[0] == "1500ms"
             # the search_path of the URL is still applied
-            assert "t_" in database.execute_sql("SHOW search_path").fetchone()[0]
+            assert database.execute_sql("SHOW search_path").fetchone()[0] == "public"
     finally:
         database.close_all()
 

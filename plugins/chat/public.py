@@ -549,8 +549,14 @@ def _serve_visitor(raw_ws: Any, sub: Any, tenant: Any, conversation: ChatConvers
             data = event.data
             kind = data.get("kind")
             if kind == "message" and data["message"]["id"] > last_sent:
-                ws.send(json.dumps({"type": "message", "message": data["message"]}))
-                last_sent = data["message"]["id"]
+                # From the database, not the event: events of two processes may arrive
+                # out of commit order, and ids within a conversation follow commit order
+                # (service.post_message), so everything after last_sent is there now.
+                with sdk.connection():
+                    missed = service.messages_after(conversation, last_sent, 1000)
+                for message in missed:
+                    ws.send(json.dumps({"type": "message", "message": service.message_dict(message)}))
+                    last_sent = message.id
             elif kind == "typing" and data.get("sender") == "agent":
                 ws.send(json.dumps({"type": "typing", "sender": "agent"}))
             elif kind == "read" and data.get("reader") == "agent":

@@ -371,17 +371,22 @@ def post_message(tenant: Any, conversation: ChatConversation, *, sender: str, co
         check_visitor_rate(tenant, conversation)
     try:
         with _one_writer(), sdk.atomic():
-            message = ChatMessage.create(conversation=conversation, sender=sender, content=content, client_id=client_id or None, author=author.id if author is not None else None, confidence=confidence, has_attachment=attachment is not None)
-            if attachment is not None:
-                ChatAttachment.create(message=message, **attachment)
-            changes: dict[str, Any] = {"last_message_at": message.created_at}
+            now = utcnow()
+            changes: dict[str, Any] = {"last_message_at": now}
             if sender == "visitor" and conversation.status == "resolved":
                 changes["status"] = "open"  # the visitor came back: it needs an answer again
             if sender == "agent":
                 changes["handed_over"] = False
                 if conversation.assignee_id is None and author is not None:
                     changes["assignee"] = author.id  # whoever answers first takes it
+            # The conversation's row first: its lock, held to the commit, makes the
+            # messages of one conversation take their ids in commit order (PostgreSQL
+            # hands out ids in call order, not commit order), so "messages after id N"
+            # never skips one that commits late (the widget resumes that way).
             ChatConversation.update(changes).where(ChatConversation.id == conversation.id).execute()
+            message = ChatMessage.create(conversation=conversation, sender=sender, content=content, client_id=client_id or None, author=author.id if author is not None else None, confidence=confidence, has_attachment=attachment is not None, created_at=now)
+            if attachment is not None:
+                ChatAttachment.create(message=message, **attachment)
             for key, value in changes.items():
                 setattr(conversation, key, value)
             wire = message_dict(message)

@@ -163,6 +163,68 @@ def test_reconnect_with_resume_loses_and_duplicates_nothing(server: Server, crm_
         assert ChatMessage.select().where(ChatMessage.content == "first").count() == 1
 
 
+def test_replies_whose_events_arrive_out_of_commit_order_all_reach_the_visitor(server: Server, crm_env: Any) -> None:
+    """Two server processes publish after their own commits, so the event of a later id
+    can arrive first; the widget used to forward only ids above the last one sent and
+    lost the other until a reload (issue 19)."""
+    from crm_plugins.chat import service
+    from crm_plugins.chat.models import ChatConversation
+
+    key = _key(crm_env, server.base)
+    session = _session(server.base, key)
+    cid, token = session["conversation"]["id"], session["token"]
+    visitor = server.ws(f"/chat/ws?key={key}&token={token}&after=0", origin=ORIGIN)
+    last = recv(visitor, "ready")["last_message_id"]
+    with in_tenant(crm_env) as tenant:
+        conversation = ChatConversation.get_by_id(cid)
+        first = ChatMessage.create(conversation=conversation, sender="agent", content="committed first")
+        second = ChatMessage.create(conversation=conversation, sender="agent", content="committed second")
+        wire = [service.message_dict(m) for m in (first, second)]
+    hub = crm_env.app.extensions["crm"].hub
+    hub.publish(tenant.id, service.conversation_topic(cid), {"kind": "message", "message": wire[1]})
+    hub.publish(tenant.id, service.conversation_topic(cid), {"kind": "message", "message": wire[0]})
+    got = [recv(visitor, "message")["message"] for _ in range(2)]
+    assert [m["id"] for m in got] == [first.id, second.id] and first.id > last
+    visitor.settimeout(0.3)
+    with pytest.raises(websocket.WebSocketTimeoutException):
+        while True:  # the late event of `first` sends nothing twice
+            assert json.loads(visitor.recv())["type"] != "message"
+
+
+@pytest.mark.skipif(not os.environ.get("CRM_TEST_DATABASE_URL", "").startswith("postgres"), reason="PostgreSQL hands out ids in call order; SQLite has one writer")
+def test_a_reply_takes_its_id_only_once_the_conversation_is_free(server: Server, crm_env: Any) -> None:
+    """A message takes its id after its conversation's row lock, so within one
+    conversation ids follow commit order and "messages after id N" misses none."""
+    import psycopg2
+
+    from crm_plugins.chat import service
+    from crm_plugins.chat.models import ChatConversation
+
+    key = _key(crm_env, server.base)
+    cid = _session(server.base, key)["conversation"]["id"]
+    base, _, _ = crm_env.database_url.partition("?")
+    other = psycopg2.connect(base)  # another process, in the middle of its own reply
+    try:
+        cur = other.cursor()
+        cur.execute("SELECT id FROM chat_conversation WHERE id = %s FOR UPDATE", (cid,))
+        stored: list[int] = []
+
+        def reply() -> None:
+            with crm_env.app.test_request_context(), in_tenant(crm_env) as tenant:
+                stored.append(service.post_message(tenant, ChatConversation.get_by_id(cid), sender="agent", content="ours")[0].id)
+
+        thread = threading.Thread(target=reply)
+        thread.start()
+        time.sleep(0.3)
+        cur.execute("INSERT INTO chat_message (tenant_id, conversation_id, sender, content, has_attachment, created_at) SELECT tenant_id, id, 'agent', 'theirs', false, now() FROM chat_conversation WHERE id = %s RETURNING id", (cid,))
+        theirs = cur.fetchone()[0]
+        other.commit()
+        thread.join(timeout=10)
+        assert stored and stored[0] > theirs
+    finally:
+        other.close()
+
+
 def test_websocket_refuses_bad_token_and_foreign_origin(server: Server, crm_env: Any) -> None:
     key = _key(crm_env, server.base)
     token = _session(server.base, key)["token"]

@@ -66,7 +66,13 @@ def test_agents_who_see_their_own_hear_only_their_part_of_the_live_inbox(crm_env
     """The inbox's live events carry conversations and messages: an agent under
     agents_see_own_only may not listen to the whole feed nor to a hidden conversation
     (1008), and hears on their narrow topics only what they may open."""
-    from tests.core.test_realtime_ws import POLICY_VIOLATION, WsServer, assert_quiet, recv_close_code, recv_event
+    from tests.core.test_realtime_ws import (
+        POLICY_VIOLATION,
+        WsServer,
+        assert_quiet,
+        recv_close_code,
+        recv_event,
+    )
 
     settings = {**chat_settings(), "core": {"agents_see_own_only": True}}
     crm_env.write_tenant("acme", name="Acme Ltd", hostnames=["acme.test", "127.0.0.1"], plugins=["chat"], settings=settings)

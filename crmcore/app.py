@@ -315,7 +315,8 @@ def _register_contributions(app: Flask, crm: CRM) -> None:
 
     for plugin, receivers in host.call_startup("crm_signal_receivers"):
         for rec in receivers:
-            crm.receivers.append((rec.signal, connect_receiver(plugin, rec.signal, rec.func, is_enabled)))
+            receiver = connect_receiver(plugin, rec.signal, rec.func, is_enabled, in_transaction=rec.in_transaction)
+            crm.receivers.append((receiver.crm_signal, receiver))
 
 
 def _schema_name(schema: Any) -> str | None:

@@ -134,10 +134,17 @@ class SignalReceiver:
 
     The core wraps the function: it is skipped for tenants that do not have the plugin on,
     and an exception in it is logged with the plugin's name and contained.
+
+    ``in_transaction=True``: called when the signal is sent, inside the transaction of
+    the change (before it commits), so the tasks it enqueues commit or roll back with the
+    change (the outbox pattern: no committed change without its task). Such a receiver
+    only enqueues tasks: quick, no I/O, and it sees the change uncommitted. Default:
+    called after the commit.
     """
 
     signal: str
     func: Callable[..., Any]
+    in_transaction: bool = False
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,10 @@ and a plugin announces its own facts with ``crmcore.signals.signal("chat_message
 
 Senders call :func:`send` with the tenant as sender and keyword data; inside a
 :func:`crmcore.db.atomic` block the signal waits for the commit and is dropped on rollback.
+A receiver declared ``in_transaction`` (``SignalReceiver(..., in_transaction=True)``) runs
+instead when the signal is sent, inside the transaction of the change: the tasks it
+enqueues commit or roll back with the change (the outbox), so a committed change always
+has its task, even if the process dies right after the commit.
 Receivers are declared through the ``crm_signal_receivers`` hook; the core connects a
 wrapper (strongly: blinker's weak references silently drop closures) that skips tenants
 without the plugin, makes the sender the current tenant while the receiver runs, and
@@ -54,9 +58,18 @@ tenant_config_changed = signal(
 )
 
 
+def in_transaction_name(name: str) -> str:
+    """The signal the ``in_transaction`` receivers of ``name`` are connected to."""
+    return f"{name}:in_transaction"
+
+
 def send(name: str | Signal, tenant: "Tenant", **data: Any) -> None:
-    """Send a signal after the current transaction commits (at once outside one)."""
+    """Send a signal: its ``in_transaction`` receivers at once, inside the current
+    transaction; the others after it commits (at once outside one; never on rollback)."""
     sig = signal(name) if isinstance(name, str) else name
+    before = namespace.get(in_transaction_name(sig.name)) if sig.name else None
+    if before is not None and before.receivers:
+        before.send(tenant, **data)
     db.on_commit(lambda: sig.send(tenant, **data))
 
 
@@ -65,8 +78,11 @@ def connect_receiver(
     signal_name: str,
     func: Callable[..., Any],
     is_enabled: Callable[["Tenant", str], bool],
+    in_transaction: bool = False,
 ) -> Callable[..., None]:
-    """Connect ``func`` for ``plugin_name`` behind the enablement check and containment."""
+    """Connect ``func`` for ``plugin_name`` behind the enablement check and containment
+    (``in_transaction``: to the signal's in-transaction part, see the module's docstring).
+    Returns the receiver; disconnect it from ``receiver.crm_signal``."""
 
     def receiver(sender: Any, **data: Any) -> None:
         try:
@@ -75,10 +91,15 @@ def connect_receiver(
             # The sender is the current tenant while the receiver runs, so its tenant-scoped
             # queries and new rows belong to the tenant the fact is about.
             with db.tenant_context(sender) if sender is not None else contextlib.nullcontext():
-                func(sender, **data)
+                # In the sender's transaction, within a savepoint: a failing receiver
+                # rolls back only its own writes (on PostgreSQL an error would otherwise
+                # abort the whole transaction, the change included).
+                with db.atomic() if in_transaction else contextlib.nullcontext():
+                    func(sender, **data)
         except Exception:
             log.exception("plugin %r: receiver %s of signal %r failed", plugin_name, getattr(func, "__name__", func), signal_name)
 
     receiver.__name__ = f"{plugin_name}:{getattr(func, '__name__', 'receiver')}"
-    signal(signal_name).connect(receiver, weak=False)
+    receiver.crm_signal = in_transaction_name(signal_name) if in_transaction else signal_name  # type: ignore[attr-defined]
+    signal(receiver.crm_signal).connect(receiver, weak=False)  # type: ignore[attr-defined]
     return receiver

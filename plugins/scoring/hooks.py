@@ -176,11 +176,11 @@ def crm_nav_items(tenant, user):
 @hookimpl
 def crm_signal_receivers():
     return [
-        SignalReceiver("entity_created", on_entity),
-        SignalReceiver("entity_updated", on_entity),
-        SignalReceiver("entity_deleted", on_entity_deleted),
-        SignalReceiver("deal_stage_changed", on_deal_stage_changed),
-        SignalReceiver("lead_converted", on_lead_converted),
+        SignalReceiver("entity_created", on_entity, in_transaction=True),
+        SignalReceiver("entity_updated", on_entity, in_transaction=True),
+        SignalReceiver("entity_deleted", on_entity_deleted, in_transaction=True),
+        SignalReceiver("deal_stage_changed", on_deal_stage_changed, in_transaction=True),
+        SignalReceiver("lead_converted", on_lead_converted, in_transaction=True),
         SignalReceiver("chat_message_received", on_chat_message),
         SignalReceiver("tenant_config_changed", on_config_changed),
     ]

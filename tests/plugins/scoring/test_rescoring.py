@@ -3,6 +3,9 @@ the extra-factor hook, and a tenant without the plugin."""
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 from crmcore import db
 from crmcore.models import Task
 
@@ -195,3 +198,40 @@ def test_demo_data_scores_idempotently(env):
         assert leads > 0 and first == (leads, leads, 1)
         crm_state().call(tenant, "crm_demo_data", tenant=tenant)
         assert (LeadScore.select().count(), ScoreHistory.select().count(), ScoringModel.select().count()) == first
+
+
+def test_the_rescore_task_commits_with_the_change_that_causes_it(env: Any) -> None:
+    """The outbox (issue 19): the rescore task is written in the change's own
+    transaction, so a committed lead always has its task (a crash or a database error
+    right after the commit used to leave it unscored until the nightly run), and a
+    rolled-back change leaves none."""
+    with in_tenant(env):
+        with db.atomic():
+            lead = make_lead(name="Outboxed")
+            assert Task.select().where(Task.kind == "scoring.rescore", Task.payload.contains(f"[{lead.id}]")).exists()
+        with contextlib.suppress(RuntimeError), db.atomic():
+            ghost = make_lead(name="Rolled back")
+            raise RuntimeError("the change fails")
+        assert not Task.select().where(Task.payload.contains(f"[{ghost.id}]")).exists()
+        assert Task.select().where(Task.kind == "scoring.rescore", Task.payload.contains(f"[{lead.id}]")).count() == 1
+
+
+def test_a_failing_in_transaction_receiver_does_not_undo_the_change(env: Any) -> None:
+    """An in-transaction receiver runs in a savepoint: its failure (a database error,
+    which on PostgreSQL would abort the whole transaction) is logged and contained."""
+    from crmcore.entities.models import Lead
+    from crmcore.signals import connect_receiver
+
+    def broken(tenant: Any, **_: Any) -> None:
+        db.database.execute_sql("SELECT * FROM no_such_table")
+
+    receiver = connect_receiver("broken", "entity_created", broken, lambda tenant, plugin: True, in_transaction=True)
+    try:
+        with in_tenant(env):
+            with db.atomic():
+                lead = make_lead(name="Survives")
+            assert Lead.select().where(Lead.id == lead.id).exists()
+    finally:
+        from crmcore.signals import signal
+
+        signal(receiver.crm_signal).disconnect(receiver)

@@ -281,10 +281,19 @@ def run(ctx: click.Context, demo: bool, host: str, port: int, use_reloader: bool
         click.secho(f"\n  CRM running at http://{shown_host}:{port}/", fg="green", bold=True)
         if signin:
             click.echo(f"  Sign in as {signin[0]} with password {signin[1]}\n")
+    if not is_reloader_parent:
+        # SIGTERM (systemd, docker stop, kill) ends the server as Ctrl-C does, so the
+        # shutdown below runs: the task in hand finishes and the scheduler's lease is
+        # handed back at once instead of blocking jobs until it expires.
+        os_signal.signal(os_signal.SIGTERM, _interrupt)
     try:
         app.run(host=host, port=port, threaded=True, use_reloader=use_reloader)
     finally:
         crm.shutdown()
+
+
+def _interrupt(*_: Any) -> None:
+    raise KeyboardInterrupt
 
 
 @cli.command()

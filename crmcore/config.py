@@ -58,7 +58,9 @@ class TaskSettingsSchema(Schema):
     max_attempts = fields.Integer(load_default=5, validate=validate.Range(min=1, max=100))
     backoff_seconds = fields.Float(load_default=2.0, validate=validate.Range(min=0))
     backoff_max_seconds = fields.Float(load_default=3600.0, validate=validate.Range(min=0))
-    lease_seconds = fields.Float(load_default=300.0, validate=validate.Range(min=0.1))
+    #: A claimed task's lease; a worker renews it while a non-transactional handler runs,
+    #: so this is how long a dead worker's task waits before another worker retries it.
+    lease_seconds = fields.Float(load_default=30.0, validate=validate.Range(min=0.1))
     poll_seconds = fields.Float(load_default=1.0, validate=validate.Range(min=0.01))
 
 

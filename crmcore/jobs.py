@@ -9,6 +9,13 @@ only runs in the process holding the ``scheduler`` lease (a row in ``crm_leases`
 the holder renews and that another process takes over once it expires). APScheduler 3
 has no supported shared job store across processes, and jobs come from code, so each
 scheduler keeps its jobs in memory and the lease decides who acts.
+
+A takeover loses no firing: a process that skipped a firing because another held the
+lease remembers it, and when it takes the lease over (the holder died: its lease
+expired, ``lease_seconds`` 20 by default), it runs the firings it skipped in the last
+lease period and a half at once, instead of waiting for the job's next turn (a 5-minute
+job stopped for 6 minutes after a restart, issue 19). A firing the old holder did run
+may so run twice; jobs are written to be idempotent (sweeps, polls).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -32,6 +40,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("crmcore.jobs")
 
 LEASE_NAME = "scheduler"
+#: How long the scheduler lease lasts unless renewed (renewed every third of it): after
+#: a holder dies, another process's scheduler leads within this many seconds.
+LEASE_SECONDS = 20.0
 
 
 def acquire_lease(name: str, holder: str, ttl: float) -> bool:
@@ -55,10 +66,13 @@ def release_lease(name: str, holder: str) -> None:
 class Scheduler:
     """The APScheduler of one process, running plugin jobs per tenant under the lease."""
 
-    def __init__(self, crm: "CRM", holder: str, lease_seconds: float = 60.0):
+    def __init__(self, crm: "CRM", holder: str, lease_seconds: float = LEASE_SECONDS):
         self.crm = crm
         self.holder = holder
         self.lease_seconds = lease_seconds
+        self.leading = False
+        #: job id -> when (time.monotonic) this process skipped a firing of it
+        self.skipped: dict[str, float] = {}
         self.jobs: dict[str, tuple[str, ScheduledJob]] = {}
         self._aps = BackgroundScheduler(timezone=dt.timezone.utc)
         self._lock = threading.Lock()
@@ -96,14 +110,31 @@ class Scheduler:
         except Exception:  # the database may already be gone at exit
             log.debug("could not release the scheduler lease", exc_info=True)
 
-    def is_leader(self) -> bool:
+    def is_leader(self, firing: str | None = None) -> bool:
+        """Take or renew the lease; on a takeover, run the firings skipped lately (but
+        ``firing``, which the caller runs itself)."""
         # APScheduler's threads are outside any app context: bind this app's database.
-        with self._lock, db.using(self.crm.database), db.database.connection_context():
-            return acquire_lease(LEASE_NAME, self.holder, self.lease_seconds)
+        with self._lock:
+            with db.using(self.crm.database), db.database.connection_context():
+                leading = acquire_lease(LEASE_NAME, self.holder, self.lease_seconds)
+            took_over, self.leading = leading and not self.leading, leading
+            missed = self._missed(exclude=firing) if took_over else []
+        for job_id in missed:
+            log.info("scheduler %s took the lease over: running the skipped firing of %s now", self.holder, job_id)
+            if self._aps.running:
+                self._aps.add_job(self.fire, args=[job_id], id=f"{job_id}:catch-up", replace_existing=True)
+        return leading
+
+    def _missed(self, exclude: str | None) -> list[str]:
+        recent = time.monotonic() - self.lease_seconds * 1.5
+        missed = [job_id for job_id, at in self.skipped.items() if at >= recent and job_id != exclude]
+        self.skipped.clear()
+        return missed
 
     def fire(self, job_id: str) -> None:
         """What APScheduler calls: run the job for each enabled tenant, if we lead."""
-        if not self.is_leader():
+        if not self.is_leader(firing=job_id):
+            self.skipped[job_id] = time.monotonic()
             log.debug("job %s skipped: another process holds the scheduler lease", job_id)
             return
         self.run_job(job_id)

@@ -23,6 +23,7 @@ dead, not run again, so a task that kills its worker cannot loop for ever.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -32,7 +33,7 @@ import socket
 import threading
 import traceback
 import uuid
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import peewee
 
@@ -210,6 +211,31 @@ class Worker:
             .execute()
         )
 
+    @contextlib.contextmanager
+    def _heartbeat(self, task: Task) -> Iterator[None]:
+        """Renew the lease every third of it while a non-transactional handler runs (a
+        transactional one holds the task's row, or SQLite's write lock, to its end), so
+        a short lease retries a dead worker's task soon without taking a live one's."""
+        lease = self.crm.config.instance.tasks["lease_seconds"]
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(lease / 3):
+                try:
+                    with db.using(self.crm.database), db.database.connection_context():
+                        if not self._hold(task):
+                            return
+                except Exception:  # the next beat tries again; the lease is the safety net
+                    log.warning("task %s: could not renew the lease of worker %s", task.id, self.id, exc_info=True)
+
+        thread = threading.Thread(target=beat, name=f"lease-{task.id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join(timeout=5)
+
     def _mark_done(self, task: Task) -> bool:
         now = utcnow()
         return bool(
@@ -248,7 +274,8 @@ class Worker:
                 else:
                     if not self._hold(task):
                         raise _LeaseLost
-                    handler.func(task)
+                    with self._heartbeat(task):
+                        handler.func(task)
                     if not self._mark_done(task):
                         raise _LeaseLost
             except _LeaseLost:

@@ -409,6 +409,29 @@ def test_live_worker_keeps_its_transactional_task_past_the_lease(tiny_lease_env,
     assert receipts(env, "alpha", "nap") == [str(task.id)]
 
 
+def test_live_worker_renews_the_lease_of_its_non_transactional_task(tiny_lease_env, tmp_path):
+    """A handler outside a transaction holds no row: the worker renews the lease while it
+    runs, so a short lease (a dead worker's task retried soon) never hands a live
+    worker's task to another."""
+    env = tiny_lease_env
+    started = tmp_path / "started"
+    task = enqueue(env, "sample.nap_outside", {"started_file": str(started), "seconds": 1.0})
+    a, b = Worker(env.crm, worker_id="A"), Worker(env.crm, worker_id="B")
+    thread = threading.Thread(target=run_one, args=(a,), daemon=True)
+    thread.start()
+    try:
+        wait_for(started.exists, timeout=5, what="worker A to start the task")
+        until = time.monotonic() + 0.8  # well past A's 0.3 s lease, before its nap ends
+        while time.monotonic() < until:
+            assert claim(b) is None
+            time.sleep(0.05)
+    finally:
+        thread.join(timeout=10)
+    row = task_row(task.id)
+    assert (row.status, row.attempts) == ("done", 1)
+    assert receipts(env, "alpha", "nap") == [str(task.id)]
+
+
 def test_lost_lease_on_a_failing_task_does_not_touch_the_new_owner(sample_env):
     task = enqueue(sample_env, "sample.fail")  # max_attempts 2
     a, b = Worker(sample_env.crm, worker_id="A"), Worker(sample_env.crm, worker_id="B")
@@ -479,3 +502,54 @@ def test_acquire_lease_is_exclusive_per_name(sample_env):
         assert not acquire_lease("x", "p2", 30)
         assert acquire_lease("y", "p2", 30)
         assert acquire_lease("x", "p1", 30)
+
+
+def test_a_scheduler_that_takes_the_lease_over_runs_the_firing_it_skipped(sample_env):
+    """A firing skipped because another process held the lease runs as soon as this one
+    takes the lease over (the holder died), not at the job's next turn (issue 19)."""
+    first = Scheduler(sample_env.crm, holder="one", lease_seconds=0.6)
+    second = Scheduler(sample_env.crm, holder="two", lease_seconds=0.6)
+    second._aps.start()  # running, but with none of the jobs' own timers: only catch-ups
+    try:
+        assert first.is_leader()
+        second.fire("sample:tick")  # skipped: "one" leads ... and then dies before its turn
+        assert receipts(sample_env, "alpha", "job") == []
+        wait_for(second.is_leader, timeout=5, what="the second scheduler to take over")
+        wait_for(lambda: receipts(sample_env, "alpha", "job") == ["alpha"], timeout=5, what="the skipped firing to run")
+        time.sleep(0.3)
+        assert receipts(sample_env, "alpha", "job") == ["alpha"]  # once
+    finally:
+        second.shutdown()
+
+
+def test_sigterm_of_crm_run_hands_the_scheduler_lease_back(crm_env, sample_plugin_path, tmp_path):
+    """``crm run`` stopped by SIGTERM shuts down as with Ctrl-C: the scheduler's lease is
+    released at once, so another process's scheduler leads without waiting for it."""
+    import socket as sockets
+
+    from crmcore.models import Lease
+
+    crm_env.write_tenant("alpha", plugins=["sample"])
+    crm_env.create_app()
+    with sockets.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = tmp_path / "run.log"
+    cmd = [sys.executable, "-m", "crmcore.cli", "--config", str(crm_env.config_dir), "run", "--port", str(port)]
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, env=subprocess_env(sample_plugin_path), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        def lease_holder() -> str | None:
+            with db.database.connection_context():
+                row = Lease.get_or_none(Lease.name == "scheduler")
+                return row.holder if row else None
+
+        holder = wait_for(lease_holder, timeout=20, what="crm run's scheduler to take the lease")
+        assert holder.startswith(f"{proc.pid}:")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0, log_of(log)
+        assert lease_holder() is None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=5)

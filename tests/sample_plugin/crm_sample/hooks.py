@@ -213,6 +213,8 @@ def crm_task_handlers():
         TaskHandler("sample.after_commit", after_commit_task),
         TaskHandler("sample.tally", tally_task),
         TaskHandler("sample.nap", nap_task),
+        # the same work outside a transaction (at least once): the worker renews its lease
+        TaskHandler("sample.nap_outside", nap_task, transactional=False),
     ]
 
 

@@ -341,7 +341,9 @@ def load_tenant(path: Path, plugins: Mapping[str, Any], env: Mapping[str, str], 
         if not isinstance(name, str):
             continue  # already reported by the schema
         info = plugins.get(name)
-        if info is None:
+        if info is None and _installed_since_start(name):
+            problems.append(Problem(file, f"plugins[{i}]", f"plugin {name!r} was installed after this process started: restart the CRM's processes (web and worker) to load it"))
+        elif info is None:
             problems.append(Problem(file, f"plugins[{i}]", f"unknown plugin {name!r} (installed: {', '.join(sorted(p for p in plugins if not getattr(plugins[p], 'always_on', False))) or 'none'})"))
         elif getattr(info, "error", None):
             problems.append(Problem(file, f"plugins[{i}]", f"plugin {name!r} failed to load: {info.error}"))
@@ -410,6 +412,53 @@ def load_config(config_dir: Path | str, plugins: Mapping[str, Any], env: Mapping
     return Config(config_dir=config_dir, instance=instance, tenants=tenants, generation=generation, hosts=hosts)
 
 
+def _installed_since_start(name: str) -> bool:
+    """Whether an entry point ``crm.plugins`` named ``name`` exists now (a package
+    installed while this process runs: it knows the plugins it found at start)."""
+    from importlib.metadata import entry_points
+
+    return any(ep.name == name for ep in entry_points(group="crm.plugins"))
+
+
+def load_config_keeping(config_dir: Path | str, plugins: Mapping[str, Any], env: Mapping[str, str] | None, generation: int, previous: Config) -> tuple[Config, ConfigError | None]:
+    """Like :func:`load_config`, but a broken tenant file does not hold up the others:
+    their changes apply, and the broken file's tenant keeps its ``previous``
+    configuration (a new broken file adds no tenant). Returns the config and the error
+    about the files kept back, if any. A broken crm.toml (or a hostname claimed twice)
+    still refuses the whole reload: raises ConfigError."""
+    try:
+        return load_config(config_dir, plugins, env, generation), None
+    except ConfigError as whole:
+        error = whole
+    config_dir = Path(config_dir).resolve()
+    env = os.environ if env is None else env
+    bad = {Path(p.file).resolve() for p in error.problems}
+    tenant_dir = config_dir / "tenants"
+    if any(path.parent != tenant_dir for path in bad):
+        raise error
+    problems: list[Problem] = []
+    instance = load_instance(config_dir, env, problems)
+    tenants: dict[str, TenantConfig] = {}
+    for path in sorted(tenant_dir.glob("*.toml")):
+        if path.resolve() in bad:
+            kept = previous.tenants.get(path.stem)
+            if kept is not None:
+                tenants[kept.slug] = kept
+            continue
+        tenant = load_tenant(path, plugins, env, problems)
+        if tenant is not None:
+            tenants[tenant.slug] = tenant
+    hosts: dict[str, str] = {}
+    for tenant in tenants.values():
+        for host in tenant.hostnames:
+            if host in hosts:
+                raise error
+            hosts[host] = tenant.slug
+    if problems or instance is None or tenants == previous.tenants:
+        raise error  # (nothing but broken files changed: a plain failed reload)
+    return Config(config_dir=config_dir, instance=instance, tenants=tenants, generation=generation, hosts=hosts), error
+
+
 def tenant_hostnames(config_dir: Path, exclude: str = "") -> dict[str, str]:
     """hostname -> slug claimed by the tenant files (read leniently: bad files are skipped)."""
     out: dict[str, str] = {}
@@ -469,7 +518,7 @@ class ConfigStore:
         with self._lock:
             signature = config_files(self.config_dir)
             try:
-                new = load_config(self.config_dir, self.plugins, self.env, self.current.generation + 1)
+                new, kept_back = load_config_keeping(self.config_dir, self.plugins, self.env, self.current.generation + 1, self.current)
             except ConfigError as exc:
                 self._signature = signature  # do not retry the same bad files every second
                 self.last_error = exc
@@ -479,10 +528,12 @@ class ConfigStore:
                 new = Config(new.config_dir, self.current.instance, new.tenants, new.generation, new.hosts)
             self._signature = signature
             self.current = new
-            self.last_error = None
+            self.last_error = kept_back
         for listener in self._listeners:
             listener(new)
         log.info("configuration reloaded (generation %s, %d tenants)", new.generation, len(new.tenants))
+        if kept_back is not None:
+            log.error("configuration reload: these tenant files are broken and keep their running configuration until fixed\n%s", kept_back)
         return new
 
     def maybe_reload(self) -> bool:

@@ -413,6 +413,38 @@ def test_bad_reload_keeps_running_config(cfg: Dir) -> None:
     assert store.last_error is None
 
 
+def test_a_broken_tenant_file_does_not_hold_up_the_others(cfg: Dir) -> None:
+    """At a reload, one tenant's broken file keeps that tenant on its running
+    configuration while the other tenants' changes apply (issue 19)."""
+    cfg.tenant("acme", plugins=["sample"], settings={"sample": {"greeting": "Hi"}})
+    cfg.tenant("beta", plugins=[])
+    store = ConfigStore(cfg.path, PLUGINS, env={}, check_interval=0)
+
+    cfg.tenant("acme", plugins=["sample", "nope"], settings={"sample": {"greeting": "Broken"}})
+    cfg.tenant("beta", plugins=["sample"])
+    cfg.tenant("gamma", plugins=[])
+    cfg.tenant("delta", plugins=["nope"])  # new and broken: not added
+    assert store.maybe_reload() is True
+    assert store.current.tenants["acme"].settings["sample"]["greeting"] == "Hi"
+    assert store.current.tenants["beta"].plugins == {"sample"}
+    assert set(store.current.tenants) == {"acme", "beta", "gamma"}
+    assert "acme.toml" in str(store.last_error) and "delta.toml" in str(store.last_error)
+
+    cfg.tenant("acme", plugins=["sample"], settings={"sample": {"greeting": "Fixed"}})
+    cfg.tenant("delta", plugins=[])
+    assert store.maybe_reload() is True
+    assert store.current.tenants["acme"].settings["sample"]["greeting"] == "Fixed"
+    assert "delta" in store.current.tenants and store.last_error is None
+
+
+def test_a_plugin_installed_after_the_start_asks_for_a_restart(cfg: Dir) -> None:
+    """The running process knows the plugins it found at start: a tenant file naming one
+    installed since says to restart, not "unknown plugin" (issue 19)."""
+    cfg.tenant("acme", plugins=["chat"])  # installed (an entry point), unknown to PLUGINS
+    text, problems = problems_of(cfg)
+    assert_problem(text, problems, "acme.toml", "plugins[0]", "plugin 'chat' was installed after this process started: restart")
+
+
 def test_instance_changes_wait_for_restart(cfg: Dir) -> None:
     cfg.tenant("acme")
     store = ConfigStore(cfg.path, PLUGINS, env={}, check_interval=0)

@@ -169,9 +169,14 @@ def settings(tenant: Tenant | str, plugin: str) -> Mapping[str, Any]:
     return _crm().settings(tenant, plugin)
 
 
-def is_enabled(tenant: Tenant | str | None, plugin: str) -> bool:
-    """Whether ``tenant`` has ``plugin`` on."""
-    return _crm().is_enabled(tenant, plugin)
+def is_enabled(tenant: Tenant | str | None, plugin: str, fresh: bool = False) -> bool:
+    """Whether ``tenant`` has ``plugin`` on. ``fresh=True`` first picks up changed config
+    files (at most one look a second, as requests do): for a long-lived handler, such as
+    a WebSocket open for hours, that must notice its plugin switched off."""
+    crm = _crm()
+    if fresh:
+        crm.config_store.maybe_reload()
+    return crm.is_enabled(tenant, plugin)
 
 
 def call_hook(tenant: Tenant | str | None, hook_name: str, /, **kwargs: Any) -> list[tuple[str, Any]]:

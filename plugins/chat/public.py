@@ -497,6 +497,13 @@ class _Socket:
     def receive(self, timeout: float | None = None) -> Any:
         return self.ws.receive(timeout=timeout)
 
+    def close(self, reason: int, message: str) -> None:
+        with self.lock:
+            self.ws.close(reason=reason, message=message)
+
+
+SWITCHED_OFF = "the chat is switched off"
+
 
 def _serve_visitor(raw_ws: Any, sub: Any, tenant: Any, conversation: ChatConversation, after: int) -> None:
     """Backlog, then two loops: this thread forwards hub events as they come (blocking
@@ -525,8 +532,12 @@ def _serve_visitor(raw_ws: Any, sub: Any, tenant: Any, conversation: ChatConvers
                     # Blocks until a frame or the close: an idle socket costs no wake-ups
                     # (with 1,000 visitors, waking every second was measurable).
                     raw = ws.receive(timeout=None)
-                    if raw is not None:
-                        _handle_frame(ws, tenant, conversation, raw)
+                    if raw is None:
+                        continue
+                    if not sdk.is_enabled(tenant, "chat", fresh=True):
+                        ws.close(POLICY_VIOLATION, SWITCHED_OFF)  # nothing more is stored
+                        break
+                    _handle_frame(ws, tenant, conversation, raw)
         except ConnectionClosed:
             pass
         except Exception:
@@ -542,6 +553,11 @@ def _serve_visitor(raw_ws: Any, sub: Any, tenant: Any, conversation: ChatConvers
         while ws.connected and not sub.closed and not stop.is_set():
             event = sub.get(timeout=WS_IDLE_PING)
             if event is None:
+                with sdk.connection():
+                    switched_off = not sdk.is_enabled(tenant, "chat", fresh=True)
+                if switched_off:
+                    ws.close(POLICY_VIOLATION, SWITCHED_OFF)
+                    break
                 if time.monotonic() - idle > WS_IDLE_PING:
                     ws.send(json.dumps({"type": "ping"}))
                     idle = time.monotonic()

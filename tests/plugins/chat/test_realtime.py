@@ -225,6 +225,23 @@ def test_a_reply_takes_its_id_only_once_the_conversation_is_free(server: Server,
         other.close()
 
 
+def test_switching_the_chat_off_closes_the_visitors_open_socket(server: Server, crm_env: Any) -> None:
+    """An open widget socket stops working when the tenant's chat is switched off: what
+    the visitor sends then is refused and not stored (issue 19)."""
+    from tests.core.test_realtime_ws import POLICY_VIOLATION, recv_close_code
+
+    key = _key(crm_env, server.base)
+    token = _session(server.base, key)["token"]
+    visitor = server.ws(f"/chat/ws?key={key}&token={token}&after=0", origin=ORIGIN)
+    recv(visitor, "ready")
+    crm_env.write_tenant("acme", name="Acme Ltd", hostnames=["127.0.0.1"], plugins=[])
+    time.sleep(1.1)  # the config files are looked at once a second
+    visitor.send(json.dumps({"type": "message", "content": "after the switch", "client_id": "late"}))
+    assert recv_close_code(visitor) == POLICY_VIOLATION
+    with in_tenant(crm_env):
+        assert not ChatMessage.select().where(ChatMessage.content == "after the switch").exists()
+
+
 def test_websocket_refuses_bad_token_and_foreign_origin(server: Server, crm_env: Any) -> None:
     key = _key(crm_env, server.base)
     token = _session(server.base, key)["token"]

@@ -23,13 +23,15 @@ transaction commits and publish to the tenant's hub:
 
 Values never travel, only field names; with ``[settings.core] agents_see_own_only`` the
 text of notes, activities and tasks is left out too (every signed-in user of the tenant
-may subscribe to any topic). Publishing never raises into the request: a failure (Redis
-down) is logged, and further publishing is paused for a few seconds so that a bulk
-change does not wait for one timeout per record.
+may subscribe to any topic unless a plugin's rule claims it). Publishing never raises
+into the request: when the hub fails (Redis down) the event is held, in order, and
+published once the hub is back; meanwhile further events join it without waiting for
+Redis, so a bulk change does not wait for one timeout per record (see ``_Held``).
 """
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import logging
 import threading
@@ -44,11 +46,12 @@ log = logging.getLogger("crmcore.live")
 TIMELINE_TYPES = ("activity", "note", "task")
 LINKS = ("lead", "contact", "company", "deal")
 SUMMARY_CHARS = 140
-PAUSE_AFTER_FAILURE = 5.0  # seconds without publishing once the hub failed
+MAX_HELD = 10_000  # events kept while the hub is down (see _Held)
+RETRY_FIRST, RETRY_MAX = 0.2, 2.0  # seconds between tries to hand held events over
 _ID_PART_MAX = 2**63 - 1
 
 _lock = threading.Lock()
-_paused: "weakref.WeakKeyDictionary[Any, list[float]]" = weakref.WeakKeyDictionary()  # hub -> [until, skipped]
+_held: "weakref.WeakKeyDictionary[Any, _Held]" = weakref.WeakKeyDictionary()  # hub -> what waits for it
 
 
 # --------------------------------------------------------------------------- templates
@@ -76,29 +79,81 @@ def _hub() -> Any:
 
 
 def publish(tenant: Any, topic: str, data: dict[str, Any]) -> bool:
-    """Publish on the tenant's hub; False (logged) when it failed or is paused."""
+    """Publish on the tenant's hub; False when the hub could not take it now. Then the
+    event is held, in order with the others, and handed over once the hub is back
+    (delivered late, not lost: see :class:`_Held`)."""
     hub = _hub()
     if hub is None or tenant is None:
         return False
-    now = time.monotonic()
     with _lock:
-        state = _paused.get(hub)
-        if state is not None and now < state[0]:
-            state[1] += 1
+        held = _held.get(hub)
+        if held is not None:  # keep the order: behind what is already waiting
+            held.add(tenant.id, topic, data)
             return False
     try:
         hub.publish(tenant.id, topic, data)
+        return True
     except Exception as exc:  # RealtimeUnavailable, a closed hub at shutdown, anything
+        if isinstance(exc, RuntimeError) and "closed" in str(exc):
+            return False  # shutting down: nobody is listening any more
         with _lock:
-            skipped = state[1] if state is not None else 0
-            _paused[hub] = [now + PAUSE_AFTER_FAILURE, skipped]
-        log.warning("live update %r for tenant %s not published (%s); pausing live updates for %.0fs", topic, getattr(tenant, "slug", tenant), exc, PAUSE_AFTER_FAILURE)
+            held = _held.get(hub)
+            if held is None:
+                held = _held[hub] = _Held(hub)
+                log.warning("live update %r for tenant %s not published (%s); holding live updates until the realtime hub is back", topic, getattr(tenant, "slug", tenant), exc)
+            held.add(tenant.id, topic, data)
         return False
-    if state is not None:
-        with _lock:
-            _paused.pop(hub, None)
-        log.warning("live updates resumed; %d event(s) were skipped while the realtime hub was unavailable", state[1])
-    return True
+
+
+class _Held:
+    """Events a hub could not take (Redis down), in publish order, and the thread that
+    hands them over once it is back: subscribers get them late, with their ids in
+    order. While events wait, publishing adds to them without trying the hub, so
+    requests never wait for Redis. Past ``MAX_HELD`` the oldest are dropped, and each
+    topic that lost one gets a ``{"kind": "resync"}`` event once the rest are through:
+    pages then reload what they show (crmcore/static/live.js). Events held by a process
+    that dies are lost; its pages' sockets close and resume, which covers the rest."""
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+        self.events: collections.deque[tuple[int, str, dict[str, Any]]] = collections.deque()
+        self.lost: set[tuple[int, str]] = set()
+        self.thread = threading.Thread(target=self._hand_over, name="crm-live-held", daemon=True)
+        self.thread.start()
+
+    def add(self, tenant_id: int, topic: str, data: dict[str, Any]) -> None:  # under _lock
+        if len(self.events) >= MAX_HELD:
+            dropped = self.events.popleft()
+            self.lost.add((dropped[0], dropped[1]))
+        self.events.append((tenant_id, topic, data))
+
+    def _hand_over(self) -> None:
+        delay = RETRY_FIRST
+        handed = 0
+        while True:
+            with _lock:
+                if not self.events and self.lost:
+                    self.events.extend((tenant_id, topic, {"kind": "resync"}) for tenant_id, topic in sorted(self.lost))
+                    self.lost.clear()
+                if not self.events:
+                    _held.pop(self.hub, None)
+                    log.warning("live updates resumed; %d held event(s) were published late", handed)
+                    return
+                event = self.events[0]
+            try:
+                self.hub.publish(*event)
+            except Exception as exc:
+                if isinstance(exc, RuntimeError) and "closed" in str(exc):
+                    with _lock:
+                        _held.pop(self.hub, None)
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            with _lock:
+                self.events.popleft()
+            handed += 1
+            delay = RETRY_FIRST
 
 
 # --------------------------------------------------------------------------- payload pieces

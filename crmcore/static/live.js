@@ -114,7 +114,8 @@
     if (msg.type || !msg.id || !msg.topic) return;  // keep-alive ping
     lastId = msg.id;
     var data = msg.data || {};
-    if (msg.topic.indexOf("record:") === 0) onRecord(data);
+    if (data.kind === "resync") notify("Live updates were interrupted: reload to see the latest.", true);
+    else if (msg.topic.indexOf("record:") === 0) onRecord(data);
     else if (msg.topic.indexOf("list:") === 0) onList(data);
     root.dispatchEvent(new CustomEvent("crm:live", { detail: msg, bubbles: true }));
   }

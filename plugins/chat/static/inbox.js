@@ -125,6 +125,7 @@
   }
   function onEvent(ev) {
     var data = ev.data || {};
+    if (data.kind === "resync") { location.reload(); return; }  // events were lost in an outage
     if (ev.topic === "chat:inbox" || ev.topic.indexOf("chat:inbox:") === 0) {  // the feed, or an agent's part of it
       if (data.conversation) updateRow(data.conversation, data.event);
       return;

@@ -752,6 +752,7 @@
 
   var fetchTimers = {};
   function onEvent(data) {
+    if (data && data.kind === "resync") { catchUp(); return; }  // events were lost in an outage: redraw
     if (!data || !data.id) return;
     if (data.kind === "deleted") {
       applyRemote({ id: data.id }, true);

@@ -78,3 +78,51 @@ def stop_process(proc) -> str:
     if proc.stdout:
         proc.stdout.close()
     return output
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory):
+    """A Redis for the tests that need one: ``CRM_TEST_REDIS_URL`` when set (it must
+    answer), else a private redis-server on a free loopback port for this session, so a
+    test never touches a Redis nobody asked it to use."""
+    import socket
+    import time
+
+    import redis
+
+    given = os.environ.get("CRM_TEST_REDIS_URL")
+    if given:
+        client = redis.Redis.from_url(given, socket_connect_timeout=1, socket_timeout=1)
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            pytest.fail(f"CRM_TEST_REDIS_URL={given} does not answer: {exc}")
+        finally:
+            client.close()
+        yield given
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("no redis-server binary and no CRM_TEST_REDIS_URL")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    folder = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port, socket_connect_timeout=0.2)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.RedisError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail("the private redis-server did not start")
+                time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        client.close()
+        proc.kill()
+        proc.wait(timeout=5)
+

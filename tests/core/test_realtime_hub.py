@@ -1,9 +1,9 @@
 """Tests for crmcore.realtime: MemoryHub and RedisHub against a real Redis.
 
-Redis tests use CRM_TEST_REDIS_URL (default redis://127.0.0.1:6379/0) with a
-unique key prefix per test; they skip when Redis is unreachable, unless
-CI=true, where an unreachable Redis is a failure.  The restart test runs its
-own throw-away redis-server so the shared one is never disturbed.
+Redis tests use the ``redis_url`` fixture (tests/conftest.py: CRM_TEST_REDIS_URL when
+set, else a private redis-server for the session) with a unique key prefix per test.
+The restart test runs its own throw-away redis-server so the shared one is never
+disturbed.
 """
 
 from __future__ import annotations
@@ -32,15 +32,8 @@ from crmcore.realtime import (
     event_id_key,
 )
 
-REDIS_URL = os.environ.get("CRM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LISTENER_PREFIX = "crm-realtime-listener-"
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def _listener_threads(prefix: str = "") -> list[threading.Thread]:
@@ -85,18 +78,6 @@ def no_leaked_listeners():
     # Runs after every other fixture's teardown (hubs are closed by then).
     leaked = [t for t in _listener_threads() if t not in before]
     assert not leaked, f"listener threads leaked: {leaked}"
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        _unavailable(f"Redis at {REDIS_URL} unreachable: {exc}")
-    finally:
-        client.close()
-    return REDIS_URL
 
 
 @pytest.fixture

@@ -4,15 +4,14 @@ A real HTTP server on loopback (werkzeug, threaded, the app from ``crm_env``) an
 real WebSocket client (websocket-client); the cross-process test runs ``crm run`` in a
 subprocess with the real Redis and publishes from another subprocess.
 
-The Redis test uses CRM_TEST_WS_REDIS_URL (default redis://127.0.0.1:6379/15) and a
-fresh topic per run, so runs sharing that Redis never see each other's events. It
-skips when Redis is unreachable, unless CI=true, where that is a failure.
+The Redis tests use the ``redis_url`` fixture (tests/conftest.py: CRM_TEST_REDIS_URL
+when set, else a private redis-server) and a fresh topic per run, so runs sharing a
+Redis never see each other's events.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
@@ -31,7 +30,6 @@ from werkzeug.serving import make_server
 from crmcore import auth, db
 from tests.conftest import stop_process, subprocess_env
 
-REDIS_URL = os.environ.get("CRM_TEST_WS_REDIS_URL", "redis://127.0.0.1:6379/15")
 POLICY_VIOLATION = 1008
 QUIET = 0.3  # how long "nothing more arrives" is waited for
 
@@ -343,20 +341,6 @@ def test_deactivated_user_is_disconnected(server: WsServer, crm_env: Any, monkey
 
 
 # -- two processes, real Redis --------------------------------------------------------
-
-
-@pytest.fixture
-def redis_url() -> str:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis at {REDIS_URL} unreachable: {exc}")
-        pytest.skip(f"Redis at {REDIS_URL} unreachable: {exc}")
-    finally:
-        client.close()
-    return REDIS_URL
 
 
 def test_event_from_another_process_via_redis(crm_env: Any, redis_url: str) -> None:

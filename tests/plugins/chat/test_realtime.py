@@ -25,8 +25,6 @@ from tests.conftest import stop_process, subprocess_env
 
 from .conftest import ORIGIN, chat_settings, in_tenant
 
-REDIS_URL = os.environ.get("CRM_TEST_WS_REDIS_URL", "redis://127.0.0.1:6379/15")
-
 
 def recv(ws: websocket.WebSocket, want: str | None = None, timeout: float = 5.0) -> dict[str, Any]:
     """The next JSON frame (of type ``want``; pings and others skipped)."""
@@ -278,20 +276,6 @@ def test_http_fallback_long_poll_wakes_on_agent_reply(server: Server, crm_env: A
 
 
 # -- two processes, real Redis --------------------------------------------------------
-
-
-@pytest.fixture
-def redis_url() -> str:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis at {REDIS_URL} unreachable: {exc}")
-        pytest.skip(f"Redis at {REDIS_URL} unreachable: {exc}")
-    finally:
-        client.close()
-    return REDIS_URL
 
 
 def _free_port() -> int:

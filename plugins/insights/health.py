@@ -81,7 +81,7 @@ def assess(last_at: Any, n_recent: int, average: float | None, satisfaction: flo
         points = 20 * max(0.0, min(satisfaction / settings["satisfaction_max"], 1.0))
         total += points
         factors.append({"key": "satisfaction", "label": "Satisfaction", "points": round(points, 1), "max": 20, "reason": f"Satisfaction {satisfaction:g} of {settings['satisfaction_max']:g}"})
-    return int(round(max(0.0, min(100.0, total)))), factors
+    return int(max(0.0, min(100.0, total)) + 0.5), factors  # half up: 74.5 is 75, green
 
 
 def customer_facts(tenant: Any, entity: str, now: dt.datetime) -> list[tuple]:

@@ -1,0 +1,65 @@
+"""The insights dashboard, the dashboard widget, jobs and privacy (export, erase, merge)."""
+
+from __future__ import annotations
+
+from crmcore.jobs import Scheduler
+from tests.plugins.insights.conftest import days_ago, in_tenant, make_deal
+
+
+def _story(env):
+    from crm_plugins.insights import health, interactions, risk
+    from crmcore.sdk import Activity, Contact, Deal, Lead, create_record
+
+    with in_tenant(env) as tenant:
+        ann = create_record(Contact, {"first_name": "Ann", "last_name": "Lee", "custom": {"satisfaction": 2}})
+        lead = create_record(Lead, {"name": "Leo Lead", "contact": ann.id})
+        Lead.update(created_at=days_ago(3)).where(Lead.id == lead.id).execute()
+        make_deal("Renewal", "Closed Won", contact=ann.id)
+        stuck = make_deal("Stuck deal", "Negotiation", contact=ann.id)
+        Deal.update(stage_entered_at=days_ago(40), created_at=days_ago(40)).where(Deal.id == stuck.id).execute()
+        create_record(Activity, {"kind": "email", "subject": "Re: contract", "content": "We are unhappy and frustrated with the delays.", "deal": stuck.id, "contact": ann.id, "lead": lead.id, "occurred_at": days_ago(40)})
+        interactions.backfill(tenant, inline=True)
+        risk.recompute(tenant)
+        health.recompute(tenant)
+        return ann.id, lead.id, stuck.id
+
+
+def test_dashboard_shows_risks_health_and_actions(env):
+    ann, lead, stuck = _story(env)
+    client = env.client("acme")
+    env.login(client, "acme", role="manager")
+    page = client.get("/app/insights/").get_data(as_text=True)
+    assert "Stuck deal" in page and "In Negotiation for 40 days (expected 14)" in page
+    assert 'data-band="red">red: 1' in page and "Ann Lee" in page
+    assert "Make the first contact" in page and "Leo Lead" in page
+    home = client.get("/app/").get_data(as_text=True)
+    assert "deals at high risk" in home and 'href="/app/insights/"' in home
+    # a decision from the page's button (a form post with the CSRF token)
+    token = page.split('name="csrf_token" value="')[1].split('"')[0]
+    answer = client.post("/app/insights/actions", data={"csrf_token": token, "entity": "lead", "record_id": lead, "action": "first_contact", "decision": "dismissed", "next": "/app/insights/"})
+    assert answer.status_code == 302
+    assert "Make the first contact" not in client.get("/app/insights/").get_data(as_text=True)
+    assert client.post("/app/insights/actions", data={"csrf_token": token, "entity": "lead", "record_id": "x", "action": "a", "decision": "done"}).status_code == 422
+
+
+def test_jobs_run_only_for_tenants_with_the_plugin(env):
+    ran = Scheduler(env.crm, holder="test").run_job("insights:risk")
+    assert ran == ["acme"]
+    assert Scheduler(env.crm, holder="test").run_job("insights:health") == ["acme"]
+
+
+def test_privacy_export_erase_and_merge(env):
+    from crm_plugins.insights import privacy
+    from crm_plugins.insights.models import CustomerHealth, InteractionSentiment
+    from crmcore.sdk import Contact, create_record
+
+    ann, lead, stuck = _story(env)
+    with in_tenant(env):
+        data = privacy.export([lead], [ann])[0].data
+        assert len(data["sentiments"]) == 1 and data["contact_health"][0]["band"] == "red"
+        other = create_record(Contact, {"first_name": "Ann", "last_name": "Dup"})
+        assert privacy.merge("contact", other.id, ann)["insights_sentiment"] == 1
+        assert InteractionSentiment.get().contact_id == other.id
+        assert not CustomerHealth.select().where(CustomerHealth.record_id == ann).exists()
+        erased = privacy.erase([lead], [other.id])
+        assert erased["insights_sentiment"] == 1 and InteractionSentiment.select().count() == 0

@@ -50,7 +50,7 @@ def on_chat_message(tenant: Any, conversation: Any = None, message: Any = None, 
         return
     lead_id = getattr(lead, "id", None) or getattr(conversation, "lead_id", None)
     created = getattr(message, "created_at", None) or sdk.utcnow()
-    item = {"id": message.id, "text": getattr(message, "content", "") or "", "lead_id": lead_id, "at": created.isoformat()}
+    item = {"id": message.id, "text": getattr(message, "content", "") or "", "lead_id": lead_id, "at": created.isoformat(sep=" ")}
     enqueue(TASK_KIND, {"entity": "chat_message", "items": [item]}, tenant=tenant, idempotency_key=f"insights:sentiment:{tenant.id}:chat_message:{message.id}")
 
 
@@ -66,16 +66,26 @@ def sentiment_task(task: Any) -> None:
         score_records(entity, [int(i) for i in payload.get("ids") or []])
 
 
-def _interactions(entity: str, ids: list[int]) -> list[dict[str, Any]]:
-    """The texts and links of ``ids`` in one query."""
+def _select(entity: str) -> Any:
+    """The text and links of activities or notes (a query to filter)."""
     if entity == "activity":
-        query = Activity.select(Activity.id, Activity.subject, Activity.content, Activity.outcome, Activity.lead, Activity.contact, Activity.company, Activity.deal, Activity.occurred_at).where(Activity.id.in_(ids))
+        return Activity.select(Activity.id, Activity.subject, Activity.content, Activity.outcome, Activity.lead, Activity.contact, Activity.company, Activity.deal, Activity.occurred_at)
+    return Note.select(Note.id, Note.body, Note.lead, Note.contact, Note.company, Note.deal, Note.created_at)
+
+
+def _items(entity: str, rows: Any) -> list[dict[str, Any]]:
+    if entity == "activity":
         return [
             {"id": i, "text": " \n".join(t for t in (subject, content, outcome) if t), "lead_id": lead, "contact_id": contact, "company_id": company, "deal_id": deal, "at": at}
-            for i, subject, content, outcome, lead, contact, company, deal, at in query.tuples()
+            for i, subject, content, outcome, lead, contact, company, deal, at in rows
         ]
-    query = Note.select(Note.id, Note.body, Note.lead, Note.contact, Note.company, Note.deal, Note.created_at).where(Note.id.in_(ids))
-    return [{"id": i, "text": body, "lead_id": lead, "contact_id": contact, "company_id": company, "deal_id": deal, "at": at} for i, body, lead, contact, company, deal, at in query.tuples()]
+    return [{"id": i, "text": body, "lead_id": lead, "contact_id": contact, "company_id": company, "deal_id": deal, "at": at} for i, body, lead, contact, company, deal, at in rows]
+
+
+def _interactions(entity: str, ids: list[int]) -> list[dict[str, Any]]:
+    """The texts and links of ``ids`` in one query."""
+    model = Activity if entity == "activity" else Note
+    return _items(entity, _select(entity).where(model.id.in_(ids)).tuples())
 
 
 def score_records(entity: str, ids: list[int]) -> int:
@@ -85,8 +95,12 @@ def score_records(entity: str, ids: list[int]) -> int:
     return score_items(entity, _interactions(entity, ids))
 
 
-def score_items(entity: str, items: list[dict[str, Any]]) -> int:
-    """Score ``items`` (``id``, ``text``, links, ``at``) and replace their rows."""
+ROW_FIELDS = ("tenant", "entity", "record_id", "lead_id", "contact_id", "company_id", "deal_id", "score", "status", "note", "occurred_at", "computed_at")
+
+
+def score_items(entity: str, items: list[dict[str, Any]], *, replace: bool = True) -> int:
+    """Score ``items`` (``id``, ``text``, links, ``at``) and write their rows (replacing
+    the stored ones unless the caller knows there are none: the backfill)."""
     if not items:
         return 0
     share = _settings(sdk.current_tenant())["min_english_share"]
@@ -95,46 +109,64 @@ def score_items(entity: str, items: list[dict[str, Any]]) -> int:
     rows = []
     for item in items:
         result = sentiment.score_text(item.get("text"), share)
+        # a datetime, or text as SQLite stores it ("YYYY-MM-DD HH:MM:SS[.ffffff]"; PostgreSQL
+        # reads the same text): raw rows and task payloads pass through unparsed
         at = item.get("at") or now
-        if isinstance(at, str):
-            at = dt.datetime.fromisoformat(at).replace(tzinfo=None)
-        rows.append({
-            "tenant": tenant_id, "entity": entity, "record_id": int(item["id"]),
-            "lead_id": item.get("lead_id"), "contact_id": item.get("contact_id"), "company_id": item.get("company_id"), "deal_id": item.get("deal_id"),
-            "score": result.score, "status": result.status, "note": result.note[:200], "occurred_at": at, "computed_at": now,
-        })
+        rows.append((
+            tenant_id, entity, int(item["id"]), item.get("lead_id"), item.get("contact_id"), item.get("company_id"), item.get("deal_id"),
+            result.score, result.status, result.note[:200], at, now,
+        ))
     with sdk.atomic():
-        InteractionSentiment.delete().where(InteractionSentiment.entity == entity, InteractionSentiment.record_id.in_([r["record_id"] for r in rows])).execute()
-        for start in range(0, len(rows), 500):
-            InteractionSentiment.insert_many(rows[start:start + 500]).execute()
+        if replace:
+            InteractionSentiment.delete().where(InteractionSentiment.entity == entity, InteractionSentiment.record_id.in_([r[2] for r in rows])).execute()
+        insert_rows(rows)
     return len(rows)
+
+
+def insert_rows(rows: list[tuple]) -> None:
+    """Multi-row INSERTs written by hand: peewee's ``insert_many`` spends more time
+    building the SQL of 500 rows than scoring them (see bench/bench_insights.py)."""
+    postgres = sdk.is_postgres()
+    param = "%s" if postgres else "?"
+    columns = ", ".join("tenant_id" if name == "tenant" else name for name in ROW_FIELDS)
+    one = "(" + ", ".join([param] * len(ROW_FIELDS)) + ")"
+    for start in range(0, len(rows), 500):
+        chunk = rows[start:start + 500]
+        values: list[Any] = []
+        for row in chunk:
+            values.extend(row if postgres else [v.isoformat(sep=" ") if isinstance(v, dt.datetime) else v for v in row])
+        sdk.database.execute_sql(f"INSERT INTO insights_sentiment ({columns}) VALUES {', '.join([one] * len(chunk))}", values)
 
 
 # --------------------------------------------------------------------------- backfill
 
 
-def _missing(entity: str, after: int, limit: int) -> list[int]:
+def _missing(entity: str, after: int, limit: int) -> list[dict[str, Any]]:
+    """The next ``limit`` interactions after id ``after`` without a sentiment row, with
+    their texts (one query)."""
     model = Activity if entity == "activity" else Note
     tenant_id = sdk.require_tenant_id()
     on = (InteractionSentiment.entity == entity) & (InteractionSentiment.record_id == model.id) & (InteractionSentiment.tenant == tenant_id)
     query = (
-        model.select(model.id).join(InteractionSentiment, JOIN.LEFT_OUTER, on=on)
+        _select(entity).join(InteractionSentiment, JOIN.LEFT_OUTER, on=on)
         .where(InteractionSentiment.id.is_null(), model.id > after).order_by(model.id).limit(limit)
     )
-    return [i for (i,) in query.tuples()]
+    return _items(entity, sdk.database.execute(query).fetchall())  # raw rows: no conversion per value
 
 
 def backfill(tenant: Any, *, inline: bool = False, batch: int | None = None) -> dict[str, int]:
     """Score every activity and note of ``tenant`` that has no sentiment yet, ``batch`` at
-    a time: inline (the CLI's ``--now``, the benchmark) or as one task per batch."""
+    a time: inline (the CLI's ``--now``, the benchmark: two queries per batch) or as one
+    task per batch."""
     batch = batch or _settings(tenant)["backfill_batch"]
     counts: dict[str, int] = {}
     with sdk.tenant_context(tenant):
         for entity in SCORED_ENTITIES:
             after, done = 0, 0
-            while ids := _missing(entity, after, batch):
+            while items := _missing(entity, after, batch):
+                ids = [item["id"] for item in items]
                 if inline:
-                    score_records(entity, ids)
+                    score_items(entity, items, replace=False)
                 else:
                     enqueue(TASK_KIND, {"entity": entity, "ids": ids}, tenant=tenant, idempotency_key=f"insights:backfill:{tenant.id}:{entity}:{ids[0]}:{ids[-1]}:{len(ids)}")
                 after, done = ids[-1], done + len(ids)

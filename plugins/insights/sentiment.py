@@ -81,23 +81,33 @@ def english_share(words: list[str]) -> float:
     return known / len(words)
 
 
-def normalise(text: str) -> str:
+#: Substrings without which a pattern cannot match (cheap tests that skip the regexes).
+_POLITE_HINTS = ("kind", "pleas", "pls", "thank", "regards", "appreciat", "grateful")
+_NEGATION_HINTS = ("no", "without", "zero", "never", "haven")
+
+
+def normalise(text: str, lowered: str | None = None) -> str:
     """The text as scored: polite formulas removed, business negations made explicit."""
-    text = _POLITE.sub(" ", text)
-    return _BUSINESS_NEGATION.sub(" fine ", text)
+    lowered = lowered if lowered is not None else text.lower()
+    if any(h in lowered for h in _POLITE_HINTS):
+        text = _POLITE.sub(" ", text)
+    if any(h in lowered for h in _NEGATION_HINTS):
+        text = _BUSINESS_NEGATION.sub(" fine ", text)
+    return text
 
 
 def score_text(text: str | None, min_english_share: float = 0.3) -> Sentiment:
     """The sentiment of ``text`` (VADER's compound score after :func:`normalise`)."""
     text = (text or "").strip()
-    words = [w.lower() for w in _WORD.findall(text) if len(w) > 1 or w.lower() in "ai"]
+    lowered = text.lower()
+    words = [w for w in _WORD.findall(lowered) if len(w) > 1 or w in "ai"]
     if not words:
         return Sentiment(None, EMPTY, "no words")
     if len(words) >= 3:
         share = english_share(words)
         if share < min_english_share:
             return Sentiment(None, NOT_SCORED, f"not English enough ({share:.0%} known words)")
-    cleaned = normalise(text)
+    cleaned = normalise(text, lowered)
     if not _WORD.search(cleaned):
         return Sentiment(0.0, SCORED, "only polite formulas")
     compound = analyzer().polarity_scores(cleaned)["compound"]

@@ -18,6 +18,7 @@ from tests.plugins.insights.conftest import days_ago, drain, in_tenant, queued
     ("No issues so far.", 1),
     ("They had no concerns about the contract.", 1),
     ("Not a problem, we can move the call.", 1),
+    ("We never had any issues with your team.", 1),
 ])
 def test_known_sentences(text, sign):
     result = score_text(text)
@@ -93,6 +94,8 @@ def test_backfill_in_batches_and_disabled_tenant(env):
 
         create_record(Activity, {"kind": "call", "subject": "Call", "content": "Terrible."})
         assert queued("insights.sentiment") == 0
+    with in_tenant(env) as tenant:  # a backfill of acme does not touch beta's activity
+        assert interactions.backfill(tenant, inline=True) == {"activity": 0, "note": 0}
     with env.app.app_context(), db.connection():
         assert InteractionSentiment.select_all_tenants().where(InteractionSentiment.tenant == env.tenant("beta").id).count() == 0
 

@@ -128,11 +128,18 @@ def due(limit: int = 20, deal_query: Any = None, lead_query: Any = None) -> list
 
 
 def decide(entity: str, record_id: int, key: str, decision: str, *, title: str = "", user_id: int | None = None) -> ActionDecision:
-    """Record a decision; ``"task"`` also creates the task on the record (due tomorrow)."""
+    """Record a decision; ``"task"`` also creates the task on the record (due tomorrow),
+    and a deal's risk is reassessed at once (one query for that deal), so that the page
+    the user returns to no longer says "No open next task"."""
+    from crm_plugins.insights import risk
+
     task_id = None
     with sdk.atomic():
         if decision == "task":
             task = sdk.create_record(Task, {"title": (title or key.replace("_", " "))[:300], entity: record_id, "due_at": sdk.utcnow() + dt.timedelta(days=1), "assignee": user_id})
             task_id = task.id
         ActionDecision.delete().where(ActionDecision.entity == entity, ActionDecision.record_id == record_id, ActionDecision.action == key).execute()
-        return ActionDecision.create(entity=entity, record_id=record_id, action=key, decision=decision, task_id=task_id, user_id=user_id)
+        made = ActionDecision.create(entity=entity, record_id=record_id, action=key, decision=decision, task_id=task_id, user_id=user_id)
+    if decision == "task" and entity == "deal":
+        risk.recompute(sdk.current_tenant(), [record_id])
+    return made

@@ -80,6 +80,9 @@ def test_dashboard_and_create_task(browser, server):
     expect(page.get_by_text("Task created.")).to_be_visible()
     expect(action).to_have_count(0)  # not suggested again while snoozed
     page.goto(f"/app/deals/{stuck}")
-    expect(page.get_by_text("Call to move it on").first).to_be_visible()
+    expect(page.get_by_text("Call to move it on").first).to_be_visible()  # the task, on the timeline
+    panel = page.locator(".insights-panel")
+    expect(panel.get_by_text("In Negotiation for 40 days (expected 14)")).to_be_visible()
+    expect(panel.get_by_text("No open next task")).to_have_count(0)  # reassessed with the new task
     page.screenshot(path=str(SHOTS / "deal-page.png"), full_page=True, animations="disabled")
     assert errors == []

@@ -132,7 +132,7 @@ SELECT d.id,
   (CASE WHEN {days(now, 'd.stage_entered_at')} > COALESCE(s.expected_days, 21) THEN 2 ELSE 0 END)
 + (CASE WHEN {days(now, 'COALESCE(a.last_at, d.created_at)')} > 14 THEN 2 ELSE 0 END)
 + (CASE WHEN d.expected_close_date < {today} THEN 3 ELSE 0 END)
-+ (CASE WHEN se.recent <= -0.05 OR se.recent - se.previous <= -0.3 THEN 2 ELSE 0 END)
++ (CASE WHEN se.recent <= -0.05 OR (se.recent - se.previous <= -0.3 AND se.recent < 0.05) THEN 2 ELSE 0 END)
 + (CASE WHEN COALESCE(c.n, 0) <= 1 THEN 1 ELSE 0 END)
 + (CASE WHEN COALESCE(t.n, 0) = 0 THEN 1 ELSE 0 END)
 FROM crm_deal d JOIN crm_stage s ON s.id = d.stage_id

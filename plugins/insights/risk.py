@@ -101,7 +101,8 @@ def assess(row: tuple, now: dt.datetime, settings: Any) -> tuple[float, list[dic
     close = as_datetime(close_date)
     if close is not None and close.date() < now.date():
         found.append(("close_date_passed", f"Expected close date {close.date().isoformat()} passed {(now.date() - close.date()).days} days ago"))
-    if recent is not None and (recent <= settings["negative_sentiment"] or (previous is not None and recent - previous <= -0.3)):
+    # negative now, or fallen by 0.3 to neutral (a drop from +0.7 to +0.4 is still positive)
+    if recent is not None and (recent <= settings["negative_sentiment"] or (previous is not None and recent - previous <= -0.3 and recent < 0.05)):
         was = f" (was {previous:+.2f})" if previous is not None else ""
         found.append(("negative_sentiment", f"Recent sentiment {recent:+.2f}{was}"))
     if n_contacts <= 1:

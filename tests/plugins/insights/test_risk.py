@@ -123,3 +123,18 @@ def test_pages_column_badge_api_and_disabled_tenant(env):
     assert beta.get("/app/insights/").status_code == 404
     assert "Insights" not in beta.get("/app/").get_data(as_text=True)
     assert "insights-risk" not in beta.get("/app/deals/").get_data(as_text=True)
+
+
+def test_sentiment_factor_edges():
+    """Negative now, or fallen by 0.3 to neutral; a cooler but positive mood is no risk."""
+    from crm_plugins.insights.risk import assess
+
+    settings = {"default_stage_days": 21, "no_activity_days": 14, "negative_sentiment": -0.05, "risk_points": {}}
+    row = lambda recent, previous: (1, NOW, None, NOW, "Lead", 14, NOW, 2, 1, recent, previous)
+    keys = lambda recent, previous: [f["key"] for f in assess(row(recent, previous), NOW, settings)[1]]
+    assert keys(-0.05, None) == ["negative_sentiment"]
+    assert keys(-0.04, None) == []
+    assert keys(0.0, 0.4) == ["negative_sentiment"]  # fell to neutral
+    assert keys(0.4, 0.75) == []  # cooled, still positive
+    assert keys(0.0, 0.25) == []  # a small dip
+    assert keys(None, 0.9) == []  # nothing recent: no verdict

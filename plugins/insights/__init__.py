@@ -46,6 +46,13 @@ class InsightsSettings(Schema):
     satisfaction_max = fields.Float(load_default=10, validate=validate.Range(min=1, max=100))
     engagement_target = fields.Integer(load_default=4, validate=validate.Range(min=1, max=1000))
     health_window_days = _days(30, 1)
+    # text generation
+    llm_base_url = fields.String(load_default="", validate=validate.Regexp(r"^(https?://\S+)?$", error="an http(s) URL ending in /v1, or empty"))
+    llm_model = fields.String(load_default="", validate=validate.Length(max=200))
+    llm_api_key = fields.String(load_default="", validate=validate.Length(max=500))
+    llm_timeout_seconds = fields.Float(load_default=30, validate=validate.Range(min=1, max=300))
+    redact_personal_data = fields.Boolean(load_default=True)
+    summary_sentences = fields.Integer(load_default=3, validate=validate.Range(min=1, max=10))
     # alerts
     alert_risk_level = fields.String(load_default="high", validate=validate.OneOf(("medium", "high", "never")))
 
@@ -55,4 +62,5 @@ plugin = Plugin(
     version="0.1.0",
     summary="Offline sentiment, explained deal risk, next best actions and customer health.",
     settings=InsightsSettings,
+    hookspecs="crm_plugins.insights.hookspecs",
 )

@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from crm_plugins.insights import api, health, interactions, privacy, risk, views
-from crm_plugins.insights.models import MODELS
+from crm_plugins.insights import api, health, interactions, privacy, risk, textgen, views
+from crm_plugins.insights.models import INITIAL_MODELS, MODELS, GeneratedTextRecord
 from crmcore import sdk
 from crmcore.sdk import (
     DashboardWidget,
@@ -70,7 +70,10 @@ def crm_models():
 
 @hookimpl
 def crm_migrations():
-    return [Migration("0001_initial", create_tables(*MODELS))]
+    return [
+        Migration("0001_initial", create_tables(*INITIAL_MODELS)),
+        Migration("0002_generated_text", create_tables(GeneratedTextRecord)),
+    ]
 
 
 @hookimpl
@@ -115,6 +118,8 @@ def crm_task_handlers():
         TaskHandler(risk.TASK_KIND, risk.risk_task),
         TaskHandler("insights.health", health_task),
         TaskHandler("insights.backfill", backfill_task),
+        # may call an HTTP endpoint: outside the transaction, idempotent (overwrites its row)
+        TaskHandler(textgen.TASK_KIND, textgen.generate_task, transactional=False, max_attempts=3),
     ]
 
 

@@ -123,4 +123,25 @@ class InsightAlert(TenantModel):
         indexes = ((("tenant", "created_at"), False),)
 
 
-MODELS = [InteractionSentiment, DealRisk, ActionDecision, CustomerHealth, HealthHistory, InsightAlert]
+class GeneratedTextRecord(TenantModel):
+    """A generated text asked for a record (a summary), filled in by the worker."""
+
+    tenant = _tenant()
+    entity = peewee.CharField(max_length=10)
+    record_id = peewee.IntegerField()
+    purpose = peewee.CharField(max_length=20)  # summary
+    status = peewee.CharField(max_length=10)  # queued | done | failed
+    text = peewee.TextField(default="")
+    source = peewee.CharField(max_length=120, default="")
+    error = peewee.CharField(max_length=300, default="")
+    created_at = peewee.DateTimeField(default=utcnow)
+    finished_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "insights_generated_text"
+        indexes = ((("tenant", "entity", "record_id", "created_at"), False),)
+
+
+#: the tables of migration 0001 (as they were released: do not add to this list)
+INITIAL_MODELS = [InteractionSentiment, DealRisk, ActionDecision, CustomerHealth, HealthHistory, InsightAlert]
+MODELS = [*INITIAL_MODELS, GeneratedTextRecord]

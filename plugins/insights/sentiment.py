@@ -19,6 +19,7 @@ benchmark call it). VADER's known weak spots in CRM text, and what we do:
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -37,6 +38,8 @@ _POLITE = re.compile(
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
+_PUNCTUATION = string.punctuation
+_EMOTICON_CHARS = re.compile(r"[:;=<>()\[\]{}^*/\\|~$%&@#]")
 
 #: A compact English stopword list (function words): with VADER's lexicon, the words an
 #: English sentence is mostly made of.
@@ -103,15 +106,27 @@ def score_text(text: str | None, min_english_share: float = 0.3) -> Sentiment:
     words = [w for w in _WORD.findall(lowered) if len(w) > 1 or w in "ai"]
     if not words:
         return Sentiment(None, EMPTY, "no words")
+    lexicon = analyzer().lexicon
+    sentiment_words = sum(1 for w in words if w in lexicon)
     if len(words) >= 3:
-        share = english_share(words)
+        share = (sentiment_words + sum(1 for w in words if w in ENGLISH_STOPWORDS and w not in lexicon)) / len(words)
         if share < min_english_share:
             return Sentiment(None, NOT_SCORED, f"not English enough ({share:.0%} known words)")
     cleaned = normalise(text, lowered)
     if not _WORD.search(cleaned):
         return Sentiment(0.0, SCORED, "only polite formulas")
+    if not sentiment_words and cleaned is text and text.isascii() and not _EMOTICON_CHARS.search(text) and not _in_lexicon(lowered, lexicon):
+        # VADER gives a valence only to tokens (words, emoticons, "gr8") of its lexicon:
+        # without any, its compound score is exactly 0, so it need not be asked.
+        return Sentiment(0.0, SCORED)
     compound = analyzer().polarity_scores(cleaned)["compound"]
     return Sentiment(round(float(compound), 4), SCORED)
+
+
+def _in_lexicon(lowered: str, lexicon: dict) -> bool:
+    """Whether any whitespace token, stripped of punctuation as VADER strips it, is in
+    the lexicon (catches what the word regex skips: "gr8", "n1")."""
+    return any(token.strip(_PUNCTUATION) in lexicon for token in lowered.split())
 
 
 def label(score: float | None, negative: float = -0.05) -> str:

@@ -113,3 +113,22 @@ def test_chat_message_signal_is_scored(env):
     with in_tenant(env):
         row = InteractionSentiment.get(InteractionSentiment.entity == "chat_message")
         assert row.record_id == 41 and row.score > 0.3
+
+
+def test_skipping_vader_without_lexicon_words_changes_no_score():
+    """The shortcut (no token of VADER's lexicon: 0 without asking VADER) gives VADER's
+    own answer on a seeded mix of neutral words, lexicon entries, digits and emoticons."""
+    import random
+
+    from crm_plugins.insights.sentiment import analyzer, normalise
+
+    vader = analyzer()
+    lexicon = sorted(vader.lexicon)
+    neutral = "call meeting quote with pricing follow up next week voicemail invoice contract team sent proposal budget 2026 q3 x2 10% $500 re: fwd:".split()
+    rng = random.Random(14)
+    for _ in range(600):
+        pool = neutral if rng.random() < 0.7 else lexicon
+        text = " ".join(rng.choice(pool) for _ in range(rng.randint(1, 10))) + rng.choice([".", "!", "?", "", " :)", " :-("])
+        result = score_text(text, 0.0)
+        if result.status == SCORED:
+            assert result.score == round(vader.polarity_scores(normalise(text))["compound"], 4), text

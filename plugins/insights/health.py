@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from crm_plugins.insights import alerts
+from crm_plugins.insights import alerts, bulk
 from crm_plugins.insights.models import CustomerHealth, HealthHistory
 from crm_plugins.insights.risk import as_datetime
 from crmcore import sdk
@@ -107,20 +107,19 @@ def recompute(tenant: Any) -> dict[str, int]:
             current, history = [], []
             for rid, custom, _n_won, last_at, n_recent, average in customer_facts(tenant, entity, now):
                 score, factors = assess(last_at, int(n_recent or 0), None if average is None else float(average), _satisfaction(custom, settings["satisfaction_field"]), now, settings)
-                current.append({"tenant": tenant.id, "entity": entity, "record_id": rid, "score": score, "band": band(score), "factors": factors, "computed_at": now})
-                history.append({"tenant": tenant.id, "entity": entity, "record_id": rid, "day": today, "score": score, "band": band(score)})
+                current.append((tenant.id, entity, rid, score, band(score), factors, now))
+                history.append((tenant.id, entity, rid, today, score, band(score)))
             CustomerHealth.delete().where(CustomerHealth.entity == entity).execute()
             HealthHistory.delete().where(HealthHistory.entity == entity, HealthHistory.day == today).execute()
-            for start in range(0, len(current), 1000):
-                CustomerHealth.insert_many(current[start:start + 1000]).execute()
-                HealthHistory.insert_many(history[start:start + 1000]).execute()
-            for row in current:
-                before = previous.get(row["record_id"])
-                if before is None or before[1] != row["band"]:
-                    sdk.send_signal("customer_health_changed", tenant, entity=entity, record_id=row["record_id"], score=row["score"], band=row["band"], previous_band=before[1] if before else None)
-                if before is not None and row["band"] == "red" and before[1] != "red":
-                    reasons = "; ".join(f["reason"] for f in row["factors"])
-                    alerts.raise_alert(tenant, "health_declined", entity, row["record_id"], f"Customer health turned red ({row['score']})", reasons)
+            bulk.insert_rows("insights_customer_health", ("tenant_id", "entity", "record_id", "score", "band", "factors", "computed_at"), current, json_columns=("factors",))
+            bulk.insert_rows("insights_health_history", ("tenant_id", "entity", "record_id", "day", "score", "band"), history)
+            for _tenant, _entity, rid, score, new_band, factors, _at in current:
+                before = previous.get(rid)
+                if before is None or before[1] != new_band:
+                    sdk.send_signal("customer_health_changed", tenant, entity=entity, record_id=rid, score=score, band=new_band, previous_band=before[1] if before else None)
+                if before is not None and new_band == "red" and before[1] != "red":
+                    reasons = "; ".join(f["reason"] for f in factors)
+                    alerts.raise_alert(tenant, "health_declined", entity, rid, f"Customer health turned red ({score})", reasons)
             counts[entity] = len(current)
     return counts
 

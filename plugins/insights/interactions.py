@@ -12,7 +12,7 @@ from typing import Any
 
 from peewee import JOIN, fn
 
-from crm_plugins.insights import sentiment
+from crm_plugins.insights import bulk, sentiment
 from crm_plugins.insights.models import InteractionSentiment
 from crmcore import sdk
 from crmcore.sdk import Activity, Note, enqueue, payload_of
@@ -95,7 +95,7 @@ def score_records(entity: str, ids: list[int]) -> int:
     return score_items(entity, _interactions(entity, ids))
 
 
-ROW_FIELDS = ("tenant", "entity", "record_id", "lead_id", "contact_id", "company_id", "deal_id", "score", "status", "note", "occurred_at", "computed_at")
+ROW_COLUMNS = ("tenant_id", "entity", "record_id", "lead_id", "contact_id", "company_id", "deal_id", "score", "status", "note", "occurred_at", "computed_at")
 
 
 def score_items(entity: str, items: list[dict[str, Any]], *, replace: bool = True) -> int:
@@ -119,23 +119,8 @@ def score_items(entity: str, items: list[dict[str, Any]], *, replace: bool = Tru
     with sdk.atomic():
         if replace:
             InteractionSentiment.delete().where(InteractionSentiment.entity == entity, InteractionSentiment.record_id.in_([r[2] for r in rows])).execute()
-        insert_rows(rows)
+        bulk.insert_rows("insights_sentiment", ROW_COLUMNS, rows)
     return len(rows)
-
-
-def insert_rows(rows: list[tuple]) -> None:
-    """Multi-row INSERTs written by hand: peewee's ``insert_many`` spends more time
-    building the SQL of 500 rows than scoring them (see bench/bench_insights.py)."""
-    postgres = sdk.is_postgres()
-    param = "%s" if postgres else "?"
-    columns = ", ".join("tenant_id" if name == "tenant" else name for name in ROW_FIELDS)
-    one = "(" + ", ".join([param] * len(ROW_FIELDS)) + ")"
-    for start in range(0, len(rows), 500):
-        chunk = rows[start:start + 500]
-        values: list[Any] = []
-        for row in chunk:
-            values.extend(row if postgres else [v.isoformat(sep=" ") if isinstance(v, dt.datetime) else v for v in row])
-        sdk.database.execute_sql(f"INSERT INTO insights_sentiment ({columns}) VALUES {', '.join([one] * len(chunk))}", values)
 
 
 # --------------------------------------------------------------------------- backfill

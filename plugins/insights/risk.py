@@ -9,10 +9,11 @@ So a recompute is a constant number of reads whatever the number of deals.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from typing import Any
 
-from crm_plugins.insights import alerts
+from crm_plugins.insights import alerts, bulk
 from crm_plugins.insights.models import DealRisk
 from crmcore import sdk
 from crmcore.sdk import Deal, Stage, enqueue
@@ -65,7 +66,8 @@ def as_datetime(value: Any) -> dt.datetime | None:
         return value
     if isinstance(value, dt.date):
         return dt.datetime.combine(value, dt.time())
-    return dt.datetime.fromisoformat(str(value)).replace(tzinfo=None)
+    parsed = dt.datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo is None else parsed.replace(tzinfo=None)
 
 
 def open_deal_facts(tenant: Any, now: dt.datetime, deal_ids: list[int] | None = None) -> list[tuple]:
@@ -141,14 +143,16 @@ def recompute(tenant: Any, deal_ids: list[int] | None = None) -> dict[str, int]:
         existing_query = DealRisk.select(DealRisk.deal, DealRisk.level, DealRisk.points, DealRisk.factors)
         if deal_ids is not None:
             existing_query = existing_query.where(DealRisk.deal.in_(deal_ids or [0]))
-        existing = {deal: (level, points, factors) for deal, level, points, factors in existing_query.tuples()}
+        # raw rows: the factors stay the JSON text they are stored as, compared as text
+        existing = {deal: (level, points, factors) for deal, level, points, factors in sdk.database.execute(existing_query).fetchall()}
         changed, changes = [], []
         for row in rows:
             points, factors = assess(row, now, settings)
             level = level_of(points, settings)
+            text = json.dumps(factors, default=str, sort_keys=True)  # as JSONText stores it
             before = existing.get(row[0])
-            if before is None or before[0] != level or before[1] != points or before[2] != factors:
-                changed.append({"tenant": tenant.id, "deal": row[0], "level": level, "points": points, "factors": factors, "computed_at": now})
+            if before is None or before[0] != level or before[1] != points or before[2] != text:
+                changed.append((tenant.id, row[0], level, points, text, now))
                 if before is None or before[0] != level:
                     changes.append((row[0], level, before[0] if before else None, factors))
         with sdk.atomic():
@@ -156,10 +160,10 @@ def recompute(tenant: Any, deal_ids: list[int] | None = None) -> dict[str, int]:
             if deal_ids is not None:
                 closed = closed.where(Deal.id.in_(deal_ids or [0]))
             dropped = DealRisk.delete().where(DealRisk.deal.in_(closed)).execute()
-            for start in range(0, len(changed), 1000):
-                chunk = changed[start:start + 1000]
-                DealRisk.delete().where(DealRisk.deal.in_([c["deal"] for c in chunk])).execute()
-                DealRisk.insert_many(chunk).execute()
+            replaced = [row[1] for row in changed if row[1] in existing]
+            for start in range(0, len(replaced), 1000):
+                DealRisk.delete().where(DealRisk.deal.in_(replaced[start:start + 1000])).execute()
+            bulk.insert_rows("insights_deal_risk", ("tenant_id", "deal_id", "level", "points", "factors", "computed_at"), changed)
             for deal_id, level, previous, factors in changes:
                 if previous is None and level == "low":
                     continue

@@ -13,6 +13,16 @@ from crmcore import sdk
 CHUNK = 500
 
 
+def insert_ready_rows(table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """INSERT rows whose values the driver takes as they are (on SQLite: times already
+    text): one ``executemany`` on SQLite (its loop is in C), multi-row INSERTs elsewhere."""
+    if sdk.is_postgres():
+        insert_rows(table, columns, rows)
+        return
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    sdk.database.cursor().executemany(sql, rows)
+
+
 def insert_rows(table: str, columns: tuple[str, ...], rows: list[tuple], json_columns: tuple[str, ...] = ()) -> None:
     """INSERT ``rows`` (tuples in ``columns`` order) into ``table``, ``CHUNK`` at a time.
     Dates and datetimes go as text on SQLite (peewee's storage format); ``json_columns`` are dumped as

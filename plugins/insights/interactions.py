@@ -104,14 +104,18 @@ def score_items(entity: str, items: list[dict[str, Any]], *, replace: bool = Tru
     if not items:
         return 0
     share = _settings(sdk.current_tenant())["min_english_share"]
-    now = sdk.utcnow()
+    # times as the driver takes them: text on SQLite (how peewee stores them there),
+    # datetimes or the same text on PostgreSQL; raw rows and task payloads are text already
+    as_text = not sdk.is_postgres()
+    now: Any = sdk.utcnow()
+    now = now.isoformat(sep=" ") if as_text else now
     tenant_id = sdk.require_tenant_id()
     rows = []
     for item in items:
         result = sentiment.score_text(item.get("text"), share)
-        # a datetime, or text as SQLite stores it ("YYYY-MM-DD HH:MM:SS[.ffffff]"; PostgreSQL
-        # reads the same text): raw rows and task payloads pass through unparsed
         at = item.get("at") or now
+        if as_text and isinstance(at, dt.datetime):
+            at = at.isoformat(sep=" ")
         rows.append((
             tenant_id, entity, int(item["id"]), item.get("lead_id"), item.get("contact_id"), item.get("company_id"), item.get("deal_id"),
             result.score, result.status, result.note[:200], at, now,
@@ -119,7 +123,7 @@ def score_items(entity: str, items: list[dict[str, Any]], *, replace: bool = Tru
     with sdk.atomic():
         if replace:
             InteractionSentiment.delete().where(InteractionSentiment.entity == entity, InteractionSentiment.record_id.in_([r[2] for r in rows])).execute()
-        bulk.insert_rows("insights_sentiment", ROW_COLUMNS, rows)
+        bulk.insert_ready_rows("insights_sentiment", ROW_COLUMNS, rows)
     return len(rows)
 
 

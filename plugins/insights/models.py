@@ -35,13 +35,15 @@ class InteractionSentiment(TenantModel):
 
     class Meta:
         table_name = "insights_sentiment"
-        indexes = (
-            (("tenant", "entity", "record_id"), True),
-            (("tenant", "deal_id", "occurred_at"), False),
-            (("tenant", "lead_id", "occurred_at"), False),
-            (("tenant", "contact_id", "occurred_at"), False),
-            (("tenant", "company_id", "occurred_at"), False),
-        )
+        indexes = ((("tenant", "entity", "record_id"), True),)
+
+
+# One index per link, partial (WHERE <link> IS NOT NULL): an interaction usually has one
+# or two of the four links, and a backfill writes fewer index entries (both databases
+# have partial indexes).
+for _link in ("deal_id", "lead_id", "contact_id", "company_id"):
+    _column = getattr(InteractionSentiment, _link)
+    InteractionSentiment.add_index(InteractionSentiment.index(InteractionSentiment.tenant, _column, InteractionSentiment.occurred_at, where=_column.is_null(False)))
 
 
 class DealRisk(TenantModel):

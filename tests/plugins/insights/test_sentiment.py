@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from crm_plugins.insights.sentiment import EMPTY, NOT_SCORED, SCORED, score_text
 from tests.plugins.insights.conftest import days_ago, drain, in_tenant, queued
 
-
-@pytest.mark.parametrize(("text", "sign"), [
+KNOWN = [
     ("Great meeting, they loved the demo and want a proposal!", 1),
     ("Customer is angry about the billing error and threatens to cancel.", -1),
     ("Very disappointed with the slow delivery, this is unacceptable.", -1),
@@ -19,7 +19,10 @@ from tests.plugins.insights.conftest import days_ago, drain, in_tenant, queued
     ("They had no concerns about the contract.", 1),
     ("Not a problem, we can move the call.", 1),
     ("We never had any issues with your team.", 1),
-])
+]
+
+
+@pytest.mark.parametrize(("text", "sign"), KNOWN)
 def test_known_sentences(text, sign):
     result = score_text(text)
     assert result.status == SCORED
@@ -131,4 +134,16 @@ def test_skipping_vader_without_lexicon_words_changes_no_score():
         text = " ".join(rng.choice(pool) for _ in range(rng.randint(1, 10))) + rng.choice([".", "!", "?", "", " :)", " :-("])
         result = score_text(text, 0.0)
         if result.status == SCORED:
-            assert result.score == round(vader.polarity_scores(normalise(text))["compound"], 4), text
+            assert result.score == round(SentimentIntensityAnalyzer.polarity_scores(vader, normalise(text))["compound"], 4), text
+
+
+def test_ascii_fast_path_matches_vader():
+    """analyzer() skips VADER's emoji pass for ASCII text: same scores as VADER's own
+    polarity_scores on every sentence of these tests, and emoji still count."""
+    from crm_plugins.insights.sentiment import analyzer
+
+    vader = analyzer()
+    texts = [t for t, _sign in KNOWN] + ["Kindly send it :)", "Great!!! But the price...", "kind of ok", "not bad at all", "We love it \N{SMILING FACE WITH SMILING EYES}"]
+    for text in texts:
+        assert vader.polarity_scores(text) == SentimentIntensityAnalyzer.polarity_scores(vader, text), text
+    assert vader.polarity_scores("\N{SMILING FACE WITH SMILING EYES}")["compound"] > 0

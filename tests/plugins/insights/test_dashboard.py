@@ -63,3 +63,16 @@ def test_privacy_export_erase_and_merge(env):
         assert not CustomerHealth.select().where(CustomerHealth.record_id == ann).exists()
         erased = privacy.erase([lead], [other.id])
         assert erased["insights_sentiment"] == 1 and InteractionSentiment.select().count() == 0
+
+
+def test_cli_backfill_and_recompute(env):
+    from tests.core.test_cli import invoke, ok
+
+    with in_tenant(env) as tenant:
+        from crmcore.sdk import Activity
+
+        Activity.insert_many([{"tenant": tenant.id, "kind": "call", "subject": "Call", "content": "Lovely chat, they are delighted."}] * 2).execute()
+    assert ok(invoke(env.config_dir, "insights", "backfill", "acme", "--now")).strip() == "2 activity scored, 0 note scored"
+    assert "assessed" in ok(invoke(env.config_dir, "insights", "recompute", "acme"))
+    refused = invoke(env.config_dir, "insights", "backfill", "beta")
+    assert refused.exit_code != 0 and "off for beta" in refused.output

@@ -20,6 +20,25 @@ def raise_alert(tenant: Any, kind: str, entity: str, record_id: int, title: str,
     return alert
 
 
+def uncontacted_leads(tenant: Any) -> int:
+    """An alert for each high-priority lead still not contacted ``first_contact_hours``
+    after it came in, once per lead (two queries and the new alerts)."""
+    import datetime as dt
+
+    from crmcore.sdk import Lead
+
+    hours = sdk.settings(tenant, "insights")["first_contact_hours"]
+    due = sdk.utcnow() - dt.timedelta(hours=hours)
+    with sdk.tenant_context(tenant), sdk.atomic():
+        alerted = InsightAlert.select(InsightAlert.record_id).where(InsightAlert.kind == "lead_not_contacted")
+        leads = list(Lead.select(Lead.id, Lead.name).where(
+            Lead.priority == "high", Lead.status == "new", Lead.last_contact_at.is_null(), Lead.created_at <= due, Lead.id.not_in(alerted),
+        ).limit(500).tuples())
+        for lead_id, name in leads:
+            raise_alert(tenant, "lead_not_contacted", "lead", lead_id, f"High-priority lead not contacted: {name}"[:200], f"Came in more than {hours:g} hours ago.")
+    return len(leads)
+
+
 def link_of(alert: InsightAlert) -> str:
     plural = {"deal": "deals", "contact": "contacts", "company": "companies", "lead": "leads"}[alert.entity]
     return f"/app/{plural}/{alert.record_id}"

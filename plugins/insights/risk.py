@@ -200,4 +200,6 @@ def risk_task(task: Any) -> None:
 
 
 def risk_job(tenant: Any) -> None:
+    """Hourly: risks grow with time (days in stage, close dates); so do uncontacted leads."""
     recompute(tenant)
+    alerts.uncontacted_leads(tenant)

@@ -43,8 +43,20 @@ def test_dashboard_shows_risks_health_and_actions(env):
 
 
 def test_jobs_run_only_for_tenants_with_the_plugin(env):
-    ran = Scheduler(env.crm, holder="test").run_job("insights:risk")
-    assert ran == ["acme"]
+    from crm_plugins.insights.models import InsightAlert
+    from crmcore.sdk import Lead, create_record
+
+    with in_tenant(env):
+        hot = create_record(Lead, {"name": "Hot one", "priority": "high"})
+        create_record(Lead, {"name": "Hot but new", "priority": "high"})
+        create_record(Lead, {"name": "Old but low", "priority": "low"})
+        Lead.update(created_at=days_ago(2)).where(Lead.name != "Hot but new").execute()
+    with in_tenant(env, "beta"):
+        create_record(Lead, {"name": "Beta hot", "priority": "high", "created_at": days_ago(2)})
+    assert Scheduler(env.crm, holder="test").run_job("insights:risk") == ["acme"]
+    assert Scheduler(env.crm, holder="test").run_job("insights:risk") == ["acme"]  # once per lead
+    with in_tenant(env):
+        assert [(a.kind, a.record_id) for a in InsightAlert.select()] == [("lead_not_contacted", hot.id)]
     assert Scheduler(env.crm, holder="test").run_job("insights:health") == ["acme"]
 
 

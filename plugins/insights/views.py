@@ -9,8 +9,8 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from markupsafe import Markup, escape
 from peewee import fn
 
-from crm_plugins.insights import actions, health, interactions, risk, sentiment
-from crm_plugins.insights.models import CustomerHealth, DealRisk, InsightAlert
+from crm_plugins.insights import actions, health, interactions, risk, sentiment, textgen
+from crm_plugins.insights.models import CustomerHealth, DealRisk, GeneratedTextRecord, InsightAlert
 from crmcore import sdk
 from crmcore.sdk import Company, Contact, Deal, Lead, ListColumn, ListFilter
 
@@ -73,6 +73,31 @@ def decide():
     return redirect(back if back.startswith("/app/") else url_for("insights.dashboard"))
 
 
+@bp.route("/summaries", methods=["POST"])
+def summarise():
+    """The panel's "Summarise" button: queue a summary of the record (the worker writes it)."""
+    if not sdk.has_permission("insights:act"):
+        abort(403)
+    entity = request.form.get("entity", "")
+    try:
+        record_id = int(request.form.get("record_id", ""))
+    except ValueError:
+        abort(422)
+    model = {"deal": Deal, "lead": Lead, "contact": Contact, "company": Company}.get(entity)
+    if model is None:
+        abort(422)
+    if not sdk.visible(model.select(model.id), model).where(model.id == record_id).exists():
+        abort(404)
+    textgen.request_summary(entity, record_id)
+    flash("Summary requested: it appears here in a moment.")
+    return redirect(record_url(entity, record_id))
+
+
+def latest_summary(entity: str, record_id: int) -> Any:
+    g_ = GeneratedTextRecord
+    return g_.select().where(g_.entity == entity, g_.record_id == record_id).order_by(g_.created_at.desc(), g_.id.desc()).first()
+
+
 # --------------------------------------------------------------------------- panels
 
 
@@ -83,7 +108,7 @@ def deal_panel(record: Any) -> str:
     return render_template(
         "insights/_record_panel.html", entity="deal", record=record, risk=row, lower_it=lower,
         actions=actions.for_record("deal", record.id), trend=interactions.trend("deal", record.id), health=None,
-        label=sentiment.label, can_act=sdk.has_permission("insights:act"), here=record_url("deal", record.id),
+        label=sentiment.label, can_act=sdk.has_permission("insights:act"), here=record_url("deal", record.id), summary=latest_summary("deal", record.id),
     )
 
 
@@ -91,7 +116,7 @@ def lead_panel(record: Any) -> str:
     return render_template(
         "insights/_record_panel.html", entity="lead", record=record, risk=None, lower_it=[],
         actions=actions.for_record("lead", record.id), trend=interactions.trend("lead", record.id), health=None,
-        label=sentiment.label, can_act=sdk.has_permission("insights:act"), here=record_url("lead", record.id),
+        label=sentiment.label, can_act=sdk.has_permission("insights:act"), here=record_url("lead", record.id), summary=latest_summary("lead", record.id),
     )
 
 
@@ -100,7 +125,7 @@ def customer_panel(entity: str, record: Any) -> str:
     return render_template(
         "insights/_record_panel.html", entity=entity, record=record, risk=None, lower_it=[], actions=[],
         trend=interactions.trend(entity, record.id), health=row, history=health.history_of(entity, record.id, 30) if row else [],
-        label=sentiment.label, can_act=False, here=record_url(entity, record.id),
+        label=sentiment.label, can_act=False, can_summarise=sdk.has_permission("insights:act"), here=record_url(entity, record.id), summary=latest_summary(entity, record.id),
     )
 
 

@@ -99,6 +99,20 @@ def test_offline_summary_through_the_api(env):
         assert privacy.erase([lead], [])["insights_generated_text"] == 1
 
 
+def test_summarise_button_on_the_lead_page(env):
+    lead = _lead_with_history(env)
+    client = env.client("acme")
+    env.login(client, "acme", role="agent")
+    page = client.get(f"/app/leads/{lead}").get_data(as_text=True)
+    token = page.split('name="csrf_token" value="')[1].split('"')[0]
+    answer = client.post("/app/insights/summaries", data={"csrf_token": token, "entity": "lead", "record_id": lead})
+    assert answer.status_code == 302 and answer.headers["Location"].endswith(f"/app/leads/{lead}")
+    assert "being written" in client.get(f"/app/leads/{lead}").get_data(as_text=True)
+    drain(env)
+    page = client.get(f"/app/leads/{lead}").get_data(as_text=True)
+    assert "(extractive)" in page and "loyalty module" in page and "Summarise again" in page
+
+
 def test_openai_compatible_endpoint_with_env_key_and_redaction(crm_env, llm, monkeypatch):
     monkeypatch.setenv("ACME_LLM_KEY", "sk-test-123")
     settings = {"debounce_seconds": 0, "llm_base_url": llm.base_url, "llm_model": "llama-3.1-8b", "llm_api_key": {"$env": "ACME_LLM_KEY"}}

@@ -12,7 +12,7 @@ from peewee import fn
 from crm_plugins.insights import actions, health, interactions, risk, sentiment, textgen
 from crm_plugins.insights.models import CustomerHealth, DealRisk, GeneratedTextRecord, InsightAlert
 from crmcore import sdk
-from crmcore.sdk import Company, Contact, Deal, Lead, ListColumn, ListFilter
+from crmcore.sdk import Company, Contact, Deal, Lead, ListColumn, ListFilter, Stage
 
 bp = Blueprint("insights", __name__, url_prefix="/app/insights", template_folder="templates", static_folder="static", static_url_path="/static")
 
@@ -105,8 +105,9 @@ def deal_panel(record: Any) -> str:
     settings = sdk.settings(g.tenant, "insights")
     row = DealRisk.get_or_none(DealRisk.deal == record.id)
     lower = risk.explain(row.points, row.factors, settings) if row else []
+    closed = row is None and Stage.select().where(Stage.id == record.stage_id, Stage.is_won | Stage.is_lost).exists()
     return render_template(
-        "insights/_record_panel.html", entity="deal", record=record, risk=row, lower_it=lower,
+        "insights/_record_panel.html", entity="deal", record=record, risk=row, lower_it=lower, closed=closed,
         actions=actions.for_record("deal", record.id), trend=interactions.trend("deal", record.id), health=None,
         label=sentiment.label, can_act=sdk.has_permission("insights:act"), here=record_url("deal", record.id), summary=latest_summary("deal", record.id),
     )

@@ -113,6 +113,7 @@ def test_pages_column_badge_api_and_disabled_tenant(env):
     assert [r["deal_id"] for r in body] == [stale, sour, healthy]
     assert body[0]["lower_it"][0].startswith("Agree a new close date")
     assert client.get(f"/api/v1/insights/deals/{won}/risk", headers=headers).status_code == 404
+    assert "Closed: no risk to assess." in client.get(f"/app/deals/{won}").get_data(as_text=True)
     assert client.get("/api/v1/insights/risks?level=extreme", headers=headers).status_code == 422
     assert "/api/v1/insights/risks" in client.get("/api/v1/openapi.json").get_json()["paths"]
 

@@ -18,6 +18,10 @@ if importlib.util.find_spec("vaderSentiment") is None:
     raise ImportError("the insights plugin needs vaderSentiment: pip install 'crm-framework[insights]'")
 
 
+#: the deal risk factors (plugins/insights/risk.py), whose points ``risk_points`` overrides
+RISK_FACTORS = ("stale_in_stage", "no_activity", "close_date_passed", "negative_sentiment", "single_contact", "no_next_task")
+
+
 def _days(default: float, low: float = 0, high: float = 3650) -> fields.Float:
     return fields.Float(load_default=default, validate=validate.Range(min=low, max=high))
 
@@ -33,7 +37,9 @@ class InsightsSettings(Schema):
     # deal risk
     default_stage_days = _days(21, 1)
     no_activity_days = _days(14, 1)
-    risk_points = fields.Dict(keys=fields.String(), values=fields.Float(validate=validate.Range(min=0, max=100)), load_default=dict)
+    risk_points = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(RISK_FACTORS)), values=fields.Float(validate=validate.Range(min=0, max=100)), load_default=dict,
+    )
     medium_points = fields.Float(load_default=2, validate=validate.Range(min=0, max=100))
     high_points = fields.Float(load_default=5, validate=validate.Range(min=0, max=100))
     debounce_seconds = fields.Integer(load_default=60, validate=validate.Range(min=0, max=3600))

@@ -139,3 +139,13 @@ def test_sentiment_factor_edges():
     assert keys(0.4, 0.75) == []  # cooled, still positive
     assert keys(0.0, 0.25) == []  # a small dip
     assert keys(None, 0.9) == []  # nothing recent: no verdict
+
+
+def test_risk_points_setting_refuses_unknown_factors(crm_env):
+    import pytest
+
+    from crmcore.config import ConfigError
+
+    crm_env.write_tenant("acme", plugins=["insights"], settings={"insights": {"risk_points": {"no_activity": 5, "moon_phase": 1}}})
+    with pytest.raises(ConfigError, match="risk_points"):
+        crm_env.create_app()

@@ -430,3 +430,20 @@ def test_redis_databases_do_not_share_live_events(redis_url: str) -> None:
             client = redis.Redis.from_url(url)
             client.delete(f"crm:rt:1:{topic}")
             client.close()
+
+
+def test_hook_crm_live_topic_rules(crm_env: Any, sample_plugin_path: Any) -> None:
+    """A plugin's rule decides who may listen to the topics it claims, in the
+    subscribing request; False or an exception refuses the socket (1008); topics no
+    rule claims stay open to every signed-in user."""
+    crm_env.write_tenant("acme", name="Acme Ltd", hostnames=["acme.test", "127.0.0.1"], plugins=["sample"])
+    srv = WsServer(crm_env.create_app())
+    srv.thread.start()
+    try:
+        admin, agent = crm_env.token("acme", "admin"), crm_env.token("acme", "agent")
+        assert recv_json(srv.connect("topics=sample:admins", token=admin))["type"] == "hello"
+        assert recv_close_code(srv.connect("topics=board,sample:admins", token=agent)) == POLICY_VIOLATION
+        assert recv_close_code(srv.connect("topics=sample:broken", token=admin)) == POLICY_VIOLATION
+        assert recv_json(srv.connect("topics=board,sample:other", token=agent))["type"] == "hello"
+    finally:
+        srv.stop()

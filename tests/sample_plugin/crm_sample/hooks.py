@@ -223,6 +223,18 @@ def crm_permissions():
     return [Permission("sample:write", roles=("admin", "manager"), description="Create sample items.")]
 
 
+def _broken_rule(topic):
+    raise RuntimeError("a bug in the rule")
+
+
+@hookimpl
+def crm_live_topic_rules():
+    return [
+        sdk.LiveTopicRule("sample:admins", lambda topic: sdk.current_context().role == "admin", "admins only"),
+        sdk.LiveTopicRule("sample:broken", _broken_rule, "a rule that raises: refused"),
+    ]
+
+
 @hookimpl
 def crm_cli_commands(cli):
     @cli.group()

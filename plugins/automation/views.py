@@ -73,6 +73,7 @@ def _editor_context(values: dict[str, Any], errors: dict[str, list[str]] | None 
         "fields_by_entity": {e: conditions.record_fields(m) + ["tags"] for e, m in MODELS.items()},
         "settable": {e: [f for f in conditions.record_fields(m) if f not in PROTECTED] for e, m in MODELS.items()},
         "triggers": known_triggers, "option_names": options, "operators": conditions.OPS,
+        "options_by_trigger": {name: list(t.options) for name, t in known_triggers.items()},
         "actions": known_actions, "params": params, "params_by_action": by_action,
         "users": sdk.user_options(), "json": json,
     }

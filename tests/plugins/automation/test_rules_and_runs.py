@@ -118,7 +118,9 @@ def test_a_step_task_run_twice_does_its_step_once(admin: Any, env: Any) -> None:
         assert run.status == "done"
 
 
-def test_failing_step_retries_then_fails_visibly_and_retries_from_that_step(admin: Any, env: Any, register_plugin: Any) -> None:
+def test_hook_crm_automation_actions(admin: Any, env: Any, register_plugin: Any) -> None:
+    """Another plugin's action runs as a step; when it fails it is retried with backoff,
+    then the run fails with its error visible, and "retry" resumes from that step."""
     from crm_plugins.automation.contrib import AutomationAction
     from crmcore.sdk import hookimpl
 
@@ -204,7 +206,7 @@ def test_activate_pause_delete_and_a_rule_whose_action_went_away(admin: Any, env
     admin("GET", f"/automation/rules/{rule['id']}", status=404)
 
 
-def test_hook_crm_automation_triggers_and_actions(admin: Any, env: Any, register_plugin: Any) -> None:
+def test_hook_crm_automation_triggers(admin: Any, env: Any, register_plugin: Any) -> None:
     """Another plugin's trigger (a signal of its own) and action become usable as is."""
     from crm_plugins.automation import hooks
     from crm_plugins.automation.contrib import AutomationAction, AutomationTrigger, TriggerEvent

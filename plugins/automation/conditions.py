@@ -27,14 +27,20 @@ LIST_VALUE = ("in", "not_in")
 HIDDEN = {"tenant", "custom", "version", "position"}
 
 
+_FIELDS: dict[type, list[str]] = {}
+
+
 def record_fields(model: type) -> list[str]:
     """Field names a condition (or an update step) may name on ``model``'s records."""
+    if model in _FIELDS:
+        return list(_FIELDS[model])
     names = []
     for f in model._meta.sorted_fields:
         if f.name in HIDDEN:
             continue
         names.append(f.object_id_name if isinstance(f, peewee.ForeignKeyField) else f.name)
-    return names
+    _FIELDS[model] = names
+    return list(names)
 
 
 def validate(tree: Any, fields: list[str], path: str = "conditions") -> dict[str, list[str]]:

@@ -44,38 +44,50 @@ def on_signal(signal_name: str) -> Any:
 
     def receiver(tenant: Any, **data: Any) -> None:
         names = trigger_names_by_signal().get(signal_name, ())
-        candidates = list(AutomationRule.select().where((AutomationRule.status == "active") & AutomationRule.trigger_type.in_(names)))
+        candidates = list(AutomationRule.select(AutomationRule.id, AutomationRule.entity, AutomationRule.trigger_type, AutomationRule.trigger,
+                                                AutomationRule.conditions, AutomationRule.version)
+                          .where((AutomationRule.status == "active") & AutomationRule.trigger_type.in_(names)))
         if not candidates:
             return
         known = rules.triggers(tenant)
+        events: dict[str, Any] = {}  # trigger type -> this sending as its event
+        values: dict[tuple[str, int, bool], dict[str, Any] | None] = {}  # (entity, id, with tags) -> condition values
         matched: list[tuple[AutomationRule, Any]] = []
-        records: dict[tuple[str, int], Any] = {}
         for rule in candidates:
             trigger = known.get(rule.trigger_type)
             if trigger is None:
                 rules.set_status(rule, "paused", f"Its trigger {rule.trigger_type!r} is not available (plugin turned off?).")
                 continue
-            event = trigger.event(**data)
+            if rule.trigger_type not in events:
+                events[rule.trigger_type] = trigger.event(**data)
+            event = events[rule.trigger_type]
             if event is None or event.entity != rule.entity:
                 continue
             if trigger.matches is not None and not trigger.matches(rule.trigger.get("options") or {}, event):
                 continue
-            key = (event.entity, event.record_id)
-            if key not in records:
-                given = data.get("record") or data.get(event.entity)
-                records[key] = given if getattr(given, "id", None) == event.record_id and isinstance(given, MODELS[event.entity]) else MODELS[event.entity].get_or_none(MODELS[event.entity].id == event.record_id)
-            record = records[key]
-            if record is None:
-                continue
-            tags = tag_names(event.entity, [record.id])[record.id] if conditions.needs_tags(rule.conditions) else None
-            values = conditions.values_of(record, conditions.record_fields(MODELS[event.entity]), tags, event.facts)
-            if conditions.evaluate(rule.conditions, values):
+            with_tags = conditions.needs_tags(rule.conditions)
+            key = (event.entity, event.record_id, with_tags)
+            if key not in values:
+                values[key] = _condition_values(event, data, with_tags)
+            if values[key] is not None and conditions.evaluate(rule.conditions, values[key]):
                 matched.append((rule, event))
         for rule, event in matched:
             start(tenant, rule, event.entity, event.record_id, rule.trigger_type)
 
     receiver.__name__ = f"automation_on_{signal_name}"
     return receiver
+
+
+def _condition_values(event: Any, data: dict[str, Any], with_tags: bool) -> dict[str, Any] | None:
+    """What conditions test, for the event's record (the one the signal carries when it
+    is that record, else read); None when the record is gone."""
+    model = MODELS[event.entity]
+    given = data.get("record") or data.get(event.entity)
+    record = given if isinstance(given, model) and given.id == event.record_id else model.get_or_none(model.id == event.record_id)
+    if record is None:
+        return None
+    tags = tag_names(event.entity, [record.id])[record.id] if with_tags else None
+    return conditions.values_of(record, conditions.record_fields(model), tags, event.facts)
 
 
 _BY_SIGNAL: dict[str, tuple[str, ...]] = {}

@@ -20,6 +20,7 @@ class AutomationSettings(Schema):
     retry_base_seconds = fields.Float(load_default=30.0, validate=validate.Range(min=0, max=86400))
     dry_run_records = fields.Integer(load_default=20, validate=validate.Range(min=1, max=200))
     max_rules = fields.Integer(load_default=200, validate=validate.Range(min=1, max=5000))
+    time_window_hours = fields.Float(load_default=24.0, validate=validate.Range(min=0.01, max=24 * 365))
     retention_days = fields.Integer(load_default=30, validate=validate.Range(min=1, max=3650))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_plugins.automation import actions, api, runs, triggers, views
+from crm_plugins.automation import actions, api, runs, time_triggers, triggers, views
 from crm_plugins.automation.models import MODELS, AutomationRule, AutomationRun
 from crmcore import sdk
 from crmcore.sdk import (
@@ -59,7 +59,7 @@ def crm_nav_items(tenant, user):
 def crm_signal_receivers():
     """The core's facts; other plugins' trigger signals are connected in crm_startup."""
     runs.learn_triggers([*triggers.CORE_TRIGGERS, triggers.SCORE_TRIGGER])
-    return [SignalReceiver(name, runs.on_signal(name)) for name in sorted(runs.trigger_names_by_signal())]
+    return [SignalReceiver(name, runs.on_signal(name)) for name in sorted(runs.trigger_names_by_signal()) if name]
 
 
 @hookimpl
@@ -93,13 +93,14 @@ def crm_task_handlers():
 def crm_scheduled_jobs():
     return [
         ScheduledJob("automation:wake_due", runs.wake_due, "interval", {"seconds": 60}),
+        ScheduledJob("automation:time_triggers", time_triggers.sweep, "interval", {"seconds": 60}),
         ScheduledJob("automation:compact_runs", runs.compact, "interval", {"hours": 24}),
     ]
 
 
 @hookimpl
 def crm_automation_triggers(tenant):
-    found = list(triggers.CORE_TRIGGERS)
+    found = [*triggers.CORE_TRIGGERS, *time_triggers.TIME_TRIGGERS]
     if tenant is None or sdk.is_enabled(tenant, "scoring"):
         found.append(triggers.SCORE_TRIGGER)
     return found

@@ -87,4 +87,18 @@ class AutomationCounter(TenantModel):
         indexes = ((("rule", "step"), True),)
 
 
-MODELS = [AutomationRule, AutomationRuleVersion, AutomationRun, AutomationCounter]
+class AutomationFired(TenantModel):
+    """A time trigger fired for a record and occurrence (the date's value, the time of the
+    last activity, as the database writes it as text): it fires once per occurrence."""
+
+    rule = peewee.ForeignKeyField(AutomationRule, on_delete="CASCADE", backref="+")
+    record_id = peewee.IntegerField()
+    occurrence = peewee.CharField(max_length=40)
+    fired_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "automation_fired"
+        indexes = ((("rule", "record_id", "occurrence"), True),)
+
+
+MODELS = [AutomationRule, AutomationRuleVersion, AutomationRun, AutomationCounter, AutomationFired]

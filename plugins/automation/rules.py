@@ -7,7 +7,7 @@ from typing import Any
 
 from marshmallow import ValidationError
 
-from crm_plugins.automation import conditions
+from crm_plugins.automation import conditions, time_triggers
 from crm_plugins.automation.actions import MODELS, PROTECTED, display_name
 from crm_plugins.automation.contrib import AutomationAction, AutomationTrigger
 from crm_plugins.automation.models import RULE_STATUSES, AutomationRule, AutomationRuleVersion
@@ -80,6 +80,7 @@ def validate(tenant: Any, data: dict[str, Any]) -> dict[str, Any]:
                 errors[f"trigger.options.{key}"] = [f"Unknown option; this trigger has: {', '.join(spec.options) or 'none'}."]
             if trigger["type"] == "record_updated" and options.get("field") and options["field"] not in fields:
                 errors["trigger.options.field"] = [f"No field {options['field']!r} on {entity} records."]
+            errors.update(time_triggers.check_options(trigger["type"], entity, options))
     errors.update(conditions.validate(data.get("conditions") or {}, fields))
     steps, cleaned_steps, known_actions = data.get("steps"), [], actions(tenant)
     if not isinstance(steps, list) or not steps or len(steps) > MAX_STEPS:

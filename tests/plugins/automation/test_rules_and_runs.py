@@ -100,7 +100,7 @@ def test_waits_resume_from_the_sweep_on_the_version_they_started(admin: Any, env
     # the job is declared every minute and runs for acme only (beta has the plugin off)
     scheduler = Scheduler(env.crm, holder="t")
     assert scheduler.jobs["automation:wake_due"][1].trigger_args == {"seconds": 60}
-    assert scheduler.run_job("automation:wake_due") == ["acme"]
+    assert scheduler.run_job("automation:wake_due") == ["acme", "gamma"]
 
 
 def test_a_step_task_run_twice_does_its_step_once(admin: Any, env: Any) -> None:
@@ -205,6 +205,30 @@ def test_activate_pause_delete_and_a_rule_whose_action_went_away(admin: Any, env
     admin("DELETE", f"/automation/rules/{rule['id']}", status=204)
     admin("GET", f"/automation/rules/{rule['id']}", status=404)
 
+    # a rule whose action's plugin goes away is paused with the reason; its run fails
+    from crm_plugins.automation.contrib import AutomationAction
+    from crmcore.sdk import hookimpl
+
+    class Extra:
+        @hookimpl
+        def crm_automation_actions(self, tenant: Any) -> list[Any]:
+            return [AutomationAction("ping", "Ping", lambda call: "pong")]
+
+    register_plugin(Extra(), "extra")
+    rule = admin("POST", "/automation/rules", rule_body(steps=[{"action": "ping", "params": {}}]), status=201)
+    import dataclasses
+
+    host = env.crm.host  # the plugin is turned off for the tenant
+    host.infos["extra"] = dataclasses.replace(host.infos["extra"], always_on=False)
+    host._subset_cache.clear()
+    admin("POST", "/leads", {"name": "Orphan", "source": "form"}, status=201)
+    drain(env)
+    [run] = all_runs()
+    assert run.status == "failed" and "'ping'" in run.error
+    paused = admin("GET", f"/automation/rules/{rule['id']}")
+    assert paused["status"] == "paused" and "not available" in paused["paused_reason"]
+    admin("POST", f"/automation/rules/{rule['id']}/activate", status=422)  # still invalid
+
 
 def test_hook_crm_automation_triggers(admin: Any, env: Any, register_plugin: Any) -> None:
     """Another plugin's trigger (a signal of its own) and action become usable as is."""
@@ -262,3 +286,25 @@ def test_retention_compacts_finished_runs_only(admin: Any, env: Any) -> None:
         AutomationRun.update(finished_at=old).where(AutomationRun.id == first.id).execute()
         assert runs.compact(tenant) == 1
         assert AutomationRun.select().count() == 1
+
+
+def test_hot_lead_template_with_the_scoring_plugins_threshold_signal(env: Any) -> None:
+    """The issue's example: a lead scores above 80: notify its owner, create a call task."""
+    from crm_plugins.automation.templates import TEMPLATES
+    from crmcore.sdk import send_signal
+    from tests.plugins.automation.conftest import api_for
+
+    owner = make_user(env, "gamma", role="manager")
+    gamma = api_for(env, owner, "gamma")
+    template = next(t for t in TEMPLATES if t["key"] == "hot_lead")
+    rule = gamma("POST", "/automation/rules", {**{k: template[k] for k in ("name", "entity", "trigger", "conditions", "steps")}, "status": "active"}, status=201)
+    lead = gamma("POST", "/leads", {"name": "Hedy", "owner_id": owner.id}, status=201)
+    with in_tenant(env, "gamma") as tenant:
+        send_signal("lead_score_threshold_crossed", tenant, lead_id=lead["id"], threshold=50, old=40, new=60, grade="C")  # not 80
+        send_signal("lead_score_threshold_crossed", tenant, lead_id=lead["id"], threshold=80, old=60, new=85, grade="A")
+    drain(env)
+    runs_of_rule = [r for r in all_runs() if r.rule_id == rule["id"]]
+    assert [(r.status, r.trigger) for r in runs_of_rule] == [("done", "lead_score_crossed")]
+    with in_tenant(env, "gamma"):
+        assert [n.title for n in Notification.select().where(Notification.user == owner.id)] == ["Hedy is hot"]
+        assert [(t.title, t.assignee_id) for t in Task.select()] == [("Call Hedy", owner.id)]

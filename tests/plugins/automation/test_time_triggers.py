@@ -50,3 +50,22 @@ def test_inactivity_fires_once_per_quiet_spell(admin: Any, env: Any) -> None:
         assert Activity.select().count() == 2
         assert time_triggers.sweep(tenant) == 1
         assert young.id not in [r.record_id for r in AutomationRun.select()]
+
+
+def test_shipped_templates_validate_once_their_blanks_are_filled(admin: Any, admin_user: Any, env: Any) -> None:
+    from crm_plugins.automation.templates import TEMPLATES
+
+    stage = admin("GET", "/pipelines")["items"][0]["stages"][-1]["id"]
+    catalogue = admin("GET", "/automation/catalogue")  # the hot-lead template needs the scoring plugin
+    assert "lead_score_crossed" not in {t["type"] for t in catalogue["triggers"]}
+    for template in TEMPLATES:
+        body = {k: template[k] for k in ("name", "entity", "trigger", "conditions", "steps")}
+        if template["trigger"]["type"] == "lead_score_crossed":
+            admin("POST", "/automation/rules", body, status=422)
+            continue
+        if "to_stage_id" in template["trigger"]["options"]:
+            body["trigger"] = {"type": "deal_stage_changed", "options": {"to_stage_id": stage}}
+        for step in body["steps"]:
+            if step["action"] == "assign_owner":
+                step["params"]["user_ids"] = [admin_user.id]
+        admin("POST", "/automation/rules", body, status=201)

@@ -97,8 +97,8 @@ class MarkOne(MethodView):
     @require(PERMISSION)
     def post(self, notification_id):
         """Mark one notification read (again: no change)"""
-        user_id = me()
-        row = notifications.mine(user_id).where(Notification.id == notification_id).first()
+        user_id = common.current_user_id()  # a token without a user has none: 404
+        row = notifications.mine(user_id).where(Notification.id == notification_id).first() if user_id is not None else None
         if row is None:
             abort(404, message="notification not found")
         notifications.mark_read(user_id, notification_id)

@@ -20,12 +20,15 @@ SECURITY = [{"bearerAuth": []}]
 
 
 class RuleInput(Schema):
-    name = fields.String(required=True)
+    """What a client sends; every field is checked by the rule validation (a 422 names the
+    path of each bad part), after the rule itself is found (an unknown rule is a 404)."""
+
+    name = fields.String(load_default="")
     description = fields.String(load_default="")
-    entity = fields.String(required=True, metadata={"description": "lead, contact, company or deal."})
-    trigger = fields.Dict(required=True, metadata={"description": '{"type": "record_updated", "options": {"field": "status", "to": "qualified"}}'})
+    entity = fields.String(load_default="", metadata={"description": "lead, contact, company or deal."})
+    trigger = fields.Dict(load_default=dict, metadata={"description": '{"type": "record_updated", "options": {"field": "status", "to": "qualified"}}'})
     conditions = fields.Dict(load_default=dict, metadata={"description": 'A tree: {"all": [{"field": "status", "op": "eq", "value": "new"}, {"any": [...]}]}.'})
-    steps = fields.List(fields.Dict(), required=True, metadata={"description": '[{"action": "create_task", "params": {"title": "Call {name}"}}, {"action": "wait", "params": {"days": 3}}]'})
+    steps = fields.List(fields.Dict(), load_default=list, metadata={"description": '[{"action": "create_task", "params": {"title": "Call {name}"}}, {"action": "wait", "params": {"days": 3}}]'})
     status = fields.String(validate=validate.OneOf(RULE_STATUSES))
 
 

@@ -12,6 +12,7 @@ from crmcore.sdk import (
     NavItem,
     Permission,
     PrivacySection,
+    RecordPanel,
     ScheduledJob,
     SignalReceiver,
     TaskHandler,
@@ -111,6 +112,29 @@ def crm_automation_actions(tenant):
     return list(actions.BUILTIN_ACTIONS)
 
 
+@hookimpl
+def crm_record_panels(tenant, user, entity, record):
+    """The record's recent runs (its part of the run log), for those who may read rules."""
+    if not sdk.has_permission("automation:read"):
+        return []
+
+    def render() -> str:
+        from flask import url_for
+        from markupsafe import escape
+
+        rows = list(AutomationRun.select(AutomationRun, AutomationRule.id, AutomationRule.name).join(AutomationRule, on=(AutomationRun.rule == AutomationRule.id))
+                    .where((AutomationRun.entity == entity) & (AutomationRun.record_id == record.id)).order_by(AutomationRun.id.desc()).limit(10))
+        if not rows:
+            return '<p class="muted">No automation ran on this record.</p>'
+        items = "".join(
+            f'<li><a href="{escape(url_for("automation.show", rule_id=r.rule_id))}">{escape(r.rule.name)}</a>: {escape(r.status)}'
+            f'{" (" + escape(r.guard.replace("_", " ")) + " guard)" if r.guard else ""} <span class="muted small">{r.created_at:%Y-%m-%d %H:%M}</span></li>'
+            for r in rows)
+        return f'<ul class="automation-runs">{items}</ul>'
+
+    return [RecordPanel(name="automation", title="Automation", render=render, order=80)]
+
+
 def _person_runs(lead_ids: list[int], contact_ids: list[int]) -> Any:
     return ((AutomationRun.entity == "lead") & AutomationRun.record_id.in_(lead_ids or [0])) | (
         (AutomationRun.entity == "contact") & AutomationRun.record_id.in_(contact_ids or [0]))
@@ -118,9 +142,9 @@ def _person_runs(lead_ids: list[int], contact_ids: list[int]) -> Any:
 
 @hookimpl
 def crm_privacy_export(tenant, entity, record_id, lead_ids, contact_ids):
-    rows = AutomationRun.select(AutomationRun, AutomationRule.name).join(AutomationRule, on=(AutomationRun.rule == AutomationRule.id)).where(_person_runs(lead_ids, contact_ids))
+    rows = AutomationRun.select(AutomationRun, AutomationRule.id, AutomationRule.name).join(AutomationRule, on=(AutomationRun.rule == AutomationRule.id)).where(_person_runs(lead_ids, contact_ids))
     data = [{"rule": r.rule.name, "entity": r.entity, "record_id": r.record_id, "status": r.status, "created_at": r.created_at.isoformat(), "log": r.log} for r in rows]
-    return [PrivacySection(name="runs", data=data)]
+    return [PrivacySection(name="automation_runs", data=data)]
 
 
 @hookimpl

@@ -43,8 +43,10 @@ def test_build_test_activate_and_watch_a_rule_in_the_pages(env: Any, admin: Any)
     shown = client.get(f"/app/automation/{rule.id}?dry_run=1").get_data(as_text=True)
     assert "1 of the 2 most recent leads match" in shown and "Assign the owner" in shown
     client.post(f"/app/automation/{rule.id}/status", data={"csrf_token": csrf, "status": "active"})
-    admin("POST", "/leads", {"name": "Cy", "source": "form"}, status=201)
+    cy = admin("POST", "/leads", {"name": "Cy", "source": "form"}, status=201)
     drain(env)
+    panel = client.get(f"/app/leads/{cy['id']}").get_data(as_text=True)  # the record's part of the run log
+    assert re.search(r'class="automation-runs"><li><a href="/app/automation/\d+">Web leads</a>: waiting', panel)
     log = client.get(f"/app/automation/{rule.id}").get_data(as_text=True)
     assert re.search(r"waiting\s*<br><span class=\"muted small\">until", log) and "owner set to user" in log
     listed = client.get("/app/automation/").get_data(as_text=True)
@@ -64,3 +66,18 @@ def test_agents_see_no_automation(env: Any) -> None:
     env.login(client, role="agent")
     assert client.get("/app/automation/").status_code == 403
     assert "/app/automation/" not in client.get("/app/").get_data(as_text=True)
+
+
+def test_privacy_export_erase_and_merge_take_the_runs_along(env: Any, admin: Any) -> None:
+    from tests.plugins.automation.conftest import rule_body
+
+    admin("POST", "/automation/rules", rule_body(), status=201)
+    ada = admin("POST", "/leads", {"name": "Ada", "source": "form", "email": "ada@example.com"}, status=201)
+    dup = admin("POST", "/leads", {"name": "Ada too", "source": "form", "email": "ada2@example.com"}, status=201)
+    drain(env)
+    export = admin("GET", f"/leads/{ada['id']}/export")
+    assert [r["rule"] for r in export["plugins"]["automation_runs"]] == ["Tag web leads"]
+    admin("POST", f"/leads/{ada['id']}/merge", {"other_id": dup["id"]})
+    assert len(admin("GET", f"/automation/runs?record_id={ada['id']}&entity=lead")["items"]) == 2
+    admin("POST", f"/leads/{ada['id']}/erase", {})
+    assert admin("GET", f"/automation/runs?record_id={ada['id']}&entity=lead")["items"] == []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from crm_plugins.automation import conditions, rules
@@ -44,9 +45,7 @@ def on_signal(signal_name: str) -> Any:
 
     def receiver(tenant: Any, **data: Any) -> None:
         names = trigger_names_by_signal().get(signal_name, ())
-        candidates = list(AutomationRule.select(AutomationRule.id, AutomationRule.entity, AutomationRule.trigger_type, AutomationRule.trigger,
-                                                AutomationRule.conditions, AutomationRule.version)
-                          .where((AutomationRule.status == "active") & AutomationRule.trigger_type.in_(names)))
+        candidates = active_rules(names)
         if not candidates:
             return
         known = rules.triggers(tenant)
@@ -65,7 +64,7 @@ def on_signal(signal_name: str) -> Any:
                 continue
             if trigger.matches is not None and not trigger.matches(rule.trigger.get("options") or {}, event):
                 continue
-            with_tags = conditions.needs_tags(rule.conditions)
+            with_tags = rule.needs_tags
             key = (event.entity, event.record_id, with_tags)
             if key not in values:
                 values[key] = _condition_values(event, data, with_tags)
@@ -88,6 +87,45 @@ def _condition_values(event: Any, data: dict[str, Any], with_tags: bool) -> dict
         return None
     tags = tag_names(event.entity, [record.id])[record.id] if with_tags else None
     return conditions.values_of(record, conditions.record_fields(model), tags, event.facts)
+
+
+@dataclass(frozen=True)
+class ActiveRule:
+    """What a receiver needs of an active rule (parsed once per version, see below)."""
+
+    id: int
+    version: int
+    entity: str
+    trigger_type: str
+    trigger: dict[str, Any]
+    conditions: dict[str, Any]
+    needs_tags: bool
+
+
+#: (database, rule id, version, updated_at) -> the rule parsed: a version never changes,
+#: so receivers read only those columns of the active rules (one small query) and parse a
+#: rule's JSON once per process (updated_at and the database tell apart rules of other
+#: databases in one process: tests, benchmarks). Cleared when it grows past _PARSED_MAX.
+_parsed: dict[tuple[Any, ...], ActiveRule] = {}
+_PARSED_MAX = 20_000
+
+
+def active_rules(trigger_names: tuple[str, ...]) -> list[ActiveRule]:
+    """The tenant's active rules of these triggers: one query of their keys, and one more
+    only for rules this process has not parsed yet."""
+    if not trigger_names:
+        return []
+    where = id(sdk.database.obj)
+    keys = [(where, *row) for row in AutomationRule.select(AutomationRule.id, AutomationRule.version, AutomationRule.updated_at)
+            .where((AutomationRule.status == "active") & AutomationRule.trigger_type.in_(trigger_names)).tuples()]
+    missing = [key[1] for key in keys if key not in _parsed]
+    if missing:
+        if len(_parsed) > _PARSED_MAX:
+            _parsed.clear()
+        for rule in AutomationRule.select().where(AutomationRule.id.in_(missing)):
+            _parsed[(where, rule.id, rule.version, rule.updated_at)] = ActiveRule(
+                rule.id, rule.version, rule.entity, rule.trigger_type, rule.trigger or {}, rule.conditions or {}, conditions.needs_tags(rule.conditions))
+    return [_parsed[key] for key in keys if key in _parsed]
 
 
 _BY_SIGNAL: dict[str, tuple[str, ...]] = {}

@@ -70,8 +70,10 @@ def on_signal(signal_name: str) -> Any:
                 values[key] = _condition_values(event, data, with_tags)
             if values[key] is not None and conditions.evaluate(rule.conditions, values[key]):
                 matched.append((rule, event))
-        for rule, event in matched:
-            start(tenant, rule, event.entity, event.record_id, rule.trigger_type)
+        if matched:
+            with atomic():  # one commit for every run this fact starts
+                for rule, event in matched:
+                    start(tenant, rule, event.entity, event.record_id, rule.trigger_type)
 
     receiver.__name__ = f"automation_on_{signal_name}"
     return receiver
@@ -155,7 +157,7 @@ def start(tenant: Any, rule: AutomationRule, entity: str, record_id: int, trigge
         guard = error = None
         if len(chain) > settings["max_depth"]:
             guard, error = "depth", f"Stopped: caused by a chain of {len(parent)} runs (rules {parent}); the limit is {settings['max_depth']}."
-        else:
+        elif trigger != "record_created":  # a record is created once: no count needed
             recent = AutomationRun.select().where((AutomationRun.rule == rule.id) & (AutomationRun.record_id == record_id)
                                                   & (AutomationRun.created_at > now - dt.timedelta(hours=1)) & (AutomationRun.guard.is_null())).count()
             if recent >= settings["runs_per_record_per_hour"]:

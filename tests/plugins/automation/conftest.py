@@ -23,7 +23,7 @@ FAST = {"retry_base_seconds": 0, "step_attempts": 2, "max_depth": 3, "runs_per_r
 def env(crm_env: Any) -> Any:
     crm_env.write_tenant("acme", name="Acme Ltd", plugins=["automation"], settings={"automation": FAST})
     crm_env.write_tenant("beta", name="Beta Co", plugins=[])
-    crm_env.write_tenant("gamma", name="Gamma AG", plugins=["automation", "scoring"], settings={"automation": FAST})
+    crm_env.write_tenant("gamma", name="Gamma AG", plugins=["automation", "scoring"], settings={"automation": FAST, "scoring": {"debounce_seconds": 0}})
     crm_env.create_app()
     return crm_env
 

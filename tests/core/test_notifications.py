@@ -209,3 +209,27 @@ def test_reminder_job_is_declared_and_runs_for_every_tenant(env: Any) -> None:
     assert scheduler.run_job("core:task_reminders") == ["acme", "beta"]
     with in_acme(env):
         assert notifications.unread_count(ann.id) == 1
+
+
+def test_migration_0007_upgrades_a_database_from_before_notifications(env: Any) -> None:
+    """A database migrated before notifications: the tables and Task.reminder_sent_at are
+    added, and reminders already past count as sent (no flood of old reminders)."""
+    from crmcore.entities.models import Task
+    from crmcore.migrations import migrate
+    from crmcore.models import MigrationRecord
+
+    ann = user(env)
+    with in_acme(env):
+        past = _task("long ago", ann, utcnow() - dt.timedelta(days=30))
+        future = _task("tomorrow", ann, utcnow() + dt.timedelta(days=1))
+    with env.app.app_context(), db.connection():
+        database = db.database.obj
+        database.execute_sql("DROP TABLE crm_notification_mute")
+        database.execute_sql("DROP TABLE crm_notification")
+        database.execute_sql("ALTER TABLE crm_task DROP COLUMN reminder_sent_at")
+        MigrationRecord.delete().where((MigrationRecord.plugin == "core") & (MigrationRecord.name == "0007_notifications")).execute()
+        assert migrate(env.crm.host, report=lambda m: None) == ["core:0007_notifications"]
+    with in_acme(env) as acme:
+        assert Task.get_by_id(past.id).reminder_sent_at is not None and Task.get_by_id(future.id).reminder_sent_at is None
+        assert notifications.send_task_reminders(acme) == 0
+        assert notify(acme, [ann.id], title="works") == 1

@@ -6,6 +6,9 @@ sends each event as JSON ``{"id", "topic", "data"}``; a client that reconnects w
 last id it saw receives what it missed (within the hub's replay buffer). A
 ``{"type": "ping"}`` goes out after 20 idle seconds so proxies keep the socket open.
 
+A topic ``user:<id>:...`` (a user's notifications) is refused to anyone but that user
+(a token: its user).
+
 Close codes a client sees: 1008 (policy violation) for a request that is wrong and
 must not be retried as is -- no credentials, a cookie sent from another site, no or
 too many topics, a malformed ``last_id``; 1011 when the realtime backend (Redis) is
@@ -65,6 +68,9 @@ def _bad_request() -> str | None:
         return "no topics: use ?topics=a,b"
     if len(set(topics)) > MAX_TOPICS or any(len(t) > MAX_TOPIC_LENGTH for t in topics):
         return f"at most {MAX_TOPICS} topics of at most {MAX_TOPIC_LENGTH} characters"
+    me = g.user.id if g.get("user") is not None else getattr(g.get("token"), "user_id", None)
+    if any(t.startswith("user:") and t.split(":")[1] != str(me) for t in topics):
+        return "a user:<id>:... topic is only for that user"  # their notifications
     refused = _refused_topic(topics)
     if refused is not None:
         return f"not allowed to listen to {refused}"

@@ -111,6 +111,7 @@ from crmcore.entities.service import update as update_record
 from crmcore.entities.visibility import restricted as sees_own_records_only
 from crmcore.migrations import add_columns, create_indexes, create_tables
 from crmcore.models import ApiToken, User
+from crmcore.notifications import notify
 from crmcore.realtime import RealtimeUnavailable
 
 # --------------------------------------------------------------------------- signals, tasks
@@ -143,7 +144,7 @@ __all__ = [
     "visible_lead", "visible_deal", "lead_query", "deal_query", "run_deal_rule",
     # signals, tasks, live
     "signal", "send_signal", "enqueue", "payload_of", "live_publish", "live_subscribe",
-    "live_since_id", "RealtimeUnavailable",
+    "live_since_id", "RealtimeUnavailable", "notify",
     # API
     "ApiSchema", "PageArgs", "require", "public", "has_permission", "current_user_id", "visible",
     "etag_for", "with_etag", "if_match_version", "write_errors", "keyset_page",

@@ -9,9 +9,9 @@ from typing import Any
 from flask import Blueprint
 from flask_smorest import Blueprint as ApiBlueprint
 
-from crmcore import hookimpl
-from crmcore.contrib import Migration, NavItem, SignalReceiver
-from crmcore.entities.models import ENTITY_MODELS, AuditEntry, Entity, Lead
+from crmcore import hookimpl, notifications
+from crmcore.contrib import Migration, NavItem, ScheduledJob, SignalReceiver
+from crmcore.entities.models import ENTITY_MODELS, AuditEntry, Entity, Lead, Task
 from crmcore.migrations import CORE_MIGRATIONS, add_columns, create_indexes, create_tables
 from crmcore.models import CORE_MODELS
 from crmcore.ratelimit import RateCounter
@@ -34,7 +34,7 @@ def on_tenant_created(tenant, **_):
 
 @hookimpl(trylast=True)
 def crm_models():
-    return list(CORE_MODELS) + list(ENTITY_MODELS) + [RateCounter]
+    return list(CORE_MODELS) + list(ENTITY_MODELS) + [RateCounter] + notifications.MODELS
 
 
 def _add_audit_actor_name(database: Any) -> None:
@@ -77,8 +77,21 @@ def crm_migrations():
         Migration("0004_lead_list_index", create_indexes(Lead)),  # (tenant, created_at, id)
         Migration("0005_audit_actor_name", _add_audit_actor_name),
         Migration("0006_rate_limits", create_tables(RateCounter)),  # crmcore.ratelimit
-        Migration("0007_finite_custom_numbers", _drop_non_finite_custom_numbers),
+        Migration("0007_notifications", _notifications),  # crmcore.notifications
+        Migration("0008_finite_custom_numbers", _drop_non_finite_custom_numbers),
     ]
+
+
+def _notifications(database: Any) -> None:
+    """The notification tables and Task.reminder_sent_at. Reminders already past when
+    this runs count as sent: nobody should get months of old reminders at once."""
+    from crmcore.db import utcnow
+
+    create_tables(*notifications.MODELS)(database)
+    if "reminder_sent_at" not in {c.name for c in database.get_columns(Task._meta.table_name)}:
+        add_columns(Task, "reminder_sent_at")(database)
+    # every tenant at once: a one-off data step of the migration
+    Task.update_all_tenants(reminder_sent_at=Task.reminder_at).where(Task.reminder_at < utcnow()).execute()
 
 
 def claimed_api_modules() -> set[str]:
@@ -130,7 +143,24 @@ def crm_web_blueprints():
 def crm_signal_receivers():
     from crmcore import live  # live pages: entity signals -> realtime hub events
 
-    return [SignalReceiver("tenant_created", on_tenant_created), *live.signal_receivers()]
+    return [
+        SignalReceiver("tenant_created", on_tenant_created),
+        SignalReceiver("notification_created", notifications.on_notification_created),
+        *live.signal_receivers(),
+    ]
+
+
+@hookimpl(trylast=True)
+def crm_scheduled_jobs():
+    return [ScheduledJob("core:task_reminders", notifications.send_task_reminders, "interval", {"seconds": 60})]
+
+
+@hookimpl(trylast=True)
+def crm_template_context(tenant, user):
+    """``notifications_unread`` for the header's bell."""
+    if user is None:
+        return None
+    return {"notifications_unread": notifications.unread_count(user.id)}
 
 
 @hookimpl(trylast=True)

@@ -35,6 +35,7 @@ CORE_PERMISSIONS: tuple[Permission, ...] = (
     Permission("custom_fields:manage", ("admin",), "Define custom fields."),
     Permission("audit:read", ("admin", "manager"), "Read the audit log."),
     Permission("analytics:read", EVERYONE, "Read the analytics."),
+    Permission("notifications:own", EVERYONE, "Read and mark one's own in-app notifications, set one's preferences."),
 )
 
 

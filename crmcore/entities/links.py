@@ -118,6 +118,8 @@ def task_input(data: dict[str, Any], record: Task | None = None, ctx: Context | 
     for key in ("due_at", "reminder_at"):
         if key in data:
             data[key] = naive_utc(data[key])
+    if record is not None and "reminder_at" in data and data["reminder_at"] != record.reminder_at and record.reminder_sent_at is not None:
+        data["reminder_sent_at"] = None  # a new reminder time: remind again
     old_status = record.status if record is not None else None
     if "status" in data and data["status"] != old_status and (record is not None or data["status"] == "done"):
         data["completed_at"] = utcnow() if data["status"] == "done" else None

@@ -211,6 +211,8 @@ class Task(Linked):
     title = peewee.CharField(max_length=300)
     due_at = peewee.DateTimeField(null=True, index=True)
     reminder_at = peewee.DateTimeField(null=True)
+    #: when the reminder was sent (crmcore.notifications); a new reminder_at clears it
+    reminder_sent_at = peewee.DateTimeField(null=True)
     assignee = peewee.ForeignKeyField(User, null=True, on_delete="SET NULL", backref="+")
     status = peewee.CharField(max_length=10, default="open", index=True)
     priority = peewee.CharField(max_length=10, default="medium")

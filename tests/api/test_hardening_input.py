@@ -295,7 +295,7 @@ def test_every_demo_record_dumps_through_its_schema_and_loads_back(crm_env):
 
 
 def test_non_finite_custom_numbers_stored_before_the_fix_are_emptied(api, api_env):
-    """Migration 0007: a NaN or Infinity written before the API refused them made the
+    """Migration 0008: a NaN or Infinity written before the API refused them made the
     record's JSON invalid and every filter on the field fail; the value becomes empty,
     the record's other values stay as they were."""
     from crmcore.builtin.hooks import _drop_non_finite_custom_numbers

@@ -90,6 +90,11 @@ BODY_HINTS: dict[str, dict[str, Any]] = {
     "PUT /api/v1/pipeline/cards/{deal_id}": {"before_id": MISSING, "after_id": MISSING, "position": MISSING},
     # an endpoint on loopback (allowed by CRM_WEBHOOKS_ALLOW_PRIVATE in this test) for a real event
     "POST /api/v1/webhooks/endpoints": {"url": "http://127.0.0.1:9/hook", "event_types": ["lead_created"]},
+    # a rule is checked as a whole (trigger, steps): one that is valid
+    "POST /api/v1/automation/rules": {"entity": "lead", "trigger": {"type": "record_created"}, "conditions": {},
+                                      "steps": [{"action": "add_tag", "params": {"tag": "walk"}}], "status": "active"},
+    "PUT /api/v1/automation/rules/{rule_id}": {"entity": "lead", "trigger": {"type": "record_created"}, "conditions": {},
+                                               "steps": [{"action": "add_tag", "params": {"tag": "walk"}}]},
 }
 #: Operations that need no credentials (documented without a security requirement too).
 PUBLIC_OPERATIONS: set[str] = set()

@@ -47,6 +47,8 @@ CORE_MATRIX_BEFORE = {
     "custom_fields:manage": ("admin",),
     "audit:read": ("admin", "manager"),
     "analytics:read": ("admin", "manager", "agent", "viewer"),
+    # added with in-app notifications (crmcore.notifications): everyone reads their own
+    "notifications:own": ("admin", "manager", "agent", "viewer"),
 }
 
 

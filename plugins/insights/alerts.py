@@ -16,7 +16,7 @@ def raise_alert(tenant: Any, kind: str, entity: str, record_id: int, title: str,
     """Store an alert and announce it (inside the caller's transaction: after commit)."""
     alert = InsightAlert.create(kind=kind, entity=entity, record_id=record_id, title=title[:200], text=text)
     sdk.send_signal("insight_alert", tenant, alert_id=alert.id, kind=kind, entity=entity, record_id=record_id, title=alert.title, text=text)
-    sdk.on_commit(lambda: deliver(tenant, alert))
+    deliver(tenant, alert)
     return alert
 
 
@@ -44,10 +44,16 @@ def link_of(alert: InsightAlert) -> str:
     return f"/app/{plural}/{alert.record_id}"
 
 
-def deliver(tenant: Any, alert: InsightAlert) -> None:
-    """Hand the alert to people. The core's notification service is not on this branch
-    yet: at merge, call ``sdk.notify(tenant, user_ids, title=alert.title, text=alert.text,
-    link=link_of(alert), kind="insights")`` here, ``user_ids`` being the owner of the
-    record (or the tenant's managers). Until then the alert is on the dashboard and in
-    the ``insight_alert`` signal."""
-    log.info("insights: alert %s for %s %s of %s: %s", alert.kind, alert.entity, alert.record_id, getattr(tenant, "slug", tenant), alert.title)
+def deliver(tenant: Any, alert: InsightAlert) -> int:
+    """Hand the alert to people through the core's notifications (kind ``insights``, so
+    a user can mute them): the record's owner, or the tenant's managers and admins when
+    it has none. In the caller's transaction, so alert and notifications commit together."""
+    from crmcore.sdk import Company, Contact, Deal, Lead, User
+
+    model = {"deal": Deal, "contact": Contact, "company": Company, "lead": Lead}[alert.entity]
+    owner = model.select(model.owner).where(model.id == alert.record_id).scalar()
+    if owner is not None:
+        recipients = [owner]
+    else:
+        recipients = [u.id for u in User.select(User.id).where(User.role.in_(("admin", "manager")) & (User.active == True))]  # noqa: E712
+    return sdk.notify(tenant, recipients, title=alert.title, text=alert.text, link=link_of(alert), kind="insights")

@@ -58,8 +58,13 @@ def test_rising_risk_raises_an_alert_and_closing_drops_the_row(env, captured_sig
     from crm_plugins.insights.models import DealRisk, InsightAlert
     from crmcore.sdk import Deal, Task, change_deal
 
+    from crmcore import auth
+    from crmcore.notifications import Notification
+
     stale, healthy, sour, won = _deals(env)
     with in_tenant(env) as tenant:
+        manager = auth.create_user(tenant, "manager@acme.test", "secret-pw", role="manager")
+        auth.create_user(tenant, "agent@acme.test", "secret-pw", role="agent")
         risk.recompute(tenant)
         assert InsightAlert.select().count() == 0  # first assessment: no alert storm
         Task.delete().where(Task.deal == healthy).execute()
@@ -68,6 +73,9 @@ def test_rising_risk_raises_an_alert_and_closing_drops_the_row(env, captured_sig
             risk.recompute(tenant)
         alert = InsightAlert.get()
         assert (alert.kind, alert.record_id, alert.title) == ("deal_at_risk", healthy, "Deal at high risk")
+        # handed to the core's notifications: the deal has no owner, so its managers
+        notified = [(n.user_id, n.kind, n.title, n.link) for n in Notification.select()]
+        assert notified == [(manager.id, "insights", "Deal at high risk", f"/app/deals/{healthy}")]
         assert ("deal_risk_changed", "low") in {(n, d.get("previous")) for n, _s, d in sent}
         change_deal(Deal.get_by_id(stale), {"stage_id": stage("Closed Lost").id, "lost_reason": "price"})
         risk.recompute(tenant)

@@ -60,7 +60,8 @@ def crm_nav_items(tenant, user):
 def crm_signal_receivers():
     """The core's facts; other plugins' trigger signals are connected in crm_startup."""
     runs.learn_triggers([*triggers.CORE_TRIGGERS, triggers.SCORE_TRIGGER])
-    return [SignalReceiver(name, runs.on_signal(name)) for name in sorted(runs.trigger_names_by_signal()) if name]
+    # In the transaction of the change (the outbox): a committed fact always has its runs.
+    return [SignalReceiver(name, runs.on_signal(name), in_transaction=True) for name in sorted(runs.trigger_names_by_signal()) if name]
 
 
 @hookimpl

@@ -1,0 +1,45 @@
+"""The dashboard summary: headline figures, each the total row of a metric (so the
+summary and the tables can never disagree), in six queries whatever the data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crm_plugins.analytics import deal_metrics, lead_metrics
+from crm_plugins.analytics.filters import Filters
+from crm_plugins.analytics.metrics import METRICS
+from crm_plugins.analytics.registry import cell_text
+
+#: (figure name, label, metric, column, kind)
+HEADLINES = (
+    ("open_deals", "Open deals", "pipeline", "deals", "int"),
+    ("pipeline_value", "Pipeline value", "pipeline", "value", "money"),
+    ("weighted_value", "Weighted pipeline", "pipeline", "weighted", "money"),
+    ("win_rate", "Win rate", "win-rate", "win_rate", "percent"),
+    ("average_deal_size", "Average deal size", "deal-size", "average_value", "money"),
+    ("sales_cycle_days", "Sales cycle (days)", "sales-cycle", "avg_cycle_days", "days"),
+    ("leads", "New leads", "lead-sources", "leads", "int"),
+    ("lead_conversion", "Lead conversion", "lead-sources", "conversion", "percent"),
+    ("response_hours", "Response time (hours)", "response-time", "avg_hours", "hours"),
+    ("activities", "Activities", "activities", "activities", "int"),
+)
+
+
+def _total(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    return next((r for r in rows if r["key"] == "all"), {})
+
+
+def figures(f: Filters) -> list[dict[str, Any]]:
+    totals = {
+        "pipeline": _total(deal_metrics.pipeline_rows(f)),
+        "closed": _total(deal_metrics.closed_rows(f)),
+        "lead-sources": _total(lead_metrics.source_rows(f)),
+        "response-time": _total(lead_metrics.response_rows(f)),
+        "activities": _total(lead_metrics.activity_rows(f)),
+    }
+    out = []
+    for name, label, metric, column, kind in HEADLINES:
+        row = totals["closed" if metric in ("win-rate", "deal-size", "sales-cycle") else metric]
+        value = row.get(column)
+        out.append({"name": name, "label": label, "value": value, "text": cell_text(kind, value), "kind": kind, "metric": metric, "definition": METRICS[metric].definition})
+    return out

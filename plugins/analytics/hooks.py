@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from crm_plugins.analytics import api, views
-from crmcore.sdk import NavItem, hookimpl
+from crm_plugins.analytics import api, views, widget
+from crmcore import sdk
+from crmcore.sdk import DashboardWidget, NavItem, hookimpl
 
 
 @hookimpl
@@ -19,3 +20,10 @@ def crm_web_blueprints():
 @hookimpl
 def crm_nav_items(tenant, user):
     return [NavItem(label="Analytics", endpoint="analytics_pages.index", order=25, icon="chart")]
+
+
+@hookimpl
+def crm_dashboard_widgets(tenant, user):
+    if not sdk.has_permission("analytics:read"):
+        return []
+    return [DashboardWidget(name="analytics-win-rate", title="Win rate this month", render=widget.render_win_rate, order=35, placement="summary")]

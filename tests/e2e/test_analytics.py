@@ -13,7 +13,15 @@ import pytest
 from werkzeug.serving import make_server
 
 from crmcore import auth, db
-from tests.e2e.conftest import ADMIN_PASSWORD, LiveServer, _QuietHandler, expect, no_horizontal_overflow, shot, sign_in
+from tests.e2e.conftest import (
+    ADMIN_PASSWORD,
+    LiveServer,
+    _QuietHandler,
+    expect,
+    no_horizontal_overflow,
+    shot,
+    sign_in,
+)
 
 
 @pytest.fixture

@@ -108,3 +108,10 @@ def test_agents_restricted_to_their_own_records_get_their_own_figures(world):
         token = auth.create_token(acme, "agent", name="bob", user=User.get_by_id(world.users["bob"]))[1]
     rows = {r["label"]: r["values"] for r in world.client.get("/api/v1/analytics/win-rate", query_string=FEBRUARY, headers={"Authorization": f"Bearer {token}"}).get_json()["rows"]}
     assert "Alice" not in rows and rows["Total"] == {"won": 1, "lost": 1, "win_rate": 0.5}
+
+
+def test_hook_crm_dashboard_widgets_shows_this_months_win_rate(world):
+    world.env.login(world.client, "acme", role="manager")
+    text = world.client.get("/app/").get_data(as_text=True)
+    assert "Win rate this month" in text and "0 won, 0 lost this month" in text
+    assert 'data-widget="analytics-win-rate"' in text and "/app/analytics/?date_from=" in text

@@ -32,6 +32,9 @@ class FilterArgs(Schema):
     source = fields.String(load_default=None, validate=validate.Length(min=1, max=30), metadata={"description": "Only deals and leads of this source."})
     currency = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{3}$"), metadata={"description": "Deals in this currency only (ISO 4217); the tenant's default currency without one. Amounts in different currencies are never added up."})
 
+    period = fields.String(load_default="month", validate=validate.OneOf(("month", "quarter")), metadata={"description": "The forecast's periods: month or quarter."})
+    as_of = fields.Date(load_default=None, metadata={"description": "The day a forecast is made on (its run rate and back-test use the full months before it); today in the tenant's time zone without one."})
+
     @validates_schema
     def _range_in_order(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
@@ -51,6 +54,9 @@ class Filters:
     time_zone: str = "UTC"
     start_utc: dt.datetime | None = None
     end_utc: dt.datetime | None = None
+    period: str = "month"
+    as_of: dt.date = dt.date(2000, 1, 1)
+    as_of_given: bool = False
 
     def in_range(self, column: Any) -> Any:
         """``column`` (a UTC timestamp) inside the range; True without a range."""
@@ -64,6 +70,10 @@ class Filters:
     def query_string(self, **extra: Any) -> str:
         """The filters as given (plus ``extra``), for links that keep them."""
         values = {"date_from": self.date_from, "date_to": self.date_to, "owner_id": self.owner_id, "pipeline_id": self.pipeline_id, "source": self.source, "currency": self.currency}
+        if self.period != "month":
+            values["period"] = self.period
+        if self.as_of_given:
+            values["as_of"] = self.as_of
         values.update(extra)
         return urlencode({k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in values.items() if v not in (None, "")})
 
@@ -97,6 +107,9 @@ def build(args: dict[str, Any], tenant: Any = None) -> Filters:
         time_zone=time_zone,
         start_utc=start,
         end_utc=end,
+        period=args.get("period") or "month",
+        as_of=args.get("as_of") or dt.datetime.now(zone).date(),
+        as_of_given=args.get("as_of") is not None,
     )
 
 

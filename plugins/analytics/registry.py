@@ -97,4 +97,6 @@ ROW_HEADINGS = {
     "lead-sources": "Source",
     "response-time": "Owner",
     "activities": "Rep",
+    "forecast": "Period",
+    "forecast-accuracy": "Month",
 }

@@ -13,7 +13,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 
-from crm_plugins.analytics import filters, metrics, summary
+from crm_plugins.analytics import filters, metrics, snapshots, summary
 from crmcore import sdk
 from crmcore.sdk import require
 
@@ -101,6 +101,51 @@ class Summary(MethodView):
         """
         f = filters.build(args)
         return {"figures": summary.figures(f), "time_zone": f.time_zone, "currency": f.currency}
+
+
+class SnapshotArgs(Schema):
+    day = fields.Date(required=True, metadata={"description": "A day of the tenant's time zone."})
+    pipeline_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    currency = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{3}$"), metadata={"description": "The tenant's default currency without one."})
+
+
+class SnapshotRowSchema(Schema):
+    stage_id = fields.Integer()
+    label = fields.String()
+    deals = fields.Integer()
+    value = fields.Decimal(as_string=True)
+    weighted = fields.Decimal(as_string=True)
+    taken_at = fields.DateTime()
+
+
+class SnapshotSchema(Schema):
+    day = fields.Date()
+    currency = fields.String()
+    rows = fields.List(fields.Nested(SnapshotRowSchema))
+
+
+@blp.route("/pipeline-snapshots")
+class PipelineSnapshots(MethodView):
+    @blp.arguments(SnapshotArgs, location="query")
+    @blp.response(200, SnapshotSchema)
+    @blp.alt_response(404, description="No snapshot was taken that day.")
+    @blp.alt_response(403, description="An agent restricted to their own records (snapshots are tenant-wide).")
+    @blp.doc(security=SECURITY)
+    @require(PERMISSION)
+    def get(self, args):
+        """The open pipeline as it was on a day
+
+        The nightly snapshot (job `analytics:snapshot`, taken shortly after the tenant's
+        local midnight): open deals per stage of each pipeline, with their value and
+        weighted value, in one currency. 404 when no snapshot was taken that day.
+        """
+        if sdk.current_role() == "agent" and sdk.settings(sdk.current_tenant(), "core").get("agents_see_own_only"):
+            abort(403, message="Snapshots are figures of the whole tenant; agents who see only their own records cannot read them.")
+        currency = args.get("currency") or filters.build({}).currency
+        rows = snapshots.rows_of(args["day"], currency, args.get("pipeline_id"))
+        if not rows:
+            abort(404, message=f"No pipeline snapshot for {args['day'].isoformat()} in {currency}.")
+        return {"day": args["day"], "currency": currency, "rows": rows}
 
 
 def _metric_view(metric: Any) -> type[MethodView]:

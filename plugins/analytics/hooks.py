@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
-from crm_plugins.analytics import api, views, widget
+from crm_plugins.analytics import api, snapshots, views, widget
+from crm_plugins.analytics.models import MODELS, PipelineSnapshot
 from crmcore import sdk
-from crmcore.sdk import DashboardWidget, NavItem, hookimpl
+from crmcore.sdk import DashboardWidget, Migration, NavItem, ScheduledJob, create_tables, hookimpl
+
+
+@hookimpl
+def crm_models():
+    return MODELS
+
+
+@hookimpl
+def crm_migrations():
+    return [Migration("0001_pipeline_snapshots", create_tables(PipelineSnapshot))]
+
+
+@hookimpl
+def crm_scheduled_jobs():
+    # Hourly: each tenant's snapshot is taken shortly after its own local midnight.
+    return [ScheduledJob("analytics:snapshot", snapshots.snapshot_job, trigger="cron", trigger_args={"minute": 5})]
 
 
 @hookimpl

@@ -35,6 +35,7 @@ CORE_PERMISSIONS: tuple[Permission, ...] = (
     Permission("custom_fields:manage", ("admin",), "Define custom fields."),
     Permission("audit:read", ("admin", "manager"), "Read the audit log."),
     Permission("analytics:read", EVERYONE, "Read the analytics."),
+    Permission("analytics:goals", ("admin", "manager"), "Set and delete goals (the analytics plugin's; everyone who reads the analytics sees them)."),
 )
 
 

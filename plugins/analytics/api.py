@@ -11,14 +11,16 @@ from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
-from crm_plugins.analytics import filters, metrics, snapshots, summary
+from crm_plugins.analytics import filters, goals, metrics, snapshots, summary
+from crm_plugins.analytics.models import Goal
 from crmcore import sdk
 from crmcore.sdk import require
 
 blp = Blueprint("analytics_api", __name__, url_prefix="/analytics", description="Analytics: pipeline, funnel, win rate, deal size, sales cycle, leads and activities, with definitions and drill-down.")
 PERMISSION = "analytics:read"
+GOALS_PERMISSION = "analytics:goals"
 SECURITY = [{"bearerAuth": []}]
 
 
@@ -146,6 +148,72 @@ class PipelineSnapshots(MethodView):
         if not rows:
             abort(404, message=f"No pipeline snapshot for {args['day'].isoformat()} in {currency}.")
         return {"day": args["day"], "currency": currency, "rows": rows}
+
+
+class GoalSchema(Schema):
+    id = fields.Integer()
+    user_id = fields.Integer(allow_none=True, metadata={"description": "Null for a team goal."})
+    who = fields.String()
+    kind = fields.String(metadata={"description": "revenue_won, deals_won or activities."})
+    currency = fields.String(allow_none=True)
+    target = fields.Decimal(as_string=True)
+    first_day = fields.Date()
+    last_day = fields.Date()
+    actual = fields.Raw(metadata={"description": "Revenue won (a decimal string), deals won or activities in the period so far."})
+    attainment = fields.Float(metadata={"description": "actual ÷ target."})
+    elapsed = fields.Float(metadata={"description": "Share of the period that has passed (0-1)."})
+    pacing = fields.String(metadata={"description": "met, on track (attainment ≥ elapsed), behind, missed or upcoming."})
+
+
+class GoalListSchema(Schema):
+    items = fields.List(fields.Nested(GoalSchema))
+
+
+def _restricted() -> bool:
+    return sdk.current_role() == "agent" and bool(sdk.settings(sdk.current_tenant(), "core").get("agents_see_own_only"))
+
+
+@blp.route("/goals")
+class Goals(MethodView):
+    @blp.response(200, GoalListSchema)
+    @blp.doc(security=SECURITY)
+    @require(PERMISSION)
+    def get(self):
+        """Goals with attainment and pacing
+
+        Every goal (newest period first; an agent restricted to their own records sees
+        theirs and the team's) with what was achieved in its period so far, attainment
+        (actual ÷ target) and pacing against the share of the period that has passed.
+        Two queries whatever the number of goals.
+        """
+        return {"items": goals.progress(goals.visible_goals(sdk.current_user_id(), _restricted()))}
+
+    @blp.arguments(goals.GoalInput)
+    @blp.response(201, GoalSchema)
+    @blp.doc(security=SECURITY)
+    @require(GOALS_PERMISSION)
+    def post(self, data):
+        """Set a goal for a rep or the team
+
+        `revenue_won` (value of deals won in the period, in one currency), `deals_won` or
+        `activities`, over a period of days in the tenant's time zone.
+        """
+        try:
+            goal = goals.create(data)
+        except ValidationError as exc:
+            abort(422, errors={"json": exc.messages})
+        return goals.progress([goal])[0]
+
+
+@blp.route("/goals/<int:goal_id>")
+class GoalItem(MethodView):
+    @blp.response(204)
+    @blp.doc(security=SECURITY)
+    @require(GOALS_PERMISSION)
+    def delete(self, goal_id):
+        """Delete a goal"""
+        if not Goal.delete().where(Goal.id == goal_id).execute():
+            abort(404, message="No such goal.")
 
 
 def _metric_view(metric: Any) -> type[MethodView]:

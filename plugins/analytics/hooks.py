@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from crm_plugins.analytics import api, snapshots, views, widget
-from crm_plugins.analytics.models import MODELS, PipelineSnapshot
+from crm_plugins.analytics.models import MODELS, Goal, PipelineSnapshot
 from crmcore import sdk
-from crmcore.sdk import DashboardWidget, Migration, NavItem, ScheduledJob, create_tables, hookimpl
+from crmcore.sdk import (
+    DashboardWidget,
+    Migration,
+    NavItem,
+    ScheduledJob,
+    create_tables,
+    hookimpl,
+)
 
 
 @hookimpl
@@ -15,7 +22,11 @@ def crm_models():
 
 @hookimpl
 def crm_migrations():
-    return [Migration("0001_pipeline_snapshots", create_tables(PipelineSnapshot))]
+    return [
+        Migration("0001_pipeline_snapshots", create_tables(PipelineSnapshot)),
+        Migration("0002_goals", create_tables(Goal)),
+    ]
+
 
 
 @hookimpl

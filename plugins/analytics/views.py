@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, render_template, request, url_for
 from marshmallow import ValidationError
 
-from crm_plugins.analytics import filters, metrics, summary
+from crm_plugins.analytics import filters, goals, metrics, summary
 from crm_plugins.analytics.sql import user_names
 from crmcore import sdk
 from crmcore.sdk import Activity, Deal, Lead, Pipeline, Stage, User
@@ -53,6 +53,7 @@ def index():
         results=results,
         charts=charts,
         options=_options(),
+        goals=goals.progress(goals.visible_goals(sdk.current_user_id(), sdk.current_role() == "agent" and bool(sdk.settings(sdk.current_tenant(), "core").get("agents_see_own_only")))),
         args=request.args,
     ), (422 if errors else 200)
 

@@ -47,6 +47,9 @@ CORE_MATRIX_BEFORE = {
     "custom_fields:manage": ("admin",),
     "audit:read": ("admin", "manager"),
     "analytics:read": ("admin", "manager", "agent", "viewer"),
+    # Added with the analytics plugin (issue 15): the core owns the "analytics" area, so
+    # the plugin's goal-setting permission is declared here.
+    "analytics:goals": ("admin", "manager"),
 }
 
 

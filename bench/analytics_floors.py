@@ -34,6 +34,31 @@ def floors(inst: Any) -> dict[str, Callable[[Any, str], None]]:
     rank = lambda col: "CASE " + col + " " + " ".join(f"WHEN {s.id} THEN {i}" for i, s in enumerate(steps, 1)) + " END"
     seconds = (lambda a, b: f"EXTRACT(EPOCH FROM ({a} - {b}))") if pg else (lambda a, b: f"(julianday({a}) - julianday({b})) * 86400.0")
     in_open = ", ".join(map(str, open_ids))
+    won_id = next(s.id for s in inst.stages if s.is_won)
+    zone = zoneinfo.ZoneInfo("Europe/Berlin")
+
+    def months(first: dt.date, count: int) -> list[tuple[str, dt.date, dt.date]]:
+        out = []
+        for i in range(count):
+            lo = dt.date(first.year + (first.month - 1 + i) // 12, (first.month - 1 + i) % 12 + 1, 1)
+            hi = dt.date(lo.year + lo.month // 12, lo.month % 12 + 1, 1)
+            out.append((f"{lo.year}-{lo.month:02d}", lo, hi))
+        return out
+
+    def utc(day: dt.date) -> Any:
+        value = dt.datetime.combine(day, dt.time(0), tzinfo=zone).astimezone(dt.UTC).replace(tzinfo=None)
+        return value if pg else value.isoformat(" ")
+
+    def case(col: str, spans: list[tuple[str, Any, Any]]) -> str:
+        return "CASE " + " ".join(f"WHEN {col} >= '{lo}' AND {col} < '{hi}' THEN '{key}'" for key, lo, hi in spans) + " END"
+
+    forecast_months = months(DATE_FROM, 12)
+    today = dt.datetime.now(zone).date()
+    history = months(dt.date(today.year - 1, today.month, 1), 12)
+    won_by_month = lambda spans: (
+        f"SELECT {case('closed_at', [(k, utc(lo), utc(hi)) for k, lo, hi in spans])} AS b, COUNT(*), SUM(value) FROM crm_deal "
+        f"WHERE tenant_id = %P AND currency = 'EUR' AND pipeline_id = %P AND stage_id = {won_id} AND closed_at >= '{utc(spans[0][1])}' AND closed_at < '{utc(spans[-1][2])}' GROUP BY b"
+    )
 
     def run(sql: str, params: tuple) -> Callable[[Any, str], None]:
         def go(conn: Any, p: str) -> None:
@@ -43,7 +68,22 @@ def floors(inst: Any) -> dict[str, Callable[[Any, str], None]]:
 
         return go
 
+    def forecast(conn: Any, p: str) -> None:
+        cur = conn.cursor()
+        cur.execute(
+            (f"SELECT {case('expected_close_date', forecast_months)} AS b, COUNT(*), SUM(value), SUM(CASE WHEN probability >= 50 THEN value ELSE 0 END), "
+             f"SUM(CASE WHEN probability >= 75 THEN value ELSE 0 END), SUM(value * probability) FROM crm_deal WHERE tenant_id = %P AND currency = 'EUR' AND pipeline_id = %P "
+             f"AND stage_id IN ({in_open}) AND expected_close_date >= '{forecast_months[0][1]}' AND expected_close_date < '{forecast_months[-1][2]}' GROUP BY b").replace("%P", p),
+            (t, inst.pipeline_id),
+        )
+        cur.fetchall()
+        for spans in (forecast_months, history):
+            cur.execute(won_by_month(spans).replace("%P", p), (t, inst.pipeline_id))
+            cur.fetchall()
+
     return {
+        "forecast": forecast,
+        "forecast-accuracy": run(won_by_month(history), (t, inst.pipeline_id)),
         "pipeline": run(
             "SELECT d.stage_id, COUNT(*), SUM(d.value), SUM(d.value * d.probability) FROM crm_deal d JOIN crm_stage s ON s.id = d.stage_id "
             "WHERE d.tenant_id = %P AND d.currency = 'EUR' AND NOT s.is_won AND NOT s.is_lost AND d.created_at >= %P AND d.created_at < %P GROUP BY d.stage_id",

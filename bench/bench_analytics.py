@@ -134,7 +134,7 @@ class Instance:
             deals.append((
                 deal_id, t, created, created, 1, "{}", f"Deal {deal_id}", rng.randrange(1, 500) * 100, "USD" if rng.random() < 0.05 else "EUR",
                 final.probability, self.pipeline_id, final.id, float(deal_id), at, rng.choice(self.users + [None]), "medium",
-                rng.choice(SOURCES), "Price" if final.is_lost else None, closed,
+                rng.choice(SOURCES), "Price" if final.is_lost else None, closed, (created + dt.timedelta(days=rng.randrange(30, 150))).date(),
             ))
         leads, activities = [], []
         for lead_id in range(1, n // 4 + 1):
@@ -143,7 +143,7 @@ class Instance:
             if rng.random() < 0.7:
                 activities.append((t, lead_id, created + dt.timedelta(seconds=rng.randrange(72 * 3600)), rng.choice(KINDS), rng.choice(self.users), "", "", created, created, 1))
         self.log(f"  generated {len(deals):,} deals, {len(changes):,} stage changes, {len(leads):,} leads, {len(activities):,} activities")
-        deal_cols = "id, tenant_id, created_at, updated_at, version, custom, title, value, currency, probability, pipeline_id, stage_id, position, stage_entered_at, owner_id, priority, source, lost_reason, closed_at"
+        deal_cols = "id, tenant_id, created_at, updated_at, version, custom, title, value, currency, probability, pipeline_id, stage_id, position, stage_entered_at, owner_id, priority, source, lost_reason, closed_at, expected_close_date"
         tables = [
             ("crm_deal", deal_cols, deals),
             ("crm_deal_stage_change", "tenant_id, deal_id, from_stage_id, to_stage_id, changed_at, seconds_in_previous", changes),
@@ -161,7 +161,7 @@ class Instance:
             else:
                 marks = ", ".join([p] * len(cols.split(",")))
                 conn.execute("BEGIN")
-                conn.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", [tuple(v.isoformat(" ") if isinstance(v, dt.datetime) else v for v in row) for row in rows])
+                conn.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", [tuple(v.isoformat(" ") if isinstance(v, dt.datetime) else v.isoformat() if isinstance(v, dt.date) else v for v in row) for row in rows])
                 conn.execute("COMMIT")
         if self.pg_url:
             for table in ("crm_deal", "crm_lead"):

@@ -82,3 +82,4 @@ def test_dashboard_with_constructed_data_at_desktop_and_phone_width(page, phone,
     phone.wait_for_function("() => window.Chart && Object.keys(Chart.instances).length >= 5")
     no_horizontal_overflow(phone)
     shot(phone, "analytics-phone")
+    shot(phone, "analytics-phone-top", full_page=False)

@@ -108,3 +108,39 @@ def test_summary_figures_are_the_metrics_totals(world):
     assert figures["leads"]["value"] == 4
     assert figures["response_hours"]["text"] == "4.0"
     assert figures["win_rate"]["definition"].startswith("Deals closed in the range")
+
+
+def test_each_metric_takes_a_constant_number_of_queries(world):
+    from crm_plugins.analytics.metrics import METRICS
+    from crmcore import db
+    from crmcore.sdk import Activity, Deal, Lead
+
+    def statements() -> dict[str, int]:
+        counts: dict[str, int] = {}
+        with world.env.app.app_context():
+            database = db.database.obj
+        original = database.execute_sql
+        for name in METRICS:
+            seen: list[str] = []
+
+            def counting(sql, params=None, *args, **kwargs):
+                if "crm_api_tokens" not in sql:  # the token's own lookup and touch
+                    seen.append(sql)
+                return original(sql, params, *args, **kwargs)
+
+            database.execute_sql = counting
+            try:
+                world.get(f"/{name}", pipeline_id=world.pipeline, **FEBRUARY)
+            finally:
+                del database.execute_sql
+            counts[name] = len(seen)
+        return counts
+
+    before = statements()
+    with world.env.app.app_context(), db.database.connection_context(), db.tenant_context(world.env.tenant("acme")):
+        for i in range(30):  # more deals, leads and activities of every kind
+            deal = Deal.create(title=f"More {i}", value=10, pipeline=world.pipeline, stage=world.stages["Lead-in"], owner=world.users["alice" if i % 2 else "bob"], created_at=dt.datetime(2026, 2, 10))
+            lead = Lead.create(name=f"More {i}", source=f"s{i % 7}", created_at=dt.datetime(2026, 2, 10), owner=world.users["bob"])
+            Activity.create(kind="call", user=world.users["alice"], lead=lead, deal=deal, occurred_at=dt.datetime(2026, 2, 11))
+    assert statements() == before
+    assert max(before.values()) <= 4, before

@@ -53,6 +53,7 @@ def index():
         results=results,
         charts=charts,
         options=_options(),
+        xlsx=xlsx_available(),
         goals=goals.progress(goals.visible_goals(sdk.current_user_id(), sdk.current_role() == "agent" and bool(sdk.settings(sdk.current_tenant(), "core").get("agents_see_own_only")))),
         args=request.args,
     ), (422 if errors else 200)
@@ -90,6 +91,37 @@ def export_csv(name: str):
         writer.writerow(row["cells"])
     filename = f"{metric.name}-{f.date_from or 'start'}-{f.date_to or 'now'}.csv"
     return Response(out.getvalue(), mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def xlsx_available() -> bool:
+    """Whether openpyxl (the ``analytics`` extra) is installed: the XLSX export needs it."""
+    import importlib.util
+
+    return importlib.util.find_spec("openpyxl") is not None
+
+
+@bp.route("/<name>.xlsx")
+def export_xlsx(name: str):
+    """The table as a workbook: the same header and cells as the screen and the CSV."""
+    metric = _metric_or_404(name)
+    if not xlsx_available():
+        abort(404)
+    from openpyxl import Workbook
+
+    f, errors = _filters_or_errors()
+    if errors:
+        abort(422)
+    result = metrics.result(metric, f)
+    book = Workbook()
+    sheet = book.active
+    sheet.title = metric.name[:31]
+    sheet.append(result["header"])
+    for row in result["rows"]:
+        sheet.append(row["cells"])
+    out = io.BytesIO()
+    book.save(out)
+    filename = f"{metric.name}-{f.date_from or 'start'}-{f.date_to or 'now'}.xlsx"
+    return Response(out.getvalue(), mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @bp.route("/<name>/records")

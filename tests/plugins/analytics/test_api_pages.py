@@ -8,6 +8,8 @@ import html
 import io
 import re
 
+import openpyxl
+
 from crmcore import auth, db
 from crmcore.sdk import User
 from tests.plugins.analytics.conftest import FEBRUARY
@@ -78,6 +80,10 @@ def test_the_dashboard_shows_definitions_and_the_csv_is_the_table_on_screen(worl
         assert exported.status_code == 200 and exported.mimetype == "text/csv"
         assert list(csv.reader(io.StringIO(exported.get_data(as_text=True)))) == _table(text, metric)
     assert _table(text, "win-rate")[-1] == ["Total", "2", "1", "66.7%"]
+    workbook = world.client.get("/app/analytics/funnel.xlsx", query_string=query)
+    assert workbook.status_code == 200
+    sheet = openpyxl.load_workbook(io.BytesIO(workbook.data)).active
+    assert [[cell if cell is not None else "" for cell in row] for row in sheet.iter_rows(values_only=True)] == _table(text, "funnel")
     drill = world.client.get("/app/analytics/funnel/records", query_string={**query, "key": world.stages["Won"]})
     assert drill.status_code == 200 and "D1" in drill.get_data(as_text=True) and "D5" in drill.get_data(as_text=True)
 

@@ -27,9 +27,16 @@ def describe(metric: Metric) -> dict[str, Any]:
     }
 
 
-def result(metric: Metric, f: Filters) -> dict[str, Any]:
-    """The metric's figures: each row with its values and its cells as shown on screen."""
-    rows = metric.compute(f)
+def result(metric: Metric, f: Filters, computed: dict[Any, list[dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """The metric's figures: each row with its values and its cells as shown on screen.
+    ``computed`` (a dict kept for one page) shares rows between metrics computed by the
+    same function (win rate, deal size and sales cycle are one query)."""
+    if computed is None:
+        rows = metric.compute(f)
+    else:
+        if metric.compute not in computed:
+            computed[metric.compute] = metric.compute(f)
+        rows = computed[metric.compute]
     return {
         "empty": not any(r.get(c.key) for r in rows for c in metric.columns),
         **describe(metric),

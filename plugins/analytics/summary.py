@@ -29,17 +29,14 @@ def _total(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return next((r for r in rows if r["key"] == "all"), {})
 
 
-def figures(f: Filters) -> list[dict[str, Any]]:
-    totals = {
-        "pipeline": _total(deal_metrics.pipeline_rows(f)),
-        "closed": _total(deal_metrics.closed_rows(f)),
-        "lead-sources": _total(lead_metrics.source_rows(f)),
-        "response-time": _total(lead_metrics.response_rows(f)),
-        "activities": _total(lead_metrics.activity_rows(f)),
-    }
+def figures(f: Filters, computed: dict[Any, list[dict[str, Any]]] | None = None) -> list[dict[str, Any]]:
+    """The headline figures; ``computed`` holds rows the page computed already (by function)."""
+    computed = computed if computed is not None else {}
+    for function in (deal_metrics.pipeline_rows, deal_metrics.closed_rows, lead_metrics.source_rows, lead_metrics.response_rows, lead_metrics.activity_rows):
+        if function not in computed:
+            computed[function] = function(f)
     out = []
     for name, label, metric, column, kind in HEADLINES:
-        row = totals["closed" if metric in ("win-rate", "deal-size", "sales-cycle") else metric]
-        value = row.get(column)
+        value = _total(computed[METRICS[metric].compute]).get(column)
         out.append({"name": name, "label": label, "value": value, "text": cell_text(kind, value), "kind": kind, "metric": metric, "definition": METRICS[metric].definition})
     return out

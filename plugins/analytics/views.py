@@ -43,13 +43,14 @@ def _options() -> dict[str, Any]:
 @bp.route("/")
 def index():
     f, errors = _filters_or_errors()
-    results = [metrics.result(m, f) for m in metrics.METRICS.values()]
+    computed: dict = {}  # rows by function: each query runs once for the page
+    results = [metrics.result(m, f, computed) for m in metrics.METRICS.values()]
     charts = {r["name"]: _chart(r) for r in results}
     return render_template(
         "analytics/index.html",
         f=f,
         errors=errors,
-        figures=summary.figures(f),
+        figures=summary.figures(f, computed),
         results=results,
         charts=charts,
         options=_options(),

@@ -86,6 +86,11 @@ def test_the_dashboard_shows_definitions_and_the_csv_is_the_table_on_screen(worl
     assert [[cell if cell is not None else "" for cell in row] for row in sheet.iter_rows(values_only=True)] == _table(text, "funnel")
     drill = world.client.get("/app/analytics/funnel/records", query_string={**query, "key": world.stages["Won"]})
     assert drill.status_code == 200 and "D1" in drill.get_data(as_text=True) and "D5" in drill.get_data(as_text=True)
+    leads = world.client.get("/app/analytics/lead-sources/records", query_string={**FEBRUARY, "key": "web"}).get_data(as_text=True)
+    assert f'/app/leads/{world.leads["L3"]}' in leads and f'/app/leads/{world.leads["L4"]}' in leads
+    calls = world.client.get("/app/analytics/activities/records", query_string={**FEBRUARY, "key": world.users["alice"]}).get_data(as_text=True)
+    assert "call L1" in calls and "email L1" in calls and "meeting L2" not in calls
+    assert world.client.get("/app/analytics/nope/records").status_code == 404
 
 
 def test_empty_states_say_what_to_do(world):

@@ -107,7 +107,7 @@ class Summary(MethodView):
 
 class SnapshotArgs(Schema):
     day = fields.Date(required=True, metadata={"description": "A day of the tenant's time zone."})
-    pipeline_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    pipeline_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**31 - 1))
     currency = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{3}$"), metadata={"description": "The tenant's default currency without one."})
 
 

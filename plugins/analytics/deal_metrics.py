@@ -56,7 +56,7 @@ def pipeline_rows(f: Filters) -> list[dict[str, Any]]:
 
 def pipeline_records(f: Filters, key: str) -> Any:
     query = sql.deals(f, Deal.id).where(in_stages(OPEN) & f.in_range(Deal.created_at))
-    return query if key == sql.ALL else query.where(Deal.stage == int(key))
+    return query if key == sql.ALL else query.where(Deal.stage == sql.int_key(key))
 
 
 # --------------------------------------------------------------------------- funnel

@@ -22,18 +22,22 @@ from crmcore import sdk
 PLUGIN = "analytics"
 
 
+#: Days outside this span are refused (422): they are typos, and arithmetic on them would overflow.
+SANE_DAYS = validate.Range(min=dt.date(1900, 1, 1), max=dt.date(2199, 12, 31))
+
+
 class FilterArgs(Schema):
     """Query parameters shared by every metric (and the dashboard page's form)."""
 
-    date_from = fields.Date(load_default=None, metadata={"description": "First day of the range (a day in the tenant's time zone), inclusive."})
-    date_to = fields.Date(load_default=None, metadata={"description": "Last day of the range (a day in the tenant's time zone), inclusive."})
-    owner_id = fields.Integer(load_default=None, validate=validate.Range(min=1), metadata={"description": "Only deals and leads this user owns, activities this user logged."})
-    pipeline_id = fields.Integer(load_default=None, validate=validate.Range(min=1), metadata={"description": "Only deals of this pipeline (the funnel: the default pipeline without one)."})
+    date_from = fields.Date(load_default=None, validate=SANE_DAYS, metadata={"description": "First day of the range (a day in the tenant's time zone), inclusive."})
+    date_to = fields.Date(load_default=None, validate=SANE_DAYS, metadata={"description": "Last day of the range (a day in the tenant's time zone), inclusive."})
+    owner_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**31 - 1), metadata={"description": "Only deals and leads this user owns, activities this user logged."})
+    pipeline_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**31 - 1), metadata={"description": "Only deals of this pipeline (the funnel: the default pipeline without one)."})
     source = fields.String(load_default=None, validate=validate.Length(min=1, max=30), metadata={"description": "Only deals and leads of this source."})
     currency = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{3}$"), metadata={"description": "Deals in this currency only (ISO 4217); the tenant's default currency without one. Amounts in different currencies are never added up."})
 
     period = fields.String(load_default="month", validate=validate.OneOf(("month", "quarter")), metadata={"description": "The forecast's periods: month or quarter."})
-    as_of = fields.Date(load_default=None, metadata={"description": "The day a forecast is made on (its run rate and back-test use the full months before it); today in the tenant's time zone without one."})
+    as_of = fields.Date(load_default=None, validate=SANE_DAYS, metadata={"description": "The day a forecast is made on (its run rate and back-test use the full months before it); today in the tenant's time zone without one."})
 
     @validates_schema
     def _range_in_order(self, data: dict[str, Any], **_: Any) -> None:

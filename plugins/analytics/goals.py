@@ -18,7 +18,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from peewee import fn
 
 from crm_plugins.analytics.deal_metrics import in_stages
-from crm_plugins.analytics.filters import local_midnight_utc
+from crm_plugins.analytics.filters import SANE_DAYS, local_midnight_utc
 from crm_plugins.analytics.models import GOAL_KINDS, Goal
 from crm_plugins.analytics.registry import money
 from crmcore import sdk
@@ -26,15 +26,17 @@ from crmcore.sdk import Activity, Deal, Stage, User
 
 
 class GoalInput(Schema):
-    user_id = fields.Integer(load_default=None, validate=validate.Range(min=1), metadata={"description": "The rep; none for a team goal (everyone's records)."})
+    user_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**31 - 1), metadata={"description": "The rep; none for a team goal (everyone's records)."})
     kind = fields.String(required=True, validate=validate.OneOf(GOAL_KINDS))
     target = fields.Decimal(required=True, places=2, validate=validate.Range(min=0, min_inclusive=False, max=10**15), as_string=True)
     currency = fields.String(load_default=None, validate=validate.Regexp(r"^[A-Z]{3}$"), metadata={"description": "Revenue goals: the tenant's default currency without one."})
-    first_day = fields.Date(required=True)
-    last_day = fields.Date(required=True)
+    first_day = fields.Date(required=True, validate=SANE_DAYS)
+    last_day = fields.Date(required=True, validate=SANE_DAYS)
 
     @validates_schema
     def _period(self, data: dict[str, Any], **_: Any) -> None:
+        if "first_day" not in data or "last_day" not in data:
+            return  # reported by the fields themselves
         if data["last_day"] < data["first_day"]:
             raise ValidationError("Must not be before first_day.", "last_day")
         if (data["last_day"] - data["first_day"]).days > 366 * 2:

@@ -87,10 +87,18 @@ def owner_key(owner_id: int | None) -> str:
     return str(owner_id) if owner_id is not None else NO_OWNER
 
 
+def int_key(key: str) -> int:
+    """A row key that is an id; ValueError (a 422) for anything else, huge ids included."""
+    value = int(key)
+    if not 0 < value < 2**31:
+        raise ValueError(key)
+    return value
+
+
 def owner_condition(column: Any, key: str) -> Any:
     """``column`` matches a row key made by :func:`owner_key` (``all`` matches everything)."""
     if key == ALL:
         return True
     if key == NO_OWNER:
         return column.is_null()
-    return column == int(key)
+    return column == int_key(key)

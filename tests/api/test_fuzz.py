@@ -24,7 +24,7 @@ EXAMPLES = int(os.environ.get("CRM_FUZZ_EXAMPLES", "4"))
 
 @pytest.fixture
 def fuzzed(crm_env):
-    crm_env.write_tenant("acme", plugins=["chat", "kanban", "scoring"])
+    crm_env.write_tenant("acme", plugins=["analytics", "chat", "kanban", "scoring"])
     crm_env.create_app()
     client = crm_env.client("acme")
     token = crm_env.token("acme")
@@ -38,7 +38,7 @@ def test_generated_input_gets_no_server_error_and_answers_match_the_document(fuz
     first: dict[str, str] = {}
     calls = 0
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) > 50  # the core's, kanban's, chat's and scoring's
+    assert len(operations) > 50  # the core's, analytics', kanban's, chat's and scoring's
     for operation in operations:
 
         @settings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.generate], suppress_health_check=list(HealthCheck))

@@ -146,7 +146,7 @@ __all__ = [
     "signal", "send_signal", "enqueue", "payload_of", "live_publish", "live_subscribe",
     "live_since_id", "RealtimeUnavailable", "notify",
     # API
-    "ApiSchema", "PageArgs", "require", "public", "has_permission", "current_user_id", "visible",
+    "ApiSchema", "PageArgs", "require", "public", "has_permission", "current_user_id", "visible", "visible_linked",
     "etag_for", "with_etag", "if_match_version", "write_errors", "keyset_page",
     "encode_cursor", "decode_cursor", "model_schema",
     # pages
@@ -248,6 +248,13 @@ def display_names(model: type, ids: Iterable[int | None]) -> dict[int, str]:
     from crmcore.web.deals import names_of
 
     return names_of(model, set(ids))
+
+
+def visible_linked(query: Any, model: type) -> Any:
+    """Limit ``query`` on activities, notes or tasks to rows whose every link the caller may see."""
+    from crmcore.api.linking import visible as _visible_linked
+
+    return _visible_linked(query, model)
 
 
 def visible_lead(lead_id: int) -> Lead:

@@ -26,7 +26,7 @@ EXAMPLES = int(os.environ.get("CRM_FUZZ_EXAMPLES", "4"))
 
 @pytest.fixture
 def fuzzed(crm_env):
-    crm_env.write_tenant("acme", plugins=["chat", "kanban", "scoring", "webhooks"])
+    crm_env.write_tenant("acme", plugins=["analytics", "automation", "chat", "insights", "kanban", "scoring", "webhooks"])
     crm_env.create_app()
     client = crm_env.client("acme")
     token = crm_env.token("acme")

@@ -49,6 +49,9 @@ CORE_MATRIX_BEFORE = {
     "analytics:read": ("admin", "manager", "agent", "viewer"),
     # added with in-app notifications (crmcore.notifications): everyone reads their own
     "notifications:own": ("admin", "manager", "agent", "viewer"),
+    # Added with the analytics plugin (issue 15): the core owns the "analytics" area, so
+    # the plugin's goal-setting permission is declared here.
+    "analytics:goals": ("admin", "manager"),
 }
 
 

@@ -37,7 +37,7 @@ def test_bundled_plugins_register_through_entry_points():
 
 
 def test_plugin_only_dependencies_are_extras():
-    """scikit-learn is the scoring and chat plugins' extra, vaderSentiment the insights plugin's, not the core's; `.[all]` (the
+    """scikit-learn is the scoring and chat plugins' extra, vaderSentiment the insights plugin's, openpyxl the analytics plugin's, not the core's; `.[all]` (the
     README's start command) and `.[test]` (CI) still install every bundled plugin's."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     core = " ".join(project["dependencies"]).lower()
@@ -45,5 +45,6 @@ def test_plugin_only_dependencies_are_extras():
     extras = project["optional-dependencies"]
     assert any(r.startswith("scikit-learn") for r in extras["scoring"]) and any(r.startswith("scikit-learn") for r in extras["chat"])
     assert any(r.startswith("vaderSentiment") for r in extras["insights"])
-    assert extras["all"] == ["crm-framework[scoring,chat,insights]"] and "crm-framework[all]" in extras["test"]
+    assert any(r.startswith("openpyxl") for r in extras["analytics"])  # the analytics plugin's XLSX export
+    assert extras["all"] == ["crm-framework[scoring,chat,insights,analytics]"] and "crm-framework[all]" in extras["test"]
     assert "pip install -e '.[all]'" in (ROOT / "README.md").read_text()

@@ -1,0 +1,57 @@
+"""Hook implementations of the analytics plugin."""
+
+from __future__ import annotations
+
+from crm_plugins.analytics import api, snapshots, views, widget
+from crm_plugins.analytics.models import MODELS, Goal, PipelineSnapshot
+from crmcore import sdk
+from crmcore.sdk import (
+    DashboardWidget,
+    Migration,
+    NavItem,
+    ScheduledJob,
+    create_tables,
+    hookimpl,
+)
+
+
+@hookimpl
+def crm_models():
+    return MODELS
+
+
+@hookimpl
+def crm_migrations():
+    return [
+        Migration("0001_pipeline_snapshots", create_tables(PipelineSnapshot)),
+        Migration("0002_goals", create_tables(Goal)),
+    ]
+
+
+
+@hookimpl
+def crm_scheduled_jobs():
+    # Hourly: each tenant's snapshot is taken shortly after its own local midnight.
+    return [ScheduledJob("analytics:snapshot", snapshots.snapshot_job, trigger="cron", trigger_args={"minute": 5})]
+
+
+@hookimpl
+def crm_api_blueprints():
+    return [api.blp]
+
+
+@hookimpl
+def crm_web_blueprints():
+    return [views.bp]
+
+
+@hookimpl
+def crm_nav_items(tenant, user):
+    return [NavItem(label="Analytics", endpoint="analytics_pages.index", order=25, icon="chart")]
+
+
+@hookimpl
+def crm_dashboard_widgets(tenant, user):
+    if not sdk.has_permission("analytics:read"):
+        return []
+    return [DashboardWidget(name="analytics-win-rate", title="Win rate this month", render=widget.render_win_rate, order=35, placement="summary")]

@@ -1,0 +1,85 @@
+"""The analytics dashboard in Chromium (the e2e package's shared browser): constructed
+deals through the API, a figure checked on the page, charts drawn by the shipped
+Chart.js under the page's CSP, screenshots at desktop and phone width
+(artifacts/screenshots/analytics-*.png)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+
+from crmcore import auth, db
+from tests.e2e.conftest import (
+    ADMIN_PASSWORD,
+    LiveServer,
+    _QuietHandler,
+    expect,
+    no_horizontal_overflow,
+    shot,
+    sign_in,
+)
+
+
+@pytest.fixture
+def live_server(crm_env: Any) -> Iterator[LiveServer]:
+    """The e2e package's server, with the analytics plugin on for tenant acme."""
+    crm_env.write_tenant("acme", name="Acme Ltd", hostnames=["127.0.0.1", "localhost"], plugins=["analytics"], settings={"analytics": {"time_zone": "Europe/London"}})
+    app = crm_env.create_app()
+    with db.database.connection_context():
+        admin = auth.create_user(crm_env.tenant("acme"), "admin@acme.test", ADMIN_PASSWORD, role="admin", name="Ada Admin")
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(f"http://127.0.0.1:{server.server_port}", crm_env, "admin@acme.test", ADMIN_PASSWORD, admin.id)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
+
+
+def _seed(server: LiveServer) -> None:
+    """Three won deals and one lost (win rate 75%), two open ones, leads from two sources."""
+    stages = server.api("GET", "/pipelines")["items"][0]["stages"]
+    won = next(s["id"] for s in stages if s["is_won"])
+    lost = next(s["id"] for s in stages if s["is_lost"])
+    second = [s["id"] for s in stages if not (s["is_won"] or s["is_lost"])][1]
+    for i, value in enumerate(("1000.00", "2500.00", "1500.00", "900.00", "4000.00", "700.00")):
+        deal = server.api("POST", "/deals", json={"title": f"Deal {i}", "value": value, "source": "referral", "owner_id": server.admin_id})
+        if i < 3:
+            server.api("PATCH", f"/deals/{deal['id']}", json={"stage_id": second})
+            server.api("PATCH", f"/deals/{deal['id']}", json={"stage_id": won})
+        elif i == 3:
+            server.api("PATCH", f"/deals/{deal['id']}", json={"stage_id": lost, "lost_reason": "Price"})
+    for i, source in enumerate(("referral", "referral", "form")):
+        server.api("POST", "/leads", json={"name": f"Lead {i}", "source": source, "email": f"lead{i}@example.com"})
+
+
+def test_dashboard_with_constructed_data_at_desktop_and_phone_width(page, phone, live_server):
+    _seed(live_server)
+    sign_in(page, live_server)
+    page.get_by_role("link", name="Analytics").click()
+    expect(page.get_by_role("heading", name="Analytics", level=1)).to_be_visible()
+    expect(page.locator('[data-figure="win_rate"] .figure')).to_have_text("75.0%")
+    expect(page.locator('[data-figure="open_deals"] .figure')).to_have_text("2")
+    funnel = page.locator("#m-funnel")
+    expect(funnel.get_by_text("A deal reached a stage when it was ever in that stage")).to_be_visible()
+    # Chart.js drew on the canvases (the CSP allowed the shipped script).
+    page.wait_for_function("() => window.Chart && Object.keys(Chart.instances).length >= 5")
+    shot(page, "analytics-desktop")
+
+    page.locator("#m-win-rate tbody tr.total th a").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Win rate: Total")
+    expect(page.get_by_role("link", name="Deal 0")).to_be_visible()
+
+    sign_in(phone, live_server)
+    phone.goto("/app/analytics/")
+    expect(phone.locator('[data-figure="win_rate"] .figure')).to_have_text("75.0%")
+    phone.wait_for_function("() => window.Chart && Object.keys(Chart.instances).length >= 5")
+    no_horizontal_overflow(phone)
+    shot(phone, "analytics-phone")
+    shot(phone, "analytics-phone-top", full_page=False)

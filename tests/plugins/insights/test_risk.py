@@ -56,10 +56,9 @@ def test_factors_levels_and_remedies(env, captured_signals):
 def test_rising_risk_raises_an_alert_and_closing_drops_the_row(env, captured_signals):
     from crm_plugins.insights import risk
     from crm_plugins.insights.models import DealRisk, InsightAlert
-    from crmcore.sdk import Deal, Task, change_deal
-
     from crmcore import auth
     from crmcore.notifications import Notification
+    from crmcore.sdk import Deal, Task, change_deal
 
     stale, healthy, sour, won = _deals(env)
     with in_tenant(env) as tenant:

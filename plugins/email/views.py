@@ -1,0 +1,77 @@
+"""Pages under /app/email: compose from a record page (the panel posts here) and the
+admin's settings page (sending and mailbox settings, the poll's state, its alert)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+
+import crm_plugins.channels.contrib as channels
+from crm_plugins.channels.contrib import Refused
+from crm_plugins.email import inbound, smtp
+from crm_plugins.email.models import MailboxFolder
+from crmcore import sdk
+from crmcore.sdk import Contact
+
+bp = Blueprint("email", __name__, url_prefix="/app/email", template_folder="templates")
+DETAIL = {"lead": "lead_pages.detail", "contact": "contact_pages.detail", "deal": "deal_pages.detail"}
+
+
+def _record_or_404(entity: str, record_id: int) -> Any:
+    from werkzeug.exceptions import HTTPException
+
+    if entity not in DETAIL:
+        abort(404)
+    try:
+        if entity == "lead":
+            return sdk.visible_lead(record_id)
+        if entity == "deal":
+            return sdk.visible_deal(record_id)
+    except HTTPException:
+        abort(404)
+    record = Contact.get_or_none(Contact.id == record_id)
+    if record is None:
+        abort(404)
+    return record
+
+
+def _list(value: str) -> list[str]:
+    return [v.strip() for v in value.replace(";", ",").split(",") if v.strip()] if value else []
+
+
+@bp.route("/compose/<entity>/<int:record_id>", methods=["POST"])
+def compose(entity: str, record_id: int) -> Any:
+    """The record panel's form: queue the email, back to the record's page."""
+    if sdk.current_user() is None or not sdk.has_permission("channels:send"):
+        abort(403)
+    record = _record_or_404(entity, record_id)
+    form = request.form
+    template = None
+    if (form.get("template_id") or "").isdigit():
+        template = channels.template(int(form["template_id"]))
+    values = {k: form.get(k, "") for k in ("to", "cc", "subject", "body")}
+    try:
+        channels.compose(
+            sdk.current_tenant(), channel_name="email", entity=entity, record=record, conversation=None,
+            to=_list(values["to"]), cc=_list(values["cc"]), subject=values["subject"] or None, body=values["body"] or None,
+            html=None, template=template, user=sdk.current_user(), idempotency_key=(form.get("idempotency_key") or "")[:200] or None,
+        )
+    except Refused as exc:
+        return render_template("email/compose.html", entity=entity, record=record, values=values, errors=exc.messages,
+                               back=url_for(DETAIL[entity], record_id=record.id)), 422
+    flash("Email queued.")
+    return redirect(url_for(DETAIL[entity], record_id=record.id))
+
+
+@bp.route("/")
+def settings_page() -> Any:
+    """Sending and mailbox settings (no password shown), the poll's state per folder and
+    an alert when the mailbox keeps failing."""
+    if sdk.current_user() is None or not sdk.has_permission("email:manage"):
+        abort(403)
+    tenant = sdk.current_tenant()
+    conf = smtp.settings(tenant)
+    folders = list(MailboxFolder.select().order_by(MailboxFolder.folder))
+    failing = [f for f in folders if f.failures >= conf["alert_after_failures"]]
+    return render_template("email/settings.html", conf=conf, folders=folders, failing=failing, configured=inbound.configured(conf))

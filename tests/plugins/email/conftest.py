@@ -1,0 +1,1 @@
+from tests.plugins.channels.conftest import Api, admin, env, smtp  # noqa: F401  (fixtures)

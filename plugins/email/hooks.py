@@ -61,4 +61,4 @@ def crm_record_panels(tenant, user, entity, record):
 
 @hookimpl
 def crm_scheduled_jobs():
-    return [ScheduledJob(id="email.poll", func=inbound.poll_job, trigger="interval", trigger_args={"minutes": 1})]
+    return [ScheduledJob(id="email:poll", func=inbound.poll_job, trigger="interval", trigger_args={"minutes": 1})]

@@ -209,6 +209,9 @@ def _thread(channel: Channel, address: str, subject: str, in_reply_to: str | Non
                  .order_by(Message.id.desc()).first())
         if known is not None:
             return Conversation.get_or_none(Conversation.id == known.conversation_id)
+    if not channel.has_subject and address:  # a chat-like channel: one running thread per address
+        return (Conversation.select().where((Conversation.channel == channel.name) & (Conversation.address == address))
+                .order_by(Conversation.last_message_at.desc()).first())
     topic = thread_subject(subject)
     if topic and address:
         candidates = (Conversation.select().where((Conversation.channel == channel.name) & (Conversation.address == address))
@@ -226,7 +229,8 @@ def receive(tenant: Any, channel: Channel, *, address: str, name: str = "", subj
     """Store an inbound message: None when its ``message_id`` was imported before.
 
     Threading: In-Reply-To / References onto a known message's conversation, then the
-    same subject (without Re:) from the same address, else a new conversation. A new
+    same subject (without Re:) from the same address (for a channel without subjects:
+    the address's latest conversation), else a new conversation. A new
     conversation links to the contact, else the lead, with that address; an unknown
     address becomes a lead when ``create_lead``."""
     references = [r for r in (references or []) if r][-50:]
@@ -310,6 +314,9 @@ def compose(tenant: Any, *, channel_name: str, entity: str | None, record: Any, 
         raise Refused({"to": ["no recipient: give one (the record has no address on this channel)"]})
     if channel.max_length and len(body_text) > channel.max_length:
         raise Refused({"body": [f"longer than the channel's {channel.max_length} characters"]})
+    if conversation is None and not channel.has_subject:  # chat-like: one running thread per address
+        conversation = (Conversation.select().where((Conversation.channel == channel.name) & (Conversation.address == to[0]))
+                        .order_by(Conversation.last_message_at.desc()).first())
     draft = {"to": list(to), "cc": list(cc or []), "subject": subject, "body_text": body_text, "body_html": body_html, "conversation": conversation}
     prepared = channel.prepare(tenant, draft) if channel.prepare else {}
     return queue_outbound(

@@ -148,3 +148,9 @@ def make_lead(env: Any, name: str = "Ada Lovelace", email: str | None = None, sl
 
     with in_tenant(env, slug):
         return create_record(Lead, {"name": name, "email": email or f"{name.split()[0].lower()}-{time.monotonic_ns()}@example.com"})
+
+
+@pytest.fixture
+def app(env: Any) -> Any:
+    """The env's app (so ``register_plugin`` registers on it)."""
+    return env.app

@@ -49,6 +49,7 @@ listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+auth_failure_delay = 0
 first_valid_uid = {min(uid, 100)}
 default_internal_user = {internal}
 default_login_user = {internal}

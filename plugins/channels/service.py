@@ -130,8 +130,8 @@ def queue_outbound(tenant: Any, channel: Channel, conversation: Conversation | N
     return message
 
 
-def _set_status(tenant: Any, message: Message, status: str, reason: str | None = None) -> None:
-    conversation = Conversation.get_by_id(message.conversation_id)
+def _set_status(tenant: Any, message: Message, status: str, reason: str | None = None, conversation: Conversation | None = None) -> None:
+    conversation = conversation or Conversation.get_by_id(message.conversation_id)
     with atomic():
         fields: dict[str, Any] = {"status": status, "failure_reason": reason}
         if status == "sent":
@@ -159,10 +159,11 @@ def send_task(task: Any) -> None:
         return
     Message.update(attempts=Message.attempts + 1).where(Message.id == message.id).execute()
     conversation = Conversation.get_by_id(message.conversation_id)
+    message.failure_reason = None  # the channel may note a partial failure of this attempt
     try:
         channel.send(tenant, message, conversation)
     except PermanentFailure as exc:
-        _set_status(tenant, message, "failed", str(exc) or type(exc).__name__)
+        _set_status(tenant, message, "failed", str(exc) or type(exc).__name__, conversation)
     except TemporaryFailure as exc:
         if task.attempts >= task.max_attempts:
             _set_status(tenant, message, "failed", f"gave up after {task.attempts} attempts: {exc}")
@@ -170,7 +171,7 @@ def send_task(task: Any) -> None:
         Message.update(failure_reason=f"attempt {task.attempts}: {exc}"[:2000]).where(Message.id == message.id).execute()
         raise  # the task queue retries with backoff
     else:
-        _set_status(tenant, message, "sent")
+        _set_status(tenant, message, "sent", message.failure_reason, conversation)
 
 
 def mark_delivered(tenant: Any, message: Message) -> None:

@@ -235,6 +235,9 @@ def receive(tenant: Any, channel: Channel, *, address: str, name: str = "", subj
     conversation links to the contact, else the lead, with that address; an unknown
     address becomes a lead when ``create_lead``."""
     references = [r for r in (references or []) if r][-50:]
+    # RFC 3834: an auto-reply (out of office ...) is stored and shown, but makes no lead
+    # and is flagged in message_received (automation must not answer it)
+    automated = str((headers or {}).get("Auto-Submitted", "no")).strip().lower() not in ("", "no")
     if message_id and Message.select().where((Message.message_id == message_id) & (Message.direction == "in")).exists():
         return None
     body_html = sanitise_html(body_html) if body_html else ""
@@ -244,7 +247,7 @@ def receive(tenant: Any, channel: Channel, *, address: str, name: str = "", subj
         conversation = _thread(channel, address, subject, in_reply_to, references)
         if conversation is None:
             contact, lead = find_person(channel, address)
-            if contact is None and lead is None and create_lead and address:
+            if contact is None and lead is None and create_lead and address and not automated:
                 lead = sdk.create_record(Lead, {"name": (name or address)[:200], "email": address if channel.identity == "email" else None,
                                                 "phone": address if channel.identity == "phone" else None, "source": "email" if channel.identity == "email" else "sms"})
             conversation = Conversation.create(channel=channel.name, subject=(subject or "")[:300], address=address[:320], last_message_at=now,
@@ -257,7 +260,7 @@ def receive(tenant: Any, channel: Channel, *, address: str, name: str = "", subj
         )
         Conversation.update(last_message_at=now, status="open").where(Conversation.id == conversation.id).execute()
         _timeline(message, conversation, channel)
-        _announce(tenant, "message_received", message, conversation)
+        _announce(tenant, "message_received", message, conversation, automated=automated)
     return message
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from crm_plugins.channels.contrib import Channel
 from crm_plugins.email import inbound, panel, smtp, views
-from crm_plugins.email.models import MODELS, MailboxFolder
+from crm_plugins.email.models import MODELS, MailboxFolder, Undeliverable
 from crmcore.sdk import (
     Migration,
     NavItem,
@@ -34,7 +34,7 @@ def crm_models():
 
 @hookimpl
 def crm_migrations():
-    return [Migration("0001_initial", create_tables(MailboxFolder))]
+    return [Migration("0001_initial", create_tables(MailboxFolder, Undeliverable))]
 
 
 @hookimpl

@@ -19,6 +19,7 @@ from typing import Any
 from imap_tools import AND, MailBox, MailBoxStartTls, MailBoxUnencrypted, U
 
 import crm_plugins.channels.contrib as channels
+from crm_plugins.email import bounces
 from crm_plugins.email.models import MailboxFolder
 from crmcore import sdk
 from crmcore.sdk import atomic, utcnow
@@ -93,6 +94,11 @@ def import_folder(tenant: Any, box: Any, folder: str, conf: Any) -> int:
         return 0
     messages = sorted(box.fetch(AND(uid=[str(u) for u in uids]), mark_seen=False, bulk=True), key=lambda m: int(m.uid))
     for msg in messages:
+        if bounces.is_report(msg.obj):
+            with atomic():
+                bounces.handle(tenant, msg.obj)
+                MailboxFolder.update(last_uid=int(msg.uid), updated_at=utcnow()).where(MailboxFolder.id == row.id).execute()
+            continue
         data = parsed(msg)
         with atomic():
             stored = channels.receive(tenant, "email", create_lead=conf["unknown_sender"] == "lead", **data)

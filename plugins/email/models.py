@@ -28,4 +28,18 @@ class MailboxFolder(TenantModel):
         indexes = ((("tenant", "folder"), True),)
 
 
-MODELS = [MailboxFolder]
+class Undeliverable(TenantModel):
+    """An address that hard-bounced: not written to again until an admin marks it fixed
+    (the row is deleted)."""
+
+    id = IdField()
+    address = peewee.CharField(max_length=320)
+    reason = peewee.TextField(default="")
+    bounced_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "email_undeliverable"
+        indexes = ((("tenant", "address"), True),)
+
+
+MODELS = [MailboxFolder, Undeliverable]

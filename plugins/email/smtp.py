@@ -54,6 +54,13 @@ def prepare(tenant: Any, draft: dict[str, Any]) -> dict[str, Any]:
         problems["channel"] = ["email sending is not configured for this tenant (settings.email from_address, smtp_host)"]
     to = check_addresses("to", draft["to"], problems)
     cc = check_addresses("cc", draft["cc"], problems)
+    if not problems:
+        from crm_plugins.email import bounces
+
+        for field, values in (("to", to), ("cc", cc)):
+            bounced = bounces.undeliverable([a for _, a in getaddresses(values)])
+            for address, reason in bounced.items():
+                problems.setdefault(field, []).append(f"{address} bounced ({reason}): fix the address, or mark it fixed on the email admin page")
     if problems:
         raise Refused(problems)
     domain = conf["from_address"].rsplit("@", 1)[1]

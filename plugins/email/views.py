@@ -10,7 +10,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 import crm_plugins.channels.contrib as channels
 from crm_plugins.channels.contrib import Refused
 from crm_plugins.email import inbound, smtp
-from crm_plugins.email.models import MailboxFolder
+from crm_plugins.email.models import MailboxFolder, Undeliverable
 from crmcore import sdk
 from crmcore.sdk import Contact
 
@@ -74,4 +74,16 @@ def settings_page() -> Any:
     conf = smtp.settings(tenant)
     folders = list(MailboxFolder.select().order_by(MailboxFolder.folder))
     failing = [f for f in folders if f.failures >= conf["alert_after_failures"]]
-    return render_template("email/settings.html", conf=conf, folders=folders, failing=failing, configured=inbound.configured(conf))
+    bounced = list(Undeliverable.select().order_by(Undeliverable.bounced_at.desc()).limit(500))
+    return render_template("email/settings.html", conf=conf, folders=folders, failing=failing, configured=inbound.configured(conf), bounced=bounced)
+
+
+@bp.route("/undeliverable/<int:row_id>/fixed", methods=["POST"])
+def mark_fixed(row_id: int) -> Any:
+    """An admin says the bounced address works again: it may be written to."""
+    if sdk.current_user() is None or not sdk.has_permission("email:manage"):
+        abort(403)
+    if not Undeliverable.delete().where(Undeliverable.id == row_id).execute():
+        abort(404)
+    flash("The address may be written to again.")
+    return redirect(url_for("email.settings_page"))

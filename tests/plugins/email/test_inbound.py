@@ -138,3 +138,73 @@ def test_html_mail_is_sanitised_and_auto_replies_are_flagged(env, mailbox):
     message = messages(env)[0]
     assert "<script" not in message.body_html and "onmouseover" not in message.body_html and "Away" in message.body_html
     assert message.headers == {"Auto-Submitted": "auto-replied"}
+
+
+def dsn(original_id: str, recipient: str = "ada@example.com") -> str:
+    return f"""From: Mail Delivery System <MAILER-DAEMON@mx.example.com>
+To: sales@acme.test
+Subject: Undelivered Mail Returned to Sender
+Message-ID: <dsn-{original_id.strip('<>')}>
+Auto-Submitted: auto-replied
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="B"
+
+--B
+Content-Type: text/plain
+
+Your message could not be delivered.
+
+--B
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.com
+
+Final-Recipient: rfc822; {recipient}
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 <{recipient}>: Recipient address rejected: User unknown
+
+--B
+Content-Type: text/rfc822-headers
+
+From: sales@acme.test
+To: {recipient}
+Subject: Our offer
+Message-ID: {original_id}
+
+--B--
+"""
+
+
+def test_a_bounce_fails_the_message_and_blocks_the_address_until_fixed(env, admin, smtp, mailbox, captured_signals):
+    lead = make_lead(env, email="ada@example.com")
+    sent = admin("POST", "/messages", json={"channel": "email", "entity": "lead", "record_id": lead.id, "subject": "Our offer", "body": "Hi"}, status=202)
+    drain(env)
+    mailbox.deliver(dsn(sent["message_id"]))
+    with captured_signals("message_failed", "message_received") as seen:
+        poll(env)
+    answer = admin("GET", f"/messages/{sent['id']}")
+    assert answer["status"] == "failed" and answer["failure_reason"].startswith("bounced: 5.1.1 550 5.1.1")
+    assert [name for name, _, _ in seen] == ["message_failed"]  # the report itself is no conversation message
+    assert len(messages(env)) == 1
+    refused = admin("POST", "/messages", json={"channel": "email", "entity": "lead", "record_id": lead.id, "subject": "Again", "body": "Hi"}, status=422)
+    assert "ada@example.com bounced (5.1.1" in refused["errors"]["json"]["to"][0]
+    client = env.client("acme")
+    env.login(client, "acme", role="admin")
+    page = client.get("/app/email/").get_data(as_text=True)
+    assert 'data-undeliverable="ada@example.com"' in page
+    from crm_plugins.email.models import Undeliverable
+
+    with in_tenant(env):
+        row_id = Undeliverable.get().id
+    assert client.post(f"/app/email/undeliverable/{row_id}/fixed", data={"csrf_token": env.csrf(client)}).status_code == 302
+    admin("POST", "/messages", json={"channel": "email", "entity": "lead", "record_id": lead.id, "subject": "Again", "body": "Hi"}, status=202)
+
+
+def test_an_auto_reply_is_flagged_and_makes_no_lead(env, mailbox, captured_signals):
+    mailbox.deliver(mail(sender="away@example.org", subject="Out of office", message_id="<away@example.org>", extra="Auto-Submitted: auto-replied\n"))
+    with captured_signals("message_received") as seen:
+        poll(env)
+    assert [data["automated"] for _, _, data in seen] == [True]
+    with in_tenant(env):
+        assert Lead.select().count() == 0

@@ -66,6 +66,8 @@ class SendMessageSchema(Schema):
     html = fields.String(validate=validate.Length(max=500_000), metadata={"description": "Rich text; sanitised (nh3)."})
     template_id = fields.Integer(validate=validate.Range(min=1, max=2**31 - 1))
     idempotency_key = fields.String(validate=validate.Length(min=1, max=200), metadata={"description": "A send asked again with the same key is the same message."})
+    purpose = fields.String(load_default="sales", validate=validate.OneOf(["sales", "marketing"]),
+                            metadata={"description": "marketing: carries an unsubscribe link (email: RFC 8058 one-click headers); refused to who unsubscribed."})
 
     @validates_schema
     def _about_something(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -169,7 +171,7 @@ class Messages(MethodView):
             return service.compose(
                 sdk.current_tenant(), channel_name=data["channel"], entity=entity, record=record, conversation=conversation,
                 to=data.get("to"), cc=data.get("cc"), subject=data.get("subject"), body=data.get("body"), html=data.get("html"),
-                template=template, user=user, idempotency_key=data.get("idempotency_key"),
+                template=template, user=user, idempotency_key=data.get("idempotency_key"), purpose=data["purpose"],
             )
         except Refused as exc:
             refused(exc)

@@ -277,7 +277,7 @@ def render_template(tenant: Any, template: Any, entity: str | None, record: Any,
 
 def compose(tenant: Any, *, channel_name: str, entity: str | None, record: Any, conversation: Conversation | None,
             to: list[str] | None, cc: list[str] | None, subject: str | None, body: str | None, html: str | None,
-            template: Any, user: Any, idempotency_key: str | None = None) -> Message:
+            template: Any, user: Any, idempotency_key: str | None = None, purpose: str = "sales") -> Message:
     """Check, render and queue one outbound message about ``record`` (or a reply in
     ``conversation``); raises :class:`Refused` (field messages) for a bad draft."""
     channel = channels_of(tenant).get(channel_name)
@@ -321,8 +321,11 @@ def compose(tenant: Any, *, channel_name: str, entity: str | None, record: Any, 
     if conversation is None and not channel.has_subject:  # chat-like: one running thread per address
         conversation = (Conversation.select().where((Conversation.channel == channel.name) & (Conversation.address == to[0]))
                         .order_by(Conversation.last_message_at.desc()).first())
-    draft = {"to": list(to), "cc": list(cc or []), "subject": subject, "body_text": body_text, "body_html": body_html, "conversation": conversation}
+    draft = {"to": list(to), "cc": list(cc or []), "subject": subject, "body_text": body_text, "body_html": body_html,
+             "conversation": conversation, "purpose": purpose}
     prepared = channel.prepare(tenant, draft) if channel.prepare else {}
+    body_text = prepared.get("body_text", body_text)
+    body_html = prepared.get("body_html", body_html)
     return queue_outbound(
         tenant, channel, conversation, links=links, to=prepared.get("to", draft["to"]), cc=prepared.get("cc", draft["cc"]),
         subject=subject, body_text=body_text, body_html=body_html, author_id=getattr(user, "id", None),

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from crm_plugins.channels.contrib import Channel
-from crm_plugins.email import inbound, panel, smtp, views
-from crm_plugins.email.models import MODELS, MailboxFolder, Undeliverable
+from crm_plugins.email import inbound, panel, smtp, unsubscribe, views
+from crm_plugins.email.models import MODELS, MailboxFolder, Undeliverable, Unsubscribe
 from crmcore.sdk import (
     Migration,
     NavItem,
@@ -34,12 +34,12 @@ def crm_models():
 
 @hookimpl
 def crm_migrations():
-    return [Migration("0001_initial", create_tables(MailboxFolder, Undeliverable))]
+    return [Migration("0001_initial", create_tables(MailboxFolder, Undeliverable, Unsubscribe))]
 
 
 @hookimpl
 def crm_web_blueprints():
-    return [views.bp]
+    return [views.bp, unsubscribe.bp]
 
 
 @hookimpl

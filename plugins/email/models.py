@@ -42,4 +42,18 @@ class Undeliverable(TenantModel):
         indexes = ((("tenant", "address"), True),)
 
 
-MODELS = [MailboxFolder, Undeliverable]
+class Unsubscribe(TenantModel):
+    """An address that asked for no more marketing mail: when and how (``one-click``: the
+    RFC 8058 POST of a mail client, ``link``: the page's button)."""
+
+    id = IdField()
+    address = peewee.CharField(max_length=320)
+    source = peewee.CharField(max_length=20)
+    unsubscribed_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "email_unsubscribe"
+        indexes = ((("tenant", "address"), True),)
+
+
+MODELS = [MailboxFolder, Undeliverable, Unsubscribe]

@@ -61,14 +61,33 @@ def prepare(tenant: Any, draft: dict[str, Any]) -> dict[str, Any]:
             bounced = bounces.undeliverable([a for _, a in getaddresses(values)])
             for address, reason in bounced.items():
                 problems.setdefault(field, []).append(f"{address} bounced ({reason}): fix the address, or mark it fixed on the email admin page")
+    marketing = draft.get("purpose") == "marketing"
+    if not problems and marketing:
+        from crm_plugins.email import unsubscribe
+
+        for address in sorted(unsubscribe.unsubscribed([a for _, a in getaddresses(to + cc)])):
+            problems.setdefault("to", []).append(f"{address} unsubscribed from marketing email")
+        if len(to) != 1 or cc:
+            problems.setdefault("to", []).append("marketing email goes to one recipient (its unsubscribe link is theirs)")
     if problems:
         raise Refused(problems)
     domain = conf["from_address"].rsplit("@", 1)[1]
-    return {
+    prepared = {
         "to": to, "cc": cc,
         "sender": formataddr((conf["from_name"], conf["from_address"])) if conf["from_name"] else conf["from_address"],
         "message_id": make_msgid(domain=domain),
     }
+    if marketing:
+        from markupsafe import escape
+
+        from crm_plugins.email import unsubscribe
+
+        link = unsubscribe.link_for(tenant, getaddresses(to)[0][1])
+        prepared["headers"] = {"List-Unsubscribe": f"<{link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+        prepared["body_text"] = f"{draft['body_text'].rstrip()}\n\n--\nUnsubscribe: {link}\n"
+        if draft["body_html"]:
+            prepared["body_html"] = f'{draft["body_html"]}<p style="font-size:small"><a href="{escape(link)}">Unsubscribe</a></p>'
+    return prepared
 
 
 def build(message: Any) -> EmailMessage:

@@ -158,7 +158,7 @@ class Messages(MethodView):
         return {"items": rows, "next_cursor": cursor}
 
     @messages_blp.arguments(SendMessageSchema)
-    @messages_blp.response(202, ChannelMessageSchema)
+    @messages_blp.response(201, ChannelMessageSchema)
     @messages_blp.doc(security=SECURITY)
     @require("channels:send")
     def post(self, data):
@@ -177,16 +177,16 @@ class Messages(MethodView):
             refused(exc)
 
 
-@messages_blp.route("/<int:message_id>")
+@messages_blp.route("/<int:channel_message_id>")
 class OneMessage(MethodView):
     @messages_blp.response(200, ChannelMessageSchema)
     @messages_blp.doc(security=SECURITY)
     @require("channels:read")
-    def get(self, message_id):
+    def get(self, channel_message_id):
         """One message and its status (failure_reason says why a failed one failed)"""
-        message = Message.get_or_none(Message.id == message_id)
+        message = Message.get_or_none(Message.id == channel_message_id)
         if message is None:
-            abort(404, message=f"no message {message_id}")
+            abort(404, message=f"no message {channel_message_id}")
         conversation_or_404(message.conversation_id)
         return message
 

@@ -90,6 +90,9 @@ BODY_HINTS: dict[str, dict[str, Any]] = {
     "PUT /api/v1/pipeline/cards/{deal_id}": {"before_id": MISSING, "after_id": MISSING, "position": MISSING},
     # an endpoint on loopback (allowed by CRM_WEBHOOKS_ALLOW_PRIVATE in this test) for a real event
     "POST /api/v1/webhooks/endpoints": {"url": "http://127.0.0.1:9/hook", "event_types": ["lead_created"]},
+    # a message about a lead (a reply would need a conversation first), queued, never sent
+    "POST /api/v1/messages": {"channel": "email", "entity": "lead", "record_id": "{lead_id}", "conversation_id": MISSING,
+                              "template_id": MISSING, "to": ["walk@example.com"], "cc": MISSING, "html": MISSING, "purpose": "sales"},
 }
 #: Operations that need no credentials (documented without a security requirement too).
 PUBLIC_OPERATIONS: set[str] = set()

@@ -32,8 +32,8 @@ def test_hook_crm_channels(env, admin, register_plugin, captured_signals):
     with in_tenant(env):
         lead = create_record(Lead, {"name": "Ada", "phone": "+14155550100"})
     with captured_signals("message_sent", "message_failed", "message_received") as seen:
-        ok = admin("POST", "/messages", json={"channel": "texts", "entity": "lead", "record_id": lead.id, "body": "See you at 3"}, status=202)
-        bad = admin("POST", "/messages", json={"channel": "texts", "entity": "lead", "record_id": lead.id, "body": "fail"}, status=202)
+        ok = admin("POST", "/messages", json={"channel": "texts", "entity": "lead", "record_id": lead.id, "body": "See you at 3"}, status=201)
+        bad = admin("POST", "/messages", json={"channel": "texts", "entity": "lead", "record_id": lead.id, "body": "fail"}, status=201)
         long = admin("POST", "/messages", json={"channel": "texts", "entity": "lead", "record_id": lead.id, "body": "x" * 21}, status=422)
         assert "20 characters" in long["errors"]["json"]["body"][0]
         drain(env)

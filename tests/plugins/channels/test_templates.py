@@ -42,7 +42,7 @@ def test_the_sandbox_refuses_reaching_into_python(env, admin):
 def test_a_message_sent_with_a_template_is_rendered_for_its_record(env, admin, smtp):
     lead = make_lead(env, "Ada Lovelace", email="ada@example.com")
     template = admin("POST", "/templates", json={"name": "Offer", "subject": "Offer for {{ lead.name }}", "body": "Hi {{ contact.first_name }}, {{ deal.title }}!"}, status=201)
-    message = admin("POST", "/messages", json={"channel": "email", "entity": "lead", "record_id": lead.id, "template_id": template["id"]}, status=202)
+    message = admin("POST", "/messages", json={"channel": "email", "entity": "lead", "record_id": lead.id, "template_id": template["id"]}, status=201)
     assert message["subject"] == "Offer for Ada Lovelace" and message["body_text"] == "Hi Ada, there!"
     drain(env)
     assert smtp.accepted[0]["Subject"] == "Offer for Ada Lovelace"

@@ -36,7 +36,7 @@ def messages(env):
 
 def test_a_customers_reply_lands_in_the_same_thread_and_on_the_leads_timeline(env, admin, smtp, mailbox, captured_signals):
     lead = make_lead(env, email="ada@example.com")
-    sent = admin("POST", "/messages", json={"channel": "email", "entity": "lead", "record_id": lead.id, "subject": "Our offer", "body": "Hi"}, status=202)
+    sent = admin("POST", "/messages", json={"channel": "email", "entity": "lead", "record_id": lead.id, "subject": "Our offer", "body": "Hi"}, status=201)
     drain(env)
     mailbox.deliver(mail(subject="Re: Our offer", body="Yes please", message_id="<reply-1@example.com>",
                          extra=f"In-Reply-To: {sent['message_id']}\nReferences: {sent['message_id']}\n"))
@@ -52,7 +52,7 @@ def test_a_customers_reply_lands_in_the_same_thread_and_on_the_leads_timeline(en
     poll(env)  # nothing new: nothing imported twice
     assert len(messages(env)) == 2
     # an answer to the reply goes on threading the whole conversation
-    answer = admin("POST", "/messages", json={"channel": "email", "conversation_id": sent["conversation_id"], "body": "Great"}, status=202)
+    answer = admin("POST", "/messages", json={"channel": "email", "conversation_id": sent["conversation_id"], "body": "Great"}, status=201)
     drain(env)
     last = smtp.accepted[-1]
     assert last["In-Reply-To"] == "<reply-1@example.com>" and last["References"].split() == [sent["message_id"], "<reply-1@example.com>"]
@@ -178,7 +178,7 @@ Message-ID: {original_id}
 
 def test_a_bounce_fails_the_message_and_blocks_the_address_until_fixed(env, admin, smtp, mailbox, captured_signals):
     lead = make_lead(env, email="ada@example.com")
-    sent = admin("POST", "/messages", json={"channel": "email", "entity": "lead", "record_id": lead.id, "subject": "Our offer", "body": "Hi"}, status=202)
+    sent = admin("POST", "/messages", json={"channel": "email", "entity": "lead", "record_id": lead.id, "subject": "Our offer", "body": "Hi"}, status=201)
     drain(env)
     mailbox.deliver(dsn(sent["message_id"]))
     with captured_signals("message_failed", "message_received") as seen:
@@ -198,7 +198,7 @@ def test_a_bounce_fails_the_message_and_blocks_the_address_until_fixed(env, admi
     with in_tenant(env):
         row_id = Undeliverable.get().id
     assert client.post(f"/app/email/undeliverable/{row_id}/fixed", data={"csrf_token": env.csrf(client)}).status_code == 302
-    admin("POST", "/messages", json={"channel": "email", "entity": "lead", "record_id": lead.id, "subject": "Again", "body": "Hi"}, status=202)
+    admin("POST", "/messages", json={"channel": "email", "entity": "lead", "record_id": lead.id, "subject": "Again", "body": "Hi"}, status=201)
 
 
 def test_an_auto_reply_is_flagged_and_makes_no_lead(env, mailbox, captured_signals):

@@ -11,7 +11,7 @@ from tests.plugins.channels.conftest import drain, in_tenant, make_lead
 def send(admin, lead, **extra):
     body = {"channel": "email", "entity": "lead", "record_id": lead.id, "subject": "Our offer", "body": "Hello Ada", **extra}
     body = {k: v for k, v in body.items() if v is not None}
-    return admin("POST", "/messages", json=body, status=202)
+    return admin("POST", "/messages", json=body, status=201)
 
 
 def test_an_email_from_a_lead_is_sent_once_with_its_message_id_and_lands_on_the_timeline(env, admin, smtp, captured_signals):
@@ -40,8 +40,8 @@ def test_an_email_from_a_lead_is_sent_once_with_its_message_id_and_lands_on_the_
 def test_a_reply_in_the_conversation_threads_with_in_reply_to_and_references(env, admin, smtp):
     lead = make_lead(env, email="ada@example.com")
     first = send(admin, lead)
-    second = admin("POST", "/messages", json={"channel": "email", "conversation_id": first["conversation_id"], "body": "Any news?"}, status=202)
-    third = admin("POST", "/messages", json={"channel": "email", "conversation_id": first["conversation_id"], "body": "Still there?"}, status=202)
+    second = admin("POST", "/messages", json={"channel": "email", "conversation_id": first["conversation_id"], "body": "Any news?"}, status=201)
+    third = admin("POST", "/messages", json={"channel": "email", "conversation_id": first["conversation_id"], "body": "Still there?"}, status=201)
     drain(env)
     mails = {m["Message-ID"]: m for m in smtp.accepted}
     assert mails[second["message_id"]]["In-Reply-To"] == first["message_id"]

@@ -12,7 +12,7 @@ from tests.plugins.channels.conftest import drain, in_tenant, make_lead
 def test_one_click_unsubscribe_is_honoured_at_once(env, admin, smtp):
     lead = make_lead(env, email="ada@example.com")
     send = {"channel": "email", "entity": "lead", "record_id": lead.id, "subject": "News", "body": "Our news", "purpose": "marketing"}
-    admin("POST", "/messages", json=send, status=202)
+    admin("POST", "/messages", json=send, status=201)
     drain(env)
     mail = smtp.accepted[0]
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -31,6 +31,6 @@ def test_one_click_unsubscribe_is_honoured_at_once(env, admin, smtp):
     assert (row.address, row.source) == ("ada@example.com", "one-click") and row.unsubscribed_at
     refused = admin("POST", "/messages", json=send, status=422)
     assert "ada@example.com unsubscribed" in refused["errors"]["json"]["to"][0]
-    admin("POST", "/messages", json={**send, "purpose": "sales"}, status=202)  # a rep's own mail still goes
+    admin("POST", "/messages", json={**send, "purpose": "sales"}, status=201)  # a rep's own mail still goes
     assert anonymous.post(path[:-3] + "xyz").status_code == 404  # a damaged token
     assert env.client("beta").post(path).status_code == 404  # another tenant's host: not theirs

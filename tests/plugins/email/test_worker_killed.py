@@ -38,7 +38,7 @@ def test_a_worker_killed_mid_send_neither_loses_nor_duplicates(env, smtp, tmp_pa
     admin = Api(env, "acme", token(env))
     lead = make_lead(env, email="ada@example.com")
     smtp.hold = threading.Event()  # RCPT waits: the worker is inside the SMTP transaction
-    queued = admin("POST", "/messages", json={"channel": "email", "entity": "lead", "record_id": lead.id, "subject": "Killed", "body": "x"}, status=202)
+    queued = admin("POST", "/messages", json={"channel": "email", "entity": "lead", "record_id": lead.id, "subject": "Killed", "body": "x"}, status=201)
     log = tmp_path / "worker.log"
     cmd = [sys.executable, "-m", "crmcore.cli", "--config", str(env.config_dir), "worker", "--no-scheduler"]
     with open(log, "ab") as out:

@@ -85,10 +85,21 @@ def _timeline(message: Message, conversation: Conversation, channel: Channel | N
     message.activity_id = activity.id
 
 
+def _publish(tenant: Any, conversation_id: int, message_id: int, status: str, channel: str) -> None:
+    """After commit: the ``channels`` topic (its data for scripts) and ``list:conversation``
+    (the inbox's and conversation pages' "New or changed ... Reload" notice)."""
+    event = {"conversation_id": conversation_id, "message_id": message_id, "status": status, "channel": channel}
+
+    def publish() -> None:
+        sdk.live_publish(tenant, LIVE_TOPIC, event)
+        sdk.live_publish(tenant, "list:conversation", {"kind": "updated", "id": conversation_id, "actor_id": None})
+
+    on_commit(publish)
+
+
 def _announce(tenant: Any, name: str, message: Message, conversation: Conversation, **extra: Any) -> None:
     send_signal(name, tenant, message=message, conversation=conversation, channel=message.channel, **extra)
-    event = {"conversation_id": conversation.id, "message_id": message.id, "status": message.status, "channel": message.channel}
-    on_commit(lambda: sdk.live_publish(tenant, LIVE_TOPIC, event))
+    _publish(tenant, conversation.id, message.id, message.status, message.channel)
 
 
 # --------------------------------------------------------------------------- outbound
@@ -126,7 +137,7 @@ def queue_outbound(tenant: Any, channel: Channel, conversation: Conversation | N
         _timeline(message, conversation, channel)
         attempts = sdk.settings(tenant, "channels")["send_attempts"]
         sdk.enqueue(SEND_TASK, {"message_id": message.id}, idempotency_key=f"channels:send:{tenant.id}:{message.id}", max_attempts=attempts)
-        on_commit(lambda: sdk.live_publish(tenant, LIVE_TOPIC, {"conversation_id": conversation.id, "message_id": message.id, "status": "queued", "channel": channel.name}))
+        _publish(tenant, conversation.id, message.id, "queued", channel.name)
     return message
 
 

@@ -39,7 +39,7 @@ def inbox() -> Any:
         "contact": sdk.display_names(sdk.Contact, [c.contact_id for c in rows if c.contact_id]),
     }
     return render_template("channels/inbox.html", rows=rows, next_cursor=cursor, channels=channels, channel=channel,
-                           status=status, statuses=CONVERSATION_STATUSES, names=names)
+                           status=status, statuses=CONVERSATION_STATUSES, names=names, live_topics=["list:conversation"])
 
 
 def _conversation_or_404(conversation_id: int) -> Conversation:
@@ -53,7 +53,7 @@ def _page(conversation: Conversation, errors: dict[str, list[str]] | None = None
     messages = list(Message.select().where(Message.conversation == conversation.id).order_by(Message.id.desc()).limit(200))[::-1]
     channel = service.channels_of(sdk.current_tenant()).get(conversation.channel)
     return render_template("channels/conversation.html", conversation=conversation, messages=messages, channel=channel,
-                           errors=errors or {}, values=values or {}, statuses=CONVERSATION_STATUSES), status
+                           errors=errors or {}, values=values or {}, statuses=CONVERSATION_STATUSES, live_topics=["list:conversation"]), status
 
 
 @bp.route("/<int:conversation_id>")

@@ -208,3 +208,25 @@ def test_an_auto_reply_is_flagged_and_makes_no_lead(env, mailbox, captured_signa
     assert [data["automated"] for _, _, data in seen] == [True]
     with in_tenant(env):
         assert Lead.select().count() == 0
+
+
+def test_a_reply_is_announced_live_to_the_inbox_and_the_leads_page(env, mailbox):
+    from crmcore import sdk
+
+    lead = make_lead(env, email="ada@example.com")
+    with in_tenant(env) as tenant:
+        sub = sdk.live_subscribe(tenant, ["channels", "list:conversation", f"record:lead:{lead.id}"], last_id=sdk.live_since_id())
+    try:
+        mailbox.deliver(mail(subject="Question", message_id="<live-1@example.com>"))
+        poll(env)
+        events = []
+        while (event := sub.get(timeout=2)) is not None:
+            events.append((event.topic, event.data))
+            if any(t == f"record:lead:{lead.id}" and d.get("kind") == "timeline" for t, d in events) and {t for t, _ in events} >= {"channels", "list:conversation"}:
+                break
+    finally:
+        sub.close()
+    topics = {t: d for t, d in events}
+    assert topics["channels"]["status"] == "received" and topics["channels"]["channel"] == "email"
+    assert topics["list:conversation"]["kind"] == "updated"
+    assert "timeline" in [d["kind"] for t, d in events if t == f"record:lead:{lead.id}"]  # the lead's page shows it at once

@@ -19,6 +19,8 @@ class ChannelsSettings(Schema):
     template_default = fields.String(load_default="", validate=validate.Length(max=100))
     #: attempts of a send before the message is marked failed
     send_attempts = fields.Integer(load_default=8, validate=validate.Range(min=1, max=30))
+    #: seconds before the first retry of a temporary failure (then doubling, at most an hour)
+    retry_seconds = fields.Float(load_default=30.0, validate=validate.Range(min=0, max=3600))
 
 
 plugin = Plugin(

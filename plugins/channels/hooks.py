@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from crm_plugins.channels import api, service, views
-from crm_plugins.channels.models import MODELS, Conversation, Message, MessageTemplate
+from crm_plugins.channels import api, outbox, views
+from crm_plugins.channels.models import MODELS, Conversation, Message, MessageTemplate, Outbox
 from crmcore.sdk import (
     Migration,
     NavItem,
@@ -22,7 +22,7 @@ def crm_models():
 
 @hookimpl
 def crm_migrations():
-    return [Migration("0001_initial", create_tables(Conversation, Message, MessageTemplate))]
+    return [Migration("0001_initial", create_tables(Conversation, Message, MessageTemplate, Outbox))]
 
 
 @hookimpl
@@ -51,8 +51,8 @@ def crm_nav_items(tenant, user):
 
 @hookimpl
 def crm_task_handlers():
-    # Not transactional: a channel's send calls the outside world (see service.send_task).
-    return [TaskHandler(service.SEND_TASK, service.send_task, max_attempts=8, transactional=False)]
+    # Not transactional: a channel's send calls the outside world (see outbox.drain_task).
+    return [TaskHandler(outbox.DRAIN_TASK, outbox.drain_task, max_attempts=100, transactional=False)]
 
 
 def _conversations(lead_ids, contact_ids):

@@ -64,10 +64,15 @@ class Message(TenantModel):
     activity_id = peewee.IntegerField(null=True)  # its timeline entry (crm_activity)
     created_at = peewee.DateTimeField(default=utcnow)
     sent_at = peewee.DateTimeField(null=True)
+    #: a queued message is due at this time (a retry later); while a drain task holds it,
+    #: the end of that hold (so a killed worker's messages become due again)
+    next_attempt_at = peewee.DateTimeField(null=True)
+    held_by = peewee.IntegerField(null=True)  # the drain task (crm_task_queue id) holding it
 
     class Meta:
         table_name = "channels_message"
         indexes = (
+            (("tenant", "channel", "status", "next_attempt_at"), False),
             (("tenant", "idempotency_key"), True),
             (("tenant", "message_id"), False),
             (("conversation", "id"), False),
@@ -90,4 +95,18 @@ class MessageTemplate(TenantModel):
         indexes = ((("tenant", "name"), True),)
 
 
-MODELS = [Conversation, Message, MessageTemplate]
+class Outbox(TenantModel):
+    """One row per tenant and channel: ``drain_at`` is the run time of the drain task
+    queued for it that has not started yet (None: none is known to be queued), so a new
+    message queues a task only when none is pending."""
+
+    id = IdField()
+    channel = peewee.CharField(max_length=30)
+    drain_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "channels_outbox"
+        indexes = ((("tenant", "channel"), True),)
+
+
+MODELS = [Conversation, Message, MessageTemplate, Outbox]

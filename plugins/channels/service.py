@@ -16,14 +16,14 @@ from typing import Any
 import nh3
 from peewee import fn
 
-from crm_plugins.channels.contrib import Channel, PermanentFailure, Refused, TemporaryFailure  # noqa: F401
+from crm_plugins.channels import outbox
+from crm_plugins.channels.contrib import Channel, Refused  # noqa: F401
 from crm_plugins.channels.models import Conversation, Message
 from crmcore import sdk
 from crmcore.sdk import Activity, Contact, Lead, atomic, on_commit, send_signal, utcnow
 
 log = logging.getLogger("crm_plugins.channels")
 
-SEND_TASK = "channels.send"
 LIVE_TOPIC = "channels"
 SUBJECT_PREFIX = re.compile(r"^\s*((re|fwd?|aw|wg|tr)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 
@@ -128,23 +128,24 @@ def queue_outbound(tenant: Any, channel: Channel, conversation: Conversation | N
             conversation=conversation.id, channel=channel.name, direction="out", status="queued",
             subject=subject[:300], body_text=body_text, body_html=body_html, recipients=to, cc=cc,
             in_reply_to=previous.message_id if previous else None, references=references[-50:],
-            idempotency_key=idempotency_key, author=author_id, created_at=now,
+            idempotency_key=idempotency_key, author=author_id, created_at=now, next_attempt_at=now,
             message_id=prepared.get("message_id") or f"<{uuid.uuid4().hex}@crm.invalid>",
             sender=prepared.get("sender", ""), headers=prepared.get("headers", {}),
         )
         Conversation.update(last_message_at=now, status="open" if conversation.status == "resolved" else conversation.status).where(
             Conversation.id == conversation.id).execute()
         _timeline(message, conversation, channel)
-        attempts = sdk.settings(tenant, "channels")["send_attempts"]
-        sdk.enqueue(SEND_TASK, {"message_id": message.id}, idempotency_key=f"channels:send:{tenant.id}:{message.id}", max_attempts=attempts)
+        outbox.schedule(tenant, channel.name)
         _publish(tenant, conversation.id, message.id, "queued", channel.name)
     return message
 
 
-def _set_status(tenant: Any, message: Message, status: str, reason: str | None = None, conversation: Conversation | None = None) -> None:
+def finish(tenant: Any, message: Message, status: str, reason: str | None = None, conversation: Conversation | None = None) -> None:
+    """Record a message's new status (its timeline entry too) and announce it, in one
+    transaction."""
     conversation = conversation or Conversation.get_by_id(message.conversation_id)
     with atomic():
-        fields: dict[str, Any] = {"status": status, "failure_reason": reason}
+        fields: dict[str, Any] = {"status": status, "failure_reason": reason, "held_by": None, "next_attempt_at": None}
         if status == "sent":
             fields["sent_at"] = utcnow()
         Message.update(**fields).where(Message.id == message.id).execute()
@@ -156,45 +157,16 @@ def _set_status(tenant: Any, message: Message, status: str, reason: str | None =
         _announce(tenant, f"message_{status}", message, conversation, **({"reason": reason} if status == "failed" else {}))
 
 
-def send_task(task: Any) -> None:
-    """The outbox: send one queued message through its channel (not transactional: it
-    calls the outside world). A message no longer queued is left alone, so a task run
-    again after a crash that followed the send's commit sends nothing twice."""
-    tenant = sdk.current_tenant()
-    message = Message.get_or_none(Message.id == sdk.payload_of(task)["message_id"])
-    if message is None or message.status != "queued":
-        return
-    channel = channels_of(tenant).get(message.channel)
-    if channel is None or channel.send is None:
-        _set_status(tenant, message, "failed", f"channel {message.channel!r} is not available")
-        return
-    Message.update(attempts=Message.attempts + 1).where(Message.id == message.id).execute()
-    conversation = Conversation.get_by_id(message.conversation_id)
-    message.failure_reason = None  # the channel may note a partial failure of this attempt
-    try:
-        channel.send(tenant, message, conversation)
-    except PermanentFailure as exc:
-        _set_status(tenant, message, "failed", str(exc) or type(exc).__name__, conversation)
-    except TemporaryFailure as exc:
-        if task.attempts >= task.max_attempts:
-            _set_status(tenant, message, "failed", f"gave up after {task.attempts} attempts: {exc}")
-            return
-        Message.update(failure_reason=f"attempt {task.attempts}: {exc}"[:2000]).where(Message.id == message.id).execute()
-        raise  # the task queue retries with backoff
-    else:
-        _set_status(tenant, message, "sent", message.failure_reason, conversation)
-
-
 def mark_delivered(tenant: Any, message: Message) -> None:
     """The channel learnt that ``message`` arrived (a delivery report)."""
     if message.status in ("queued", "sent"):
-        _set_status(tenant, message, "delivered")
+        finish(tenant, message, "delivered")
 
 
 def mark_failed(tenant: Any, message: Message, reason: str) -> None:
     """The channel learnt that ``message`` did not arrive (a bounce): failed with ``reason``."""
     if message.status != "failed":
-        _set_status(tenant, message, "failed", reason)
+        finish(tenant, message, "failed", reason)
 
 
 # --------------------------------------------------------------------------- inbound

@@ -86,7 +86,7 @@ def email_settings(smtp_port: int, **extra: Any) -> dict[str, Any]:
 @pytest.fixture
 def env(crm_env: Any, smtp: SmtpServer) -> Any:
     crm_env.write_tenant("acme", name="Acme Ltd", plugins=["channels", "email"],
-                         settings={"email": email_settings(smtp.port), "channels": {"template_default": "there", "send_attempts": 3}})
+                         settings={"email": email_settings(smtp.port), "channels": {"template_default": "there", "send_attempts": 3, "retry_seconds": 0.05}})
     crm_env.write_tenant("beta", name="Beta Co", plugins=[])
     crm_env.create_app()
     return crm_env

@@ -116,3 +116,19 @@ def test_a_tenant_without_the_plugins_sees_none_of_it(env):
     beta = Api(env, "beta", token(env, "beta"))
     beta("GET", "/messages?conversation_id=1", status=404)
     beta("GET", "/templates", status=404)
+
+
+def test_many_messages_share_one_drain_task_and_each_is_sent_once_in_order(env, admin, smtp):
+    from crmcore.models import Task
+
+    leads = [make_lead(env, f"Lead{i:02d} X", email=f"lead{i:02d}@example.com") for i in range(12)]
+    smtp.replies = ["250 OK"] * 4 + ["451 4.3.0 busy"]  # the 5th waits for its retry, the others go on
+    queued = [send(admin, lead, subject=f"S{i:02d}") for i, lead in enumerate(leads)]
+    with in_tenant(env):
+        assert Task.select().where(Task.kind == "channels.drain").count() == 1  # not one per message
+    drain(env)
+    subjects = [m["Subject"] for m in smtp.accepted]
+    assert sorted(subjects) == [f"S{i:02d}" for i in range(12)] and len(subjects) == 12
+    assert subjects[:4] == ["S00", "S01", "S02", "S03"] and subjects[-1] == "S04"  # the retried one last
+    assert {admin("GET", f"/messages/{m['id']}")["status"] for m in queued} == {"sent"}
+    assert admin("GET", f"/messages/{queued[4]['id']}")["attempts"] == 2

@@ -39,7 +39,7 @@ class Channel:
     ``send(tenant, message, conversation)`` sends ONE outbound message (a
     :class:`crm_plugins.channels.models.Message` row, with its ``message_id`` already
     fixed) and returns None, or raises :class:`TemporaryFailure` / :class:`PermanentFailure`.
-    It runs in the outbox task (the worker), never in a request; it may run again after
+    It runs in the outbox's drain task (the worker), never in a request; it may run again after
     a crash, so it must be idempotent towards the outside world where it can (email: the
     same Message-ID on every attempt).
     """

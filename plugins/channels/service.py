@@ -1,5 +1,6 @@
-"""Conversations and messages of every channel: the outbox (queue, send task, marks),
-inbound messages (dedupe, threading, linking), the timeline entries and the signals.
+"""Conversations and messages of every channel: queueing outbound messages (sent by
+outbox.py) and recording their statuses, inbound messages (dedupe, threading, linking),
+the timeline entries and the signals.
 
 Signals, each sent after commit with ``message``, ``conversation`` and ``channel`` (the
 channel's name): ``message_received``, ``message_sent``, ``message_delivered``,

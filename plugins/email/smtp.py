@@ -133,10 +133,12 @@ def _reason(code: int, text: Any) -> str:
 
 
 #: Each worker thread keeps its last SMTP connection open for the next message (the
-#: connect, EHLO, STARTTLS, login and QUIT were half the cost of a send); a NOOP checks it
-#: first, so a send never starts on a connection the server dropped.
+#: connect, EHLO, STARTTLS, login and QUIT were half the cost of a send); one idle for
+#: more than a second is checked with a NOOP first, so a send rarely starts on a
+#: connection the server dropped (and if it does, that is a temporary failure: retried).
 _local = threading.local()
 IDLE_SECONDS = 30.0
+FRESH_SECONDS = 1.0
 
 
 def _client(conf: dict[str, Any]) -> smtplib.SMTP:
@@ -145,7 +147,10 @@ def _client(conf: dict[str, Any]) -> smtplib.SMTP:
     if cached is not None:
         cached_key, client, used = cached
         _local.smtp = None
-        if cached_key == key and time.monotonic() - used < IDLE_SECONDS:
+        idle = time.monotonic() - used
+        if cached_key == key and idle < IDLE_SECONDS:
+            if idle < FRESH_SECONDS:
+                return client  # just used: a broken one fails the send as a temporary failure
             try:
                 if client.noop()[0] == 250:
                     return client

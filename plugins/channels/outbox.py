@@ -30,6 +30,7 @@ from crmcore.sdk import atomic, utcnow
 DRAIN_TASK = "channels.drain"
 BATCH = 100
 BUDGET_SECONDS = 10.0
+STALE_SECONDS = 600.0
 
 
 def schedule(tenant: Any, channel: str, at: dt.datetime | None = None) -> None:
@@ -37,7 +38,11 @@ def schedule(tenant: Any, channel: str, at: dt.datetime | None = None) -> None:
     transaction that queued the message (the task commits with it)."""
     at = at or utcnow()
     Outbox.insert(channel=channel, drain_at=None, tenant=tenant.id).on_conflict_ignore().execute()
-    updated = Outbox.update(drain_at=at).where((Outbox.channel == channel) & (Outbox.drain_at.is_null() | (Outbox.drain_at > at))).execute()
+    # a task due more than STALE_SECONDS ago that has not started is presumed gone (it was
+    # cancelled while the plugin was off for the tenant): queue another
+    stale = at - dt.timedelta(seconds=STALE_SECONDS)
+    updated = Outbox.update(drain_at=at).where(
+        (Outbox.channel == channel) & (Outbox.drain_at.is_null() | (Outbox.drain_at > at) | (Outbox.drain_at < stale))).execute()
     if updated:
         sdk.enqueue(DRAIN_TASK, {"channel": channel}, run_at=at, idempotency_key=f"channels:drain:{tenant.id}:{channel}:{uuid.uuid4().hex}")
 

@@ -222,7 +222,8 @@ def receive(tenant: Any, channel: Channel, *, address: str, name: str = "", subj
     # RFC 3834: an auto-reply (out of office ...) is stored and shown, but makes no lead
     # and is flagged in message_received (automation must not answer it)
     automated = str((headers or {}).get("Auto-Submitted", "no")).strip().lower() not in ("", "no")
-    if message_id and Message.select().where((Message.message_id == message_id) & (Message.direction == "in")).exists():
+    # seen before: imported already, or one of ours (a copy of a sent message in a polled folder)
+    if message_id and Message.select().where((Message.message_id == message_id) & (Message.channel == channel.name)).exists():
         return None
     body_html = sanitise_html(body_html) if body_html else ""
     body_text = body_text or text_of_html(body_html)

@@ -99,7 +99,12 @@ def import_folder(tenant: Any, box: Any, folder: str, conf: Any) -> int:
                 bounces.handle(tenant, msg.obj)
                 MailboxFolder.update(last_uid=int(msg.uid), updated_at=utcnow()).where(MailboxFolder.id == row.id).execute()
             continue
-        data = parsed(msg)
+        try:
+            data = parsed(msg)
+        except Exception as exc:  # a message we cannot read is kept as such, never blocks the folder
+            log.warning("tenant %s: message UID %s in %s could not be read: %s", tenant.slug, msg.uid, folder, exc)
+            data = {"address": "", "subject": "(a message that could not be read)", "body_text": f"{type(exc).__name__}: {exc}"[:2000],
+                    "message_id": None, "headers": {}}
         with atomic():
             stored = channels.receive(tenant, "email", create_lead=conf["unknown_sender"] == "lead", **data)
             MailboxFolder.update(last_uid=int(msg.uid), imported=MailboxFolder.imported + (1 if stored else 0), updated_at=utcnow()).where(

@@ -230,3 +230,15 @@ def test_a_reply_is_announced_live_to_the_inbox_and_the_leads_page(env, mailbox)
     assert topics["channels"]["status"] == "received" and topics["channels"]["channel"] == "email"
     assert topics["list:conversation"]["kind"] == "updated"
     assert "timeline" in [d["kind"] for t, d in events if t == f"record:lead:{lead.id}"]  # the lead's page shows it at once
+
+
+def test_malformed_mail_and_unknown_charsets_are_imported_as_well_as_they_can_be(env, mailbox):
+    mailbox.deliver("From: odd@example.org\nSubject: =?x-unknown?Q?Hi?=\nMessage-ID: <odd@example.org>\n"
+                    "Content-Type: text/plain; charset=x-unknown-42\nContent-Transfer-Encoding: base64\n\n!!!not base64\n")
+    mailbox.deliver("no headers at all, just text\n")
+    mailbox.deliver(mail(subject="After them", message_id="<after@example.com>"))
+    poll(env)
+    rows = messages(env)
+    assert [m.subject for m in rows][-1] == "After them" and len(rows) == 3  # nothing blocks the folder
+    with in_tenant(env):
+        assert MailboxFolder.get().failures == 0

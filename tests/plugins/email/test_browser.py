@@ -82,5 +82,10 @@ def test_compose_from_a_lead_page_and_see_it_on_the_timeline(browser, server, cr
     expect(page.locator('[data-email-message][data-status="sent"]')).to_contain_text("Our offer")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "email-lead-compose.png"), full_page=True)
+    page.locator("[data-email-message] a").first.click()  # its conversation, with the reply box
+    expect(page.get_by_role("heading", name="Our offer", level=1)).to_be_visible()
+    expect(page.locator('[data-message][data-status="sent"]')).to_contain_text("Hello Ada, here is our offer.")
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+    page.screenshot(path=str(SCREENSHOTS / "email-conversation.png"), full_page=True)
     assert errors == []
     context.close()

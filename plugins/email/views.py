@@ -78,6 +78,25 @@ def settings_page() -> Any:
     return render_template("email/settings.html", conf=conf, folders=folders, failing=failing, configured=inbound.configured(conf), bounced=bounced)
 
 
+@bp.route("/test", methods=["POST"])
+def send_test() -> Any:
+    """"Send a test email" to the signed-in admin, through the outbox like any other: its
+    result (sent, or failed with the server's answer) shows in the conversation."""
+    if sdk.current_user() is None or not sdk.has_permission("email:manage"):
+        abort(403)
+    user = sdk.current_user()
+    try:
+        message = channels.compose(
+            sdk.current_tenant(), channel_name="email", entity=None, record=None, conversation=None, to=[user.email], cc=[],
+            subject="CRM test email", body="This is a test email from the CRM: sending works.", html=None, template=None, user=user,
+        )
+    except Refused as exc:
+        flash("The test email was not sent: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.messages.items()))
+        return redirect(url_for("email.settings_page"))
+    flash(f"Test email to {user.email} queued: its conversation shows whether it was sent.")
+    return redirect(url_for("channels.conversation", conversation_id=message.conversation_id))
+
+
 @bp.route("/undeliverable/<int:row_id>/fixed", methods=["POST"])
 def mark_fixed(row_id: int) -> Any:
     """An admin says the bounced address works again: it may be written to."""

@@ -58,3 +58,16 @@ def test_a_viewer_reads_but_cannot_write(env):
     assert client.get("/app/conversations/").status_code == 200
     assert "Write an email" not in client.get(f"/app/leads/{lead.id}").get_data(as_text=True)
     assert client.post(f"/app/email/compose/lead/{lead.id}", data={"csrf_token": env.csrf(client), "body": "x"}).status_code == 403
+
+
+def test_an_admin_sends_a_test_email_to_themselves(env, smtp):
+    client = env.client("acme")
+    env.login(client, "acme", role="admin", email="boss@example.com")
+    answer = client.post("/app/email/test", data={"csrf_token": env.csrf(client)})
+    assert answer.status_code == 302 and "/app/conversations/" in answer.headers["Location"]
+    drain(env)
+    assert [(m["Subject"], m["To"]) for m in smtp.accepted] == [("CRM test email", "boss@example.com")]
+    page = client.get(answer.headers["Location"]).get_data(as_text=True)
+    assert 'data-status="sent"' in page
+    agent = signed_in(env, role="agent")
+    assert agent.post("/app/email/test", data={"csrf_token": env.csrf(agent)}).status_code == 403

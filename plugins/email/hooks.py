@@ -11,6 +11,7 @@ from crmcore.sdk import (
     Permission,
     RecordPanel,
     ScheduledJob,
+    TaskHandler,
     create_tables,
     hookimpl,
 )
@@ -57,6 +58,12 @@ def crm_record_panels(tenant, user, entity, record):
     if entity not in ("lead", "contact", "deal"):
         return []
     return [RecordPanel(name="email", title="Email", render=lambda: panel.render(entity, record), order=20)]
+
+
+@hookimpl
+def crm_task_handlers():
+    # "Poll the mailbox now" (admin page): not transactional, it calls the IMAP server
+    return [TaskHandler(inbound.POLL_TASK, inbound.poll_task, max_attempts=1, transactional=False)]
 
 
 @hookimpl

@@ -136,6 +136,13 @@ def poll(tenant: Any) -> int:
     return total
 
 
+POLL_TASK = "email.poll_now"
+
+
+def poll_task(task: Any) -> None:
+    poll(sdk.current_tenant())
+
+
 def poll_job(tenant: Any) -> None:
     with sdk.tenant_context(tenant):
         poll(tenant)

@@ -3,6 +3,7 @@ admin's settings page (sending and mailbox settings, the poll's state, its alert
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -95,6 +96,19 @@ def send_test() -> Any:
         return redirect(url_for("email.settings_page"))
     flash(f"Test email to {user.email} queued: its conversation shows whether it was sent.")
     return redirect(url_for("channels.conversation", conversation_id=message.conversation_id))
+
+
+@bp.route("/poll", methods=["POST"])
+def poll_now() -> Any:
+    """"Poll the mailbox now": a poll through the task queue (at most one queued per
+    minute); its result shows in the folder table (last success, failures, error)."""
+    if sdk.current_user() is None or not sdk.has_permission("email:manage"):
+        abort(403)
+    tenant = sdk.current_tenant()
+    minute = int(time.time() // 60)
+    sdk.enqueue(inbound.POLL_TASK, {}, idempotency_key=f"email:poll-now:{tenant.id}:{minute}")
+    flash("A poll of the mailbox is queued: reload this page in a moment for its result.")
+    return redirect(url_for("email.settings_page"))
 
 
 @bp.route("/undeliverable/<int:row_id>/fixed", methods=["POST"])

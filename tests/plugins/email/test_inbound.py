@@ -247,3 +247,15 @@ def test_malformed_mail_and_unknown_charsets_are_imported_as_well_as_they_can_be
     assert [m.subject for m in rows][-1] == "After them" and len(rows) == 3  # nothing blocks the folder
     with in_tenant(env):
         assert MailboxFolder.get().failures == 0
+
+
+def test_an_admin_polls_the_mailbox_now_through_the_queue(env, mailbox):
+    mailbox.deliver(mail(subject="Now", message_id="<now@example.com>"))
+    client = env.client("acme")
+    env.login(client, "acme", role="admin")
+    assert client.post("/app/email/poll", data={"csrf_token": env.csrf(client)}).status_code == 302
+    assert messages(env) == []  # queued, not done in the request
+    drain(env)
+    assert [m.subject for m in messages(env)] == ["Now"]
+    page = client.get("/app/email/").get_data(as_text=True)
+    assert f'data-folder="{mailbox.folder}"' in page

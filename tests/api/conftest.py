@@ -65,8 +65,10 @@ def walk_env(crm_env):
     app = crm_env.create_app()
     plugins = sorted(n for n, i in app.extensions["crm"].host.infos.items() if not i.always_on and not i.error)
     if plugins:
-        crm_env.write_tenant("acme", name="Acme Ltd", plugins=plugins)
-        crm_env.write_tenant("other", name="Other Inc", plugins=plugins)
+        # email: a sender and an SMTP server, so that messages can be queued (none is sent)
+        settings = {"email": {"from_address": "walk@example.com", "smtp_host": "127.0.0.1", "smtp_port": 9}} if "email" in plugins else {}
+        crm_env.write_tenant("acme", name="Acme Ltd", plugins=plugins, settings=settings)
+        crm_env.write_tenant("other", name="Other Inc", plugins=plugins, settings=settings)
         crm_env.reload()
     if "chat" in plugins:
         for slug in ("acme", "other"):

@@ -95,6 +95,9 @@ BODY_HINTS: dict[str, dict[str, Any]] = {
                                       "steps": [{"action": "add_tag", "params": {"tag": "walk"}}], "status": "active"},
     "PUT /api/v1/automation/rules/{rule_id}": {"entity": "lead", "trigger": {"type": "record_created"}, "conditions": {},
                                                "steps": [{"action": "add_tag", "params": {"tag": "walk"}}]},
+    # a message about a lead (a reply would need a conversation first), queued, never sent
+    "POST /api/v1/messages": {"channel": "email", "entity": "lead", "record_id": "{lead_id}", "conversation_id": MISSING,
+                              "template_id": MISSING, "to": ["walk@example.com"], "cc": MISSING, "html": MISSING, "purpose": "sales"},
 }
 #: Operations that need no credentials (documented without a security requirement too).
 PUBLIC_OPERATIONS: set[str] = set()

@@ -37,8 +37,10 @@ def test_bundled_plugins_register_through_entry_points():
 
 
 def test_plugin_only_dependencies_are_extras():
-    """scikit-learn is the scoring and chat plugins' extra, vaderSentiment the insights plugin's, openpyxl the analytics plugin's, not the core's; `.[all]` (the
-    README's start command) and `.[test]` (CI) still install every bundled plugin's."""
+    """scikit-learn is the scoring and chat plugins' extra, vaderSentiment the insights
+    plugin's, openpyxl the analytics plugin's, nh3 and imap-tools the channels and email
+    plugins', not the core's; `.[all]` (the README's start command) and `.[test]` (CI)
+    still install every bundled plugin's."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     core = " ".join(project["dependencies"]).lower()
     assert "scikit-learn" not in core and "flask-limiter" not in core
@@ -46,5 +48,6 @@ def test_plugin_only_dependencies_are_extras():
     assert any(r.startswith("scikit-learn") for r in extras["scoring"]) and any(r.startswith("scikit-learn") for r in extras["chat"])
     assert any(r.startswith("vaderSentiment") for r in extras["insights"])
     assert any(r.startswith("openpyxl") for r in extras["analytics"])  # the analytics plugin's XLSX export
-    assert extras["all"] == ["crm-framework[scoring,chat,insights,analytics]"] and "crm-framework[all]" in extras["test"]
+    assert any(r.startswith("nh3") for r in extras["channels"]) and any(r.startswith("imap-tools") for r in extras["email"])
+    assert extras["all"] == ["crm-framework[scoring,chat,insights,analytics,channels,email]"] and "crm-framework[all]" in extras["test"]
     assert "pip install -e '.[all]'" in (ROOT / "README.md").read_text()

@@ -1,0 +1,32 @@
+"""Channels: conversations, messages, the outbox, templates and the inbox, written once
+for every channel (email, SMS, ...) that a plugin registers through ``crm_channels``.
+
+Metadata and the per-tenant settings schema only; the behaviour is in ``hooks.py``.
+Every key below is documented in README.md.
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from crmcore.sdk import Plugin
+
+
+class ChannelsSettings(Schema):
+    """``[settings.channels]`` of a tenant file."""
+
+    #: what a template variable with no value renders as
+    template_default = fields.String(load_default="", validate=validate.Length(max=100))
+    #: attempts of a send before the message is marked failed
+    send_attempts = fields.Integer(load_default=8, validate=validate.Range(min=1, max=30))
+    #: seconds before the first retry of a temporary failure (then doubling, at most an hour)
+    retry_seconds = fields.Float(load_default=30.0, validate=validate.Range(min=0, max=3600))
+
+
+plugin = Plugin(
+    name="channels",
+    version="0.1.0",
+    summary="One inbox for every channel: conversations, messages, outbox, templates, timeline.",
+    settings=ChannelsSettings,
+    hookspecs="crm_plugins.channels.hookspecs",
+)

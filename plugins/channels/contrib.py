@@ -1,0 +1,134 @@
+"""The channel contract: what a plugin gives through ``crm_channels`` (see hookspecs.py).
+
+A channel plugin imports this module (a contract module, like ``webhooks.contrib``) and
+nothing else of the channels plugin.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+#: What a channel can do; the inbox and the API only offer what a channel declares.
+CAPABILITIES = frozenset({"send", "receive", "attachments", "delivery_status", "threading"})
+#: How a channel recognises a person: the lead/contact field it matches an address on.
+IDENTITIES = frozenset({"email", "phone", "visitor"})
+
+
+class TemporaryFailure(Exception):
+    """``send`` could not send now (a 4xx, a timeout): the outbox retries with backoff."""
+
+
+class PermanentFailure(Exception):
+    """``send`` will never succeed for this message (a 5xx, a refused address): the
+    message is marked failed with ``str(exc)`` as its reason, not retried."""
+
+
+class Refused(ValueError):
+    """A message the channel will not take: ``messages`` maps fields to reasons (422)."""
+
+    def __init__(self, messages: dict[str, list[str]]):
+        self.messages = messages
+        super().__init__("; ".join(f"{k}: {' '.join(v)}" for k, v in messages.items()))
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A way of talking to customers, registered by a plugin through ``crm_channels``.
+
+    ``send(tenant, message, conversation)`` sends ONE outbound message (a
+    :class:`crm_plugins.channels.models.Message` row, with its ``message_id`` already
+    fixed) and returns None, or raises :class:`TemporaryFailure` / :class:`PermanentFailure`.
+    It runs in the outbox's drain task (the worker), never in a request; it may run again after
+    a crash, so it must be idempotent towards the outside world where it can (email: the
+    same Message-ID on every attempt).
+    """
+
+    name: str  # ^[a-z][a-z0-9_]{0,29}$, e.g. "email"
+    label: str  # "Email"
+    send: Callable[[Any, Any, Any], None] | None = None
+    capabilities: frozenset[str] = frozenset({"send"})
+    #: longest body the channel carries (None: no limit), checked before queueing
+    max_length: int | None = None
+    #: how the channel recognises a contact: "email", "phone" or "visitor"
+    identity: str = "email"
+    #: ``Activity.kind`` of the timeline entry of each message (a core or declared kind)
+    activity_kind: str = "email"
+    #: whether a message has a subject
+    has_subject: bool = False
+    #: ``prepare(tenant, draft) -> dict`` checks an outbound draft before it is queued
+    #: (``draft``: to, cc, subject, body_text, body_html, conversation, purpose: "sales"
+    #: or "marketing") and returns what it fixes now: ``to``/``cc`` normalised,
+    #: ``sender``, ``message_id``, ``headers``, and ``body_text``/``body_html`` when it
+    #: adds to them (an unsubscribe footer).
+    #: It raises :class:`Refused` for a draft the channel will not take (the API: 422).
+    prepare: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None
+
+    def can(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+
+# --------------------------------------------------------------------------- for channel plugins
+# The channels plugin's services a channel plugin calls (this module is the only one of
+# the channels plugin another plugin imports; the imports are deferred so the contract
+# stays cheap to import).
+
+
+def compose(tenant: Any, **kwargs: Any) -> Any:
+    """Check, render and queue an outbound message (see ``service.compose``): raises
+    :class:`Refused` for a bad draft; returns the queued Message."""
+    from crm_plugins.channels import service
+
+    return service.compose(tenant, **kwargs)
+
+
+def receive(tenant: Any, channel_name: str, **kwargs: Any) -> Any:
+    """Store an inbound message of the channel (see ``service.receive``): threaded,
+    linked, on the timeline, ``message_received`` sent; None if its id was seen before."""
+    from crm_plugins.channels import service
+
+    return service.receive(tenant, service.channels_of(tenant)[channel_name], **kwargs)
+
+
+def messages_of(entity: str, record_id: int, channel: str | None = None, limit: int = 10) -> list[Any]:
+    """The newest messages of a record's conversations (of one channel), newest first."""
+    from crm_plugins.channels.models import Conversation, Message
+
+    conversations = Conversation.select(Conversation.id).where(getattr(Conversation, entity) == record_id)
+    if channel:
+        conversations = conversations.where(Conversation.channel == channel)
+    return list(Message.select().where(Message.conversation.in_(conversations)).order_by(Message.id.desc()).limit(limit))
+
+
+def templates_for(channel: str) -> list[Any]:
+    """The templates a channel may use (its own and those for every channel), by name."""
+    from crm_plugins.channels.models import MessageTemplate
+
+    return list(MessageTemplate.select().where(MessageTemplate.channel.is_null() | (MessageTemplate.channel == channel))
+                .order_by(MessageTemplate.name).limit(200))
+
+
+def template(template_id: int) -> Any:
+    from crm_plugins.channels.models import MessageTemplate
+
+    return MessageTemplate.get_or_none(MessageTemplate.id == template_id)
+
+
+def message_by_channel_id(channel: str, message_id: str) -> Any:
+    """The stored message of the channel with that channel id (email: Message-ID)."""
+    from crm_plugins.channels.models import Message
+
+    return Message.select().where((Message.channel == channel) & (Message.message_id == message_id)).order_by(Message.id).first()
+
+
+def mark_failed(tenant: Any, message: Any, reason: str) -> None:
+    """A sent message did not arrive (a bounce): failed, ``message_failed`` sent."""
+    from crm_plugins.channels import service
+
+    service.mark_failed(tenant, message, reason)
+
+
+def mark_delivered(tenant: Any, message: Any) -> None:
+    from crm_plugins.channels import service
+
+    service.mark_delivered(tenant, message)

@@ -1,0 +1,87 @@
+"""Hook implementations of the channels plugin."""
+
+from __future__ import annotations
+
+from crm_plugins.channels import api, outbox, views
+from crm_plugins.channels.models import MODELS, Conversation, Message, MessageTemplate, Outbox
+from crmcore.sdk import (
+    Migration,
+    NavItem,
+    Permission,
+    PrivacySection,
+    TaskHandler,
+    create_tables,
+    hookimpl,
+)
+
+
+@hookimpl
+def crm_models():
+    return MODELS
+
+
+@hookimpl
+def crm_migrations():
+    return [Migration("0001_initial", create_tables(Conversation, Message, MessageTemplate, Outbox))]
+
+
+@hookimpl
+def crm_api_blueprints():
+    return [api.messages_blp, api.templates_blp]
+
+
+@hookimpl
+def crm_web_blueprints():
+    return [views.bp]
+
+
+@hookimpl
+def crm_permissions():
+    return [
+        Permission("channels:read", roles=("admin", "manager", "agent", "viewer"), description="Read conversations, messages and templates."),
+        Permission("channels:send", roles=("admin", "manager", "agent"), description="Send messages and replies on any channel."),
+        Permission("channels:templates", roles=("admin", "manager"), description="Add, change and delete message templates."),
+    ]
+
+
+@hookimpl
+def crm_nav_items(tenant, user):
+    return [NavItem(label="Conversations", endpoint="channels.inbox", order=48)]
+
+
+@hookimpl
+def crm_task_handlers():
+    # Not transactional: a channel's send calls the outside world (see outbox.drain_task).
+    return [TaskHandler(outbox.DRAIN_TASK, outbox.drain_task, max_attempts=100, transactional=False)]
+
+
+def _conversations(lead_ids, contact_ids):
+    return Conversation.select().where(Conversation.lead.in_(lead_ids or [0]) | Conversation.contact.in_(contact_ids or [0]))
+
+
+@hookimpl
+def crm_privacy_export(tenant, entity, record_id, lead_ids, contact_ids):
+    ids = [c.id for c in _conversations(lead_ids, contact_ids)]
+    rows = Message.select().where(Message.conversation.in_(ids or [0])).order_by(Message.id)
+    data = [{"channel": m.channel, "direction": m.direction, "status": m.status, "subject": m.subject, "body": m.body_text,
+             "sender": m.sender, "recipients": m.recipients, "created_at": m.created_at.isoformat()} for m in rows]
+    return [PrivacySection("channels", {"messages": data})] if data else []
+
+
+@hookimpl
+def crm_privacy_erase(tenant, entity, record_id, lead_ids, contact_ids):
+    ids = [c.id for c in _conversations(lead_ids, contact_ids)]
+    if not ids:
+        return {}
+    messages = Message.delete().where(Message.conversation.in_(ids)).execute()
+    conversations = Conversation.delete().where(Conversation.id.in_(ids)).execute()
+    return {"channels_message": messages, "channels_conversation": conversations}
+
+
+@hookimpl
+def crm_merge_records(tenant, entity, kept_id, merged_id):
+    if entity not in ("lead", "contact"):
+        return {}
+    field = getattr(Conversation, entity)
+    moved = Conversation.update({field: kept_id}).where(field == merged_id).execute()
+    return {"channels_conversation": moved}

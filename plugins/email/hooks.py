@@ -1,0 +1,71 @@
+"""Hook implementations of the email plugin."""
+
+from __future__ import annotations
+
+from crm_plugins.channels.contrib import Channel
+from crm_plugins.email import inbound, panel, smtp, unsubscribe, views
+from crm_plugins.email.models import MODELS, MailboxFolder, Undeliverable, Unsubscribe
+from crmcore.sdk import (
+    Migration,
+    NavItem,
+    Permission,
+    RecordPanel,
+    ScheduledJob,
+    TaskHandler,
+    create_tables,
+    hookimpl,
+)
+
+EMAIL = Channel(
+    name="email", label="Email", send=smtp.send, prepare=smtp.prepare,
+    capabilities=frozenset({"send", "receive", "threading"}),
+    identity="email", activity_kind="email", has_subject=True,
+)
+
+
+@hookimpl
+def crm_channels(tenant):
+    return [EMAIL]
+
+
+@hookimpl
+def crm_models():
+    return MODELS
+
+
+@hookimpl
+def crm_migrations():
+    return [Migration("0001_initial", create_tables(MailboxFolder, Undeliverable, Unsubscribe))]
+
+
+@hookimpl
+def crm_web_blueprints():
+    return [views.bp, unsubscribe.bp]
+
+
+@hookimpl
+def crm_permissions():
+    return [Permission("email:manage", roles=("admin",), description="See the mailbox and sending settings, test them.")]
+
+
+@hookimpl
+def crm_nav_items(tenant, user):
+    return [NavItem(label="Email", endpoint="email.settings_page", order=91, roles=("admin",))]
+
+
+@hookimpl
+def crm_record_panels(tenant, user, entity, record):
+    if entity not in ("lead", "contact", "deal"):
+        return []
+    return [RecordPanel(name="email", title="Email", render=lambda: panel.render(entity, record), order=20)]
+
+
+@hookimpl
+def crm_task_handlers():
+    # "Poll the mailbox now" (admin page): not transactional, it calls the IMAP server
+    return [TaskHandler(inbound.POLL_TASK, inbound.poll_task, max_attempts=1, transactional=False)]
+
+
+@hookimpl
+def crm_scheduled_jobs():
+    return [ScheduledJob(id="email:poll", func=inbound.poll_job, trigger="interval", trigger_args={"minutes": 1})]

@@ -1,0 +1,18 @@
+"""The "Email" panel of a lead, contact or deal page: recent emails with their status
+and a compose form (posted to /app/email/compose/<entity>/<id>)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import render_template
+
+import crm_plugins.channels.contrib as channels
+from crmcore import sdk
+
+
+def render(entity: str, record: Any) -> str:
+    recent = channels.messages_of(entity, record.id, "email", limit=10)
+    templates = channels.templates_for("email")
+    return render_template("email/_panel.html", entity=entity, record=record, recent=recent, templates=templates,
+                           can_send=sdk.has_permission("channels:send"), address=getattr(record, "email", None) or "")

@@ -1,0 +1,65 @@
+"""Unsubscribing from marketing mail: a signed link in the message and the RFC 8058
+one-click headers (``List-Unsubscribe``, ``List-Unsubscribe-Post``).
+
+``POST /email/unsubscribe/<token>`` (what a mail client's one-click sends, or the page's
+button) records the unsubscribe at once; ``GET`` only shows the page with the button
+(link scanners follow GETs: a GET must not unsubscribe). The token is signed with the
+instance's secret key and names the tenant and the address; it does not expire.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, current_app, render_template, request, url_for
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from crm_plugins.email.models import Unsubscribe
+from crmcore import sdk
+from crmcore.sdk import utcnow
+
+bp = Blueprint("email_public", __name__, url_prefix="/email", template_folder="templates")
+bp.crm_public = True
+SALT = "crm-email-unsubscribe"
+
+
+def _serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.secret_key, salt=SALT)
+
+
+def token_for(tenant: Any, address: str) -> str:
+    return _serializer().dumps({"t": tenant.id, "a": address.lower()})
+
+
+def link_for(tenant: Any, address: str) -> str:
+    """The absolute unsubscribe URL (made while composing, in the request)."""
+    return url_for("email_public.unsubscribe", token=token_for(tenant, address), _external=True)
+
+
+def unsubscribed(addresses: list[str]) -> set[str]:
+    wanted = [a.lower() for a in addresses]
+    if not wanted:
+        return set()
+    return {u.address for u in Unsubscribe.select(Unsubscribe.address).where(Unsubscribe.address.in_(wanted))}
+
+
+def _address(token: str) -> str:
+    try:
+        data = _serializer().loads(token)
+    except BadSignature:
+        abort(404)
+    tenant = sdk.current_tenant()
+    if not isinstance(data, dict) or tenant is None or data.get("t") != tenant.id or not isinstance(data.get("a"), str):
+        abort(404)
+    return data["a"]
+
+
+@bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
+def unsubscribe(token: str) -> Any:
+    address = _address(token)
+    if request.method == "POST":
+        one_click = request.form.get("List-Unsubscribe") == "One-Click"
+        Unsubscribe.insert(address=address[:320], source="one-click" if one_click else "link", unsubscribed_at=utcnow(),
+                           tenant=sdk.require_tenant_id()).on_conflict_ignore().execute()
+        return render_template("email/unsubscribed.html", address=address, done=True)
+    return render_template("email/unsubscribed.html", address=address, done=False, token=token)

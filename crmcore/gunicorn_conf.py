@@ -44,9 +44,26 @@ bind = ["127.0.0.1:8000"]
 # A worker that stops answering its master's heartbeat for this long is restarted; with
 # greenlets the heartbeat keeps beating while sockets wait, so open sockets never trip it.
 timeout = 30
-# SIGTERM: open WebSockets are closed by the hub (close code 1012, "reconnect shortly")
-# within this many seconds; clients resume from their last event id on another worker.
+# How long a stopping worker lets requests in hand finish (see post_worker_init for the
+# open WebSockets, which would otherwise hold it for all of it).
 graceful_timeout = 10
 
 control_socket = os.environ.get("CRM_GUNICORN_CONTROL_SOCKET", "")
 control_socket_disable = not control_socket
+
+
+def post_worker_init(worker) -> None:  # noqa: ANN001 - gunicorn's Worker
+    """When the worker is told to stop (SIGTERM, a restart, ``--max-requests``), close its
+    realtime hub: every open WebSocket then gets close code 1012 ("reconnect shortly") at
+    once, and its page reconnects to another worker, resuming from its last event id,
+    instead of holding this one for the whole graceful timeout and being cut off."""
+    import gevent
+
+    def close_hub_when_stopping() -> None:
+        while worker.alive:
+            gevent.sleep(0.5)
+        crm = getattr(worker.wsgi, "extensions", {}).get("crm")
+        if crm is not None:
+            crm.hub.close()
+
+    gevent.spawn(close_hub_when_stopping)

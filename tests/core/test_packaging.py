@@ -44,5 +44,15 @@ def test_plugin_only_dependencies_are_extras():
     assert "scikit-learn" not in core and "flask-limiter" not in core
     extras = project["optional-dependencies"]
     assert any(r.startswith("scikit-learn") for r in extras["scoring"]) and any(r.startswith("scikit-learn") for r in extras["chat"])
-    assert extras["all"] == ["crm-framework[scoring,chat]"] and "crm-framework[all]" in extras["test"]
+    assert extras["all"] == ["crm-framework[scoring,chat,production]"] and "crm-framework[all]" in extras["test"]
     assert "pip install -e '.[all]'" in (ROOT / "README.md").read_text()
+
+
+def test_production_server_is_an_extra():
+    """gunicorn, gevent and psycogreen serve production (crmcore/gunicorn_conf.py): the
+    `production` extra, in `.[all]`, and the README's production command uses them."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    production = {r.split(">")[0].split("<")[0] for r in project["optional-dependencies"]["production"]}
+    assert production == {"gunicorn", "gevent", "psycogreen"}
+    assert not production & {r.split(">")[0].split("<")[0] for r in project["dependencies"]}
+    assert "gunicorn -c python:crmcore.gunicorn_conf" in (ROOT / "README.md").read_text()

@@ -208,21 +208,21 @@ def init_app(app: Flask) -> None:
             db.database.close()
         problem = _bad_request()
         if problem is not None:
-            ws.close(reason=POLICY_VIOLATION, message=problem)
+            _close(ws, POLICY_VIOLATION, problem)
             return
         topics = list(dict.fromkeys(t for t in request.args["topics"].split(",") if t))
         hub = crm_state().hub
         try:
             sub = hub.subscribe(g.tenant.id, topics, last_id=request.args.get("last_id") or None)
         except RealtimeUnavailable:
-            ws.close(reason=INTERNAL_ERROR, message="realtime service unavailable; retry shortly")
+            _close(ws, INTERNAL_ERROR, "realtime service unavailable; retry shortly")
             return
         except RuntimeError:  # the hub is closed: this server is shutting down
-            ws.close(reason=SERVICE_RESTART, message="server restarting; reconnect shortly")
+            _close(ws, SERVICE_RESTART, "server restarting; reconnect shortly")
             return
         except Exception:
             log.exception("realtime subscribe failed")
-            ws.close(reason=INTERNAL_ERROR, message="internal error")
+            _close(ws, INTERNAL_ERROR, "internal error")
             return
         token, user = g.get("token"), g.get("user")
         socket = _Socket(g.tenant, user.id if user is not None else None, token.id if token is not None else None, sub)
@@ -232,12 +232,24 @@ def init_app(app: Flask) -> None:
                 _serve(ws, sub, topics, socket)
             except ConnectionClosed:
                 return
+            except OSError:  # the client vanished mid-send (a reset)
+                return
             except Exception:  # never a traceback written into the upgraded socket
                 log.exception("realtime WebSocket handler failed")
-                ws.close(reason=INTERNAL_ERROR, message="internal error")
+                _close(ws, INTERNAL_ERROR, "internal error")
                 return
             finally:
                 watch.discard(socket)
+
+
+def _close(ws, code: int, message: str) -> None:  # noqa: ANN001
+    """Close with ``code``, unless the client is gone already (a reset, a close of its
+    own crossing ours, which the WebSocket library reports as a protocol error): nothing
+    is left to tell then, and it is no error."""
+    try:
+        ws.close(reason=code, message=message)
+    except Exception:  # noqa: BLE001 - best effort, see above
+        pass
 
 
 def _serve(ws, sub, topics: list[str], socket: _Socket) -> None:  # noqa: ANN001
@@ -281,6 +293,6 @@ def _serve(ws, sub, topics: list[str], socket: _Socket) -> None:  # noqa: ANN001
     if left.is_set() or not ws.connected:
         return
     if socket.revoked:
-        ws.close(reason=UNAUTHORISED, message="credentials revoked; sign in again")
+        _close(ws, UNAUTHORISED, "credentials revoked; sign in again")
     else:  # the hub closed under us (shutdown)
-        ws.close(reason=SERVICE_RESTART, message="server restarting; reconnect shortly")
+        _close(ws, SERVICE_RESTART, "server restarting; reconnect shortly")

@@ -10,7 +10,9 @@ inboxes (``chat:inbox``) on /realtime/ws, and chat widget visitors on /chat/ws.
 
 The HTTP load is ``GET /api/v1/leads?limit=20`` with a bearer token from ``--concurrency``
 client threads back to back, while a writer creates a lead every 0.25 s (its live event
-goes out to every board socket). After the load every board socket must have heard the
+goes out to every board socket). Two instances of the command run on one database and
+Redis, one holding the sockets, the floor none, and the load goes to them in alternating
+batches (``--rounds``), so that both see the same noise of a shared machine. After the load every board socket must have heard the
 last lead's event and a sample of widget visitors must get their message acknowledged:
 the sockets were alive, not just open. Target: p99 under 200 ms with 1,000 sockets.
 
@@ -125,9 +127,10 @@ class Server:
             self.proc.wait()
 
 
-def http_load(base: str, headers: dict[str, str], total: int, concurrency: int, server: Server) -> dict[str, Any]:
+def batch(server: "Server", headers: dict[str, str], total: int, concurrency: int) -> dict[str, Any]:
     """``total`` GETs from ``concurrency`` threads back to back; a writer creates a lead
-    every 0.25 s meanwhile. Latency per request, errors, the workers' CPU."""
+    every 0.25 s meanwhile. Raw latencies, errors, wall time and the workers' CPU."""
+    base = server.base
     latencies: list[float] = []
     errors = [0]
     lock = threading.Lock()
@@ -172,13 +175,19 @@ def http_load(base: str, headers: dict[str, str], total: int, concurrency: int, 
         t.join()
     done.set()
     writer_thread.join()
-    wall = time.monotonic() - wall0
     cpu1, rss = server.usage()
+    return {"latencies": latencies, "errors": errors[0], "wall": time.monotonic() - wall0, "cpu": cpu1 - cpu0, "rss": rss, "created": len(created)}
+
+
+def summarise(batches: list[dict[str, Any]]) -> dict[str, Any]:
+    latencies = [x for b in batches for x in b["latencies"]]
+    wall = sum(b["wall"] for b in batches)
     return {
-        "requests": len(latencies), "errors": errors[0], "rps": round(len(latencies) / wall, 1),
+        "requests": len(latencies), "errors": sum(b["errors"] for b in batches), "rps": round(len(latencies) / wall, 1),
         "p50_ms": round(pct(latencies, 50) * 1000, 1), "p99_ms": round(pct(latencies, 99) * 1000, 1),
         "max_ms": round(max(latencies) * 1000, 1), "mean_ms": round(statistics.mean(latencies) * 1000, 1),
-        "leads_created": len(created), "worker_cpu_pct": round(100 * (cpu1 - cpu0) / wall), "worker_rss_mib": round(rss),
+        "leads_created": sum(b["created"] for b in batches), "worker_cpu_pct": round(100 * sum(b["cpu"] for b in batches) / wall),
+        "worker_rss_mib": round(batches[-1]["rss"]),
     }
 
 
@@ -206,6 +215,7 @@ def open_sockets(server: Server, count: int, token: str, chat_key: str, lead_ids
     def connect(item: tuple[str, str, list[str]]) -> tuple[str, websocket.WebSocket]:
         kind, url, headers = item
         ws = websocket.WebSocket()
+        ws.crm_topic = url.rpartition("topics=")[2] if "topics=" in url else ""
         ws.connect(url, header=headers, timeout=30)
         ws.settimeout(30)
         first = json.loads(ws.recv())
@@ -222,7 +232,7 @@ def open_sockets(server: Server, count: int, token: str, chat_key: str, lead_ids
 def check_alive(server: Server, headers: dict[str, str], by_kind: dict[str, list[websocket.WebSocket]]) -> dict[str, Any]:
     """Every list:lead board hears a new lead; a sample of visitors get acks."""
     lead = requests.post(f"{server.base}/api/v1/leads", json={"name": "Last one"}, headers=headers, timeout=30).json()["id"]
-    boards = by_kind["board"][::2]  # the list:lead half
+    boards = [ws for ws in by_kind["board"] if ws.crm_topic == "list:lead"]
     heard = 0
     deadline = time.monotonic() + 60  # pings would keep a silent socket's recv going
     for ws in boards:
@@ -271,32 +281,43 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     with app.test_request_context(), db.database.connection_context():
         chat_key = service.public_key(env.tenant("acme"))
     headers = {"Authorization": f"Bearer {token}"}
-    server = Server(env.config_dir, args.workers)
+    # Two instances of the same command on the same database and Redis: the floor keeps
+    # no socket, the other holds them; their batches alternate, so both see the same
+    # noise from whatever else runs on the machine.
+    floor, loaded = Server(env.config_dir, args.workers), Server(env.config_dir, args.workers)
     rows = []
     try:
         with requests.Session() as http:
-            lead_ids = [http.post(f"{server.base}/api/v1/leads", json={"name": f"Seed {i}"}, headers=headers, timeout=30).json()["id"] for i in range(50)]
-        http_load(server.base, headers, min(200, args.requests), args.concurrency, server)  # warm-up
-        common = {"backend": args.backend, "workers": args.workers, "concurrency": args.concurrency, "nofile": nofile}
-        floor = http_load(server.base, headers, args.requests, args.concurrency, server)
-        rows.append({"run": "floor", "sockets": 0, **common, **floor})
-        print(json.dumps(rows[-1]), flush=True)
-        for count in args.sockets:
+            lead_ids = [http.post(f"{loaded.base}/api/v1/leads", json={"name": f"Seed {i}"}, headers=headers, timeout=30).json()["id"] for i in range(50)]
+        for server in (floor, loaded):  # warm-up
+            batch(server, headers, 200, args.concurrency)
+        common = {"backend": args.backend, "workers": args.workers, "concurrency": args.concurrency, "rounds": args.rounds, "nofile": nofile}
+        by_kind: dict[str, list[websocket.WebSocket]] = {k: [] for k in KINDS}
+        held = 0
+        for count in sorted(args.sockets):
             started = time.monotonic()
-            by_kind = open_sockets(server, count, token, chat_key, lead_ids)
-            opened_s = round(time.monotonic() - started, 1)
+            for kind, sockets in open_sockets(loaded, count - held, token, chat_key, lead_ids).items():
+                by_kind[kind].extend(sockets)
+            opened_s, held = round(time.monotonic() - started, 1), count
             time.sleep(2)  # let the handshakes' work settle
-            loaded = http_load(server.base, headers, args.requests, args.concurrency, server)
-            alive = check_alive(server, headers, by_kind)
-            rows.append({"run": "sockets open", "sockets": count, "mix": {k: len(v) for k, v in by_kind.items()}, "opened_in_s": opened_s, **common, **loaded, **alive})
+            floor_batches: list[dict[str, Any]] = []
+            loaded_batches: list[dict[str, Any]] = []
+            for round_no in range(args.rounds):
+                pairs = [(floor, floor_batches), (loaded, loaded_batches)]
+                for server, batches in (pairs if round_no % 2 == 0 else pairs[::-1]):
+                    batches.append(batch(server, headers, args.requests // args.rounds, args.concurrency))
+            alive = check_alive(loaded, headers, by_kind)
+            rows.append({"run": "floor: no socket", "sockets": 0, "beside": count, **common, **summarise(floor_batches)})
             print(json.dumps(rows[-1]), flush=True)
-            for sockets in by_kind.values():
-                for ws in sockets:
-                    ws.close(timeout=0.1)
-            time.sleep(1)
-        rows[0]["command"] = server.command
+            rows.append({"run": "sockets open", "sockets": count, "mix": {k: len(v) for k, v in by_kind.items()}, "opened_in_s": opened_s, **common, **summarise(loaded_batches), **alive})
+            print(json.dumps(rows[-1]), flush=True)
+        for sockets in by_kind.values():
+            for ws in sockets:
+                ws.close(timeout=0.1)
+        rows[0]["command"] = loaded.command
     finally:
-        server.stop()
+        floor.stop()
+        loaded.stop()
         env.close()
     return rows
 
@@ -309,6 +330,7 @@ def report(rows: list[dict[str, Any]], out: str, argv: list[str]) -> None:
         f"`bench/bench_websockets.py {' '.join(argv)}` on this machine (2 cores shared with other work; the clients in the benchmark's process).",
         f"Server: `{first['command']}` ({first['backend']}, Redis hub); `ulimit -n` {first['nofile']}.",
         f"Load: `GET /api/v1/leads?limit=20` with a bearer token, {first['concurrency']} clients back to back, and a lead created every 0.25 s (its live event goes to every board socket).",
+        f"Two instances of that command on one database and Redis: the floor holds no socket, the other the sockets; {first['rounds']} alternating batches each, so both share the machine's noise.",
         "Sockets: 40% boards (`list:lead`/`list:deal`), 10% record pages (`record:lead:<id>`), 20% inboxes (`chat:inbox`) on /realtime/ws, 30% chat widget visitors on /chat/ws.",
         "*alive*: after the load every `list:lead` board heard a new lead's event, and 20 visitors had a message acknowledged.", "",
         "| run | sockets | requests | errors | req/s | p50 ms | p99 ms | max ms | worker CPU % | worker RSS MiB | alive |",
@@ -325,6 +347,7 @@ def main() -> None:
     parser.add_argument("--sockets", type=int, nargs="+", default=[1000])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=10, help="alternating batches per server (each --requests/--rounds)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn -w (the README's production command has 2)")
     parser.add_argument("--backend", choices=("postgresql", "sqlite"), default="postgresql")
     parser.add_argument("--pg-url", default=os.environ.get("CRM_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/crm_bench_ws"))

@@ -128,10 +128,16 @@ class _Socket:
         return not self.revoked
 
 
+def _chunks(ids: set[int], size: int = 5000) -> list[list[int]]:
+    """Ids in lists of at most ``size`` (bound parameters per statement are limited)."""
+    ordered = sorted(ids)
+    return [ordered[i:i + size] for i in range(0, len(ordered), size)]
+
+
 class CredentialWatch:
     """Re-checks the credentials of every open socket of an app, every
     AUTH_RECHECK_SECONDS, in two queries whatever the number of sockets (live tokens among
-    theirs, active users among theirs). A socket whose credentials are gone is marked
+    theirs, active users among theirs; one more per 5,000 distinct ids). A socket whose credentials are gone is marked
     revoked and its subscription closed, which wakes its handler to close it with 4401.
 
     Before, each socket ran its own query every two seconds and woke twice a second to
@@ -178,11 +184,15 @@ class CredentialWatch:
         started = time.monotonic()
         # Unscoped on purpose: the ids are those of tokens and users this process
         # authenticated itself, each in its own tenant; only ids are read back.
+        live_tokens: set[int] = set()
+        active_users: set[int] = set()
         with self.app.app_context(), db.connection():
-            live_tokens = {t.id for t in ApiToken.select_all_tenants(ApiToken.id).where(
-                ApiToken.id.in_(list(token_ids)) & ApiToken.revoked_at.is_null())} if token_ids else set()
-            active_users = {u.id for u in User.select_all_tenants(User.id).where(
-                User.id.in_(list(user_ids)) & (User.active == True))} if user_ids else set()  # noqa: E712
+            for ids in _chunks(token_ids):
+                live_tokens.update(t.id for t in ApiToken.select_all_tenants(ApiToken.id).where(
+                    ApiToken.id.in_(ids) & ApiToken.revoked_at.is_null()))
+            for ids in _chunks(user_ids):
+                active_users.update(u.id for u in User.select_all_tenants(User.id).where(
+                    User.id.in_(ids) & (User.active == True)))  # noqa: E712
         for socket in sockets:
             valid = socket.token_id in live_tokens if socket.token_id is not None else socket.user_id in active_users
             if valid:

@@ -471,7 +471,7 @@ def visitor_ws(ws: Any) -> None:
     with sub:
         try:
             _serve_visitor(ws, sub, tenant, conversation, after)
-        except ConnectionClosed:
+        except (ConnectionClosed, OSError):  # the visitor left (an OSError: mid-send)
             return
         except Exception:
             log.exception("chat visitor WebSocket failed")

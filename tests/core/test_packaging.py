@@ -49,5 +49,15 @@ def test_plugin_only_dependencies_are_extras():
     assert any(r.startswith("vaderSentiment") for r in extras["insights"])
     assert any(r.startswith("openpyxl") for r in extras["analytics"])  # the analytics plugin's XLSX export
     assert any(r.startswith("nh3") for r in extras["channels"]) and any(r.startswith("imap-tools") for r in extras["email"])
-    assert extras["all"] == ["crm-framework[scoring,chat,insights,analytics,channels,email]"] and "crm-framework[all]" in extras["test"]
+    assert extras["all"] == ["crm-framework[scoring,chat,insights,analytics,channels,email,production]"] and "crm-framework[all]" in extras["test"]
     assert "pip install -e '.[all]'" in (ROOT / "README.md").read_text()
+
+
+def test_production_server_is_an_extra():
+    """gunicorn, gevent and psycogreen serve production (crmcore/gunicorn_conf.py): the
+    `production` extra, in `.[all]`, and the README's production command uses them."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    production = {r.split(">")[0].split("<")[0] for r in project["optional-dependencies"]["production"]}
+    assert production == {"gunicorn", "gevent", "psycogreen"}
+    assert not production & {r.split(">")[0].split("<")[0] for r in project["dependencies"]}
+    assert "gunicorn -c python:crmcore.gunicorn_conf" in (ROOT / "README.md").read_text()

@@ -340,6 +340,39 @@ def test_deactivated_user_is_disconnected(server: WsServer, crm_env: Any, monkey
     assert recv_close_code(ws, timeout=3) == realtime_ws.UNAUTHORISED
 
 
+
+def test_open_sockets_credentials_are_checked_in_two_queries(server: WsServer, crm_env: Any) -> None:
+    """However many sockets are open, one round of re-checks is at most two statements
+    (live tokens among theirs, active users among theirs), not one per socket."""
+    from crmcore import realtime_ws
+    from crmcore.models import ApiToken
+
+    watch = server.app.extensions["crm_ws_credentials"]
+    secrets = [crm_env.token("acme") for _ in range(6)]
+    sockets = [server.subscribe(secret) for secret in secrets]
+    assert _wait_until(lambda: len(watch._sockets) == 6)
+    with crm_env.app.app_context(), db.database.connection_context(), db.tenant_context(crm_env.tenant("acme")):
+        ApiToken.update(revoked_at=db.utcnow()).where(ApiToken.token_hash == auth._digest(secrets[0])).execute()
+    statements: list[str] = []
+    database = server.app.extensions["crm"].database
+    original = database.execute_sql
+
+    def counting(sql: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
+        statements.append(sql)
+        return original(sql, params, *args, **kwargs)
+
+    database.execute_sql = counting
+    try:
+        watch.check(list(watch._sockets))
+    finally:
+        del database.execute_sql
+    assert len(statements) == 1, statements  # only tokens here: no user query at all
+    assert recv_close_code(sockets[0]) == realtime_ws.UNAUTHORISED
+    acme = tenant_id(crm_env, "acme")
+    sent = server.hub.publish(acme, "board", {"n": 1})
+    for ws in sockets[1:]:
+        assert recv_event(ws)["id"] == sent.id
+
 # -- two processes, real Redis --------------------------------------------------------
 
 

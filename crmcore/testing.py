@@ -16,6 +16,9 @@ Fixtures:
 * ``tenant_factory`` -- ``tenant_factory("beta", plugins=[...], settings={...})``.
 * ``register_plugin`` -- register a tiny plugin object for one test (Datasette style).
 * ``captured_signals`` -- ``with captured_signals("entity_created") as sent: ...``.
+
+Helpers: ``Api(env, slug, token)`` (calls /api/v1 as one token), ``in_tenant(env, slug)``
+(a context with the tenant current), ``drain_tasks(env)`` (runs the task queue dry).
 """
 
 from __future__ import annotations
@@ -372,6 +375,57 @@ def captured_signals() -> Any:
                 signal(name).disconnect(receiver)
 
     return capture
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class Api:
+    """Calls ``/api/v1`` of one tenant with one bearer token: ``api("POST", "/leads",
+    {...})`` returns the JSON answer, asserting a status below 400 (or ``status=``)."""
+
+    def __init__(self, env: CrmEnv, slug: str, token: str):
+        self.client, self.token = env.client(slug), token
+
+    def __call__(self, method: str, url: str, json: Any = None, status: int | None = None) -> Any:
+        response = self.client.open(f"/api/v1{url}", method=method, json=json, headers={"Authorization": f"Bearer {self.token}"})
+        if status is None:
+            assert response.status_code < 400, f"{method} {url}: {response.status_code} {response.get_data(as_text=True)}"
+        else:
+            assert response.status_code == status, f"{method} {url}: {response.status_code} {response.get_data(as_text=True)}"
+        return response.get_json(silent=True)
+
+
+@contextlib.contextmanager
+def in_tenant(env: CrmEnv, slug: str = "acme") -> Iterator[Any]:
+    """The app's context, a database connection and ``slug`` as the current tenant
+    (for setting up records and asserting on them in a test)."""
+    tenant = env.tenant(slug)
+    with env.app.app_context(), db.connection(), db.tenant_context(tenant):
+        yield tenant
+
+
+def drain_tasks(env: CrmEnv, timeout: float = 10.0) -> int:
+    """Run the task queue in this thread until no task is queued or running (waiting
+    for ones due soon); returns how many ran. Fails after ``timeout`` seconds."""
+    import time
+
+    from crmcore.models import Task
+    from crmcore.tasks import Worker
+
+    worker = Worker(env.crm, worker_id="test-worker")
+    ran = 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with db.database.connection_context():
+            task = worker.run_one()
+            if task is not None:
+                ran += 1
+                continue
+            if not Task.select().where(Task.status.in_(["queued", "running"])).exists():
+                return ran
+        time.sleep(0.02)
+    raise AssertionError("tasks still queued after the timeout")
 
 
 # --------------------------------------------------------------------------- browser tests

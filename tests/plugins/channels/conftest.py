@@ -5,7 +5,6 @@ callers and a worker run as the task queue's tests run it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import threading
 import time
@@ -18,8 +17,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from crmcore import auth, db
-from crmcore.models import Task
-from crmcore.tasks import Worker
+from crmcore.testing import Api, in_tenant  # noqa: F401 - shared with the tests here
+from crmcore.testing import drain_tasks as drain  # noqa: F401
 
 PASSWORD = "channels-secret-pw"
 
@@ -92,19 +91,6 @@ def env(crm_env: Any, smtp: SmtpServer) -> Any:
     return crm_env
 
 
-class Api:
-    """Calls /api/v1 of one tenant as one token."""
-
-    def __init__(self, env: Any, slug: str, token: str):
-        self.client, self.token = env.client(slug), token
-
-    def __call__(self, method: str, url: str, json: Any = None, status: int | None = None) -> Any:
-        response = self.client.open(f"/api/v1{url}", method=method, json=json, headers={"Authorization": f"Bearer {self.token}"})
-        if status is None:
-            assert response.status_code < 400, f"{method} {url}: {response.status_code} {response.get_data(as_text=True)}"
-        else:
-            assert response.status_code == status, f"{method} {url}: {response.status_code} {response.get_data(as_text=True)}"
-        return response.get_json(silent=True)
 
 
 def token(env: Any, slug: str = "acme", role: str = "admin") -> str:
@@ -119,28 +105,8 @@ def admin(env: Any) -> Api:
     return Api(env, "acme", token(env))
 
 
-@contextlib.contextmanager
-def in_tenant(env: Any, slug: str = "acme") -> Iterator[Any]:
-    tenant = env.tenant(slug)
-    with env.app.app_context(), db.connection(), db.tenant_context(tenant):
-        yield tenant
 
 
-def drain(env: Any, timeout: float = 10.0) -> int:
-    """Run the worker until no task is queued or running (waiting for ones due soon)."""
-    worker = Worker(env.crm, worker_id="test-worker")
-    ran = 0
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with db.database.connection_context():
-            task = worker.run_one()
-            if task is not None:
-                ran += 1
-                continue
-            if not Task.select().where(Task.status.in_(["queued", "running"])).exists():
-                return ran
-        time.sleep(0.02)
-    raise AssertionError("tasks still queued after the timeout")
 
 
 def make_lead(env: Any, name: str = "Ada Lovelace", email: str | None = None, slug: str = "acme") -> Any:

@@ -1,0 +1,139 @@
+"""Admins without a shell: /app/admin/plugins turns plugins on and off and edits their
+settings in a form generated from the settings schema, writing config/tenants/<slug>.toml
+(comments kept), validated as a hand edit is, applied live. Real app, real files."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from crmcore.plugins import PluginInfo
+
+TENANT_FILE = """\
+# Acme's tenant file: edited by hand and by the admin pages.
+name = "Acme Ltd"
+hostnames = ["acme.test"]
+# the plugins on for acme
+plugins = ["chat"]  # chat first
+
+[settings.chat]
+# visitors come from our marketing site
+allowed_origins = ["https://www.acme.test"]
+public_key = { "$env" = "ACME_CHAT_KEY" }
+"""
+
+
+@pytest.fixture
+def web(crm_env):
+    import os
+
+    os.environ.setdefault("ACME_CHAT_KEY", "pk-secret-from-env-123")
+    (crm_env.config_dir / "tenants").mkdir(parents=True, exist_ok=True)
+    (crm_env.config_dir / "tenants" / "acme.toml").write_text(TENANT_FILE)
+    crm_env.write_tenant("other", name="Other Inc")
+    crm_env.create_app()
+    return crm_env
+
+
+@pytest.fixture
+def path(web):
+    return web.config_dir / "tenants" / "acme.toml"
+
+
+def post(env, client, url, data=None):
+    return client.post(url, data={**(data or {}), "csrf_token": env.csrf(client)})
+
+
+def html(response):
+    return response.get_data(as_text=True)
+
+
+def fingerprint(client, url):
+    return re.search(r'name="fingerprint" value="([0-9a-f]+)"', html(client.get(url))).group(1)
+
+
+def test_settings_form_saves_keeping_comments_and_applies_live(web, path):
+    admin = web.client("acme")
+    web.login(admin, "acme", "admin")
+    page = admin.get("/app/admin/plugins/chat/")
+    body = html(page)
+    assert page.status_code == 200
+    assert 'name="greeting"' in body and 'name="colour"' in body and "https://www.acme.test" in body
+    # The $env value is shown as such, never resolved.
+    assert "ACME_CHAT_KEY" in body and "pk-secret-from-env-123" not in body
+    saved = post(web, admin, "/app/admin/plugins/chat/", {
+        "fingerprint": fingerprint(admin, "/app/admin/plugins/chat/"),
+        "allowed_origins": "https://www.acme.test\nhttps://shop.acme.test", "greeting": "Hello from Acme!", "colour": "#0a7d3b",
+        "max_message_length": "1500", "public_key": "", "assistant_enabled__present": "1",  # unticked: off
+    })
+    assert saved.status_code == 302, html(saved)
+    text = path.read_text()
+    for comment in ("# Acme's tenant file", "# the plugins on for acme", "# chat first", "# visitors come from our marketing site"):
+        assert comment in text
+    assert 'public_key = { "$env" = "ACME_CHAT_KEY" }' in text
+    assert 'greeting = "Hello from Acme!"' in text and "max_message_length = 1500" in text and "assistant_enabled = false" in text
+    assert "title" not in text  # untouched defaults are not written
+    settings = web.crm.settings(web.tenant("acme"), "chat")
+    assert settings["allowed_origins"] == ["https://www.acme.test", "https://shop.acme.test"]
+    assert (settings["greeting"], settings["colour"], settings["max_message_length"], settings["assistant_enabled"]) == ("Hello from Acme!", "#0a7d3b", 1500, False)
+    assert settings["public_key"] == "pk-secret-from-env-123"
+    again = html(admin.get("/app/admin/plugins/chat/"))
+    assert "Hello from Acme!" in again and "pk-secret-from-env-123" not in again
+
+
+def test_a_bad_value_is_refused_with_the_fields_message_and_the_file_untouched(web, path):
+    admin = web.client("acme")
+    web.login(admin, "acme", "admin")
+    before = path.read_text()
+    refused = post(web, admin, "/app/admin/plugins/chat/", {"colour": "green", "max_message_length": "lots", "allowed_origins": "https://ok.test\nftp://nope/x"})
+    body = html(refused)
+    assert refused.status_code == 422
+    assert "a colour like #2563eb" in body and "Not a valid integer." in body and "an origin like https://www.example.com" in body
+    assert 'id="f-colour"' in body and 'aria-describedby="colour-error"' in body and 'value="green"' in body
+    assert path.read_text() == before
+    assert web.crm.settings(web.tenant("acme"), "chat")["colour"] == "#2563eb"
+    # An edit of the file meanwhile: the page's save is refused, not merged blindly.
+    stale = fingerprint(admin, "/app/admin/plugins/chat/")
+    path.write_text(before.replace("Acme Ltd", "Acme Limited"))
+    conflict = post(web, admin, "/app/admin/plugins/chat/", {"fingerprint": stale, "greeting": "Hi"})
+    assert conflict.status_code == 409 and "changed by someone else" in html(conflict)
+    assert "greeting" not in path.read_text()
+
+
+def test_turning_a_plugin_on_shows_its_nav_item_without_restart_and_says_what_it_requires(web, path):
+    admin = web.client("acme")
+    web.login(admin, "acme", "admin")
+    assert "/app/kanban/" not in html(admin.get("/app/"))
+    index = html(admin.get("/app/admin/plugins/"))
+    assert "Turn kanban on" in index and "Turn chat off" in index
+    on = post(web, admin, "/app/admin/plugins/kanban/enabled", {"on": "1", "fingerprint": fingerprint(admin, "/app/admin/plugins/")})
+    assert on.status_code == 302
+    assert 'plugins = ["chat", "kanban"]  # chat first' in path.read_text()
+    assert "/app/kanban/" in html(admin.get("/app/")) and admin.get("/app/kanban/").status_code == 200
+
+    web.crm.host.infos["boardplus"] = PluginInfo("boardplus", "0.1.0", "Needs webhooks (test).", ("webhooks",), None, "boardplus", "test")
+    refused = post(web, admin, "/app/admin/plugins/boardplus/enabled", {"on": "1"})
+    assert refused.status_code == 303
+    shown = html(admin.get("/app/admin/plugins/"))
+    assert "boardplus was not turned on" in shown and "requires plugin &#39;webhooks&#39;, which is not enabled" in shown
+    assert "boardplus" not in path.read_text()
+
+    off = post(web, admin, "/app/admin/plugins/kanban/enabled", {"on": "0"})
+    assert off.status_code == 302 and "/app/kanban/" not in html(admin.get("/app/"))
+    assert 'plugins = ["chat"]  # chat first' in path.read_text()
+
+
+def test_only_admins_reach_the_plugin_admin(web, path):
+    before = path.read_text()
+    for role in ("manager", "agent"):
+        client = web.client("acme")
+        web.login(client, "acme", role)
+        assert client.get("/app/admin/plugins/chat/").status_code == 403
+        assert post(web, client, "/app/admin/plugins/chat/", {"greeting": "pwned"}).status_code == 403
+        assert post(web, client, "/app/admin/plugins/kanban/enabled", {"on": "1"}).status_code == 403
+    assert path.read_text() == before
+    admin = web.client("acme")
+    web.login(admin, "acme", "admin")
+    assert admin.get("/app/admin/plugins/nope/").status_code == 404
+    assert post(web, admin, "/app/admin/plugins/core/enabled", {"on": "0"}).status_code == 404

@@ -80,6 +80,7 @@ def test_settings_form_saves_keeping_comments_and_applies_live(web, path):
     assert settings["public_key"] == "pk-secret-from-env-123"
     again = html(admin.get("/app/admin/plugins/chat/"))
     assert "Hello from Acme!" in again and "pk-secret-from-env-123" not in again
+    assert "/app/admin/plugins/chat/" in html(admin.get("/app/chat/setup"))  # the widget page links here
 
 
 def test_a_bad_value_is_refused_with_the_fields_message_and_the_file_untouched(web, path):

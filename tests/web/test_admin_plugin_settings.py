@@ -107,7 +107,7 @@ def test_turning_a_plugin_on_shows_its_nav_item_without_restart_and_says_what_it
     web.login(admin, "acme", "admin")
     assert "/app/kanban/" not in html(admin.get("/app/"))
     index = html(admin.get("/app/admin/plugins/"))
-    assert "Turn kanban on" in index and "Turn chat off" in index
+    assert "Turn on kanban" in index and "Turn off chat" in index
     on = post(web, admin, "/app/admin/plugins/kanban/enabled", {"on": "1", "fingerprint": fingerprint(admin, "/app/admin/plugins/")})
     assert on.status_code == 302
     assert 'plugins = ["chat", "kanban"]  # chat first' in path.read_text()

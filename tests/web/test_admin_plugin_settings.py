@@ -5,6 +5,7 @@ settings in a form generated from the settings schema, writing config/tenants/<s
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 
 import pytest
 
@@ -138,3 +139,65 @@ def test_only_admins_reach_the_plugin_admin(web, path):
     web.login(admin, "acme", "admin")
     assert admin.get("/app/admin/plugins/nope/").status_code == 404
     assert post(web, admin, "/app/admin/plugins/core/enabled", {"on": "0"}).status_code == 404
+
+
+class FormValues(HTMLParser):
+    """The values a browser would submit for the page's settings form, as it was rendered."""
+
+    def __init__(self):
+        super().__init__()
+        self.values: list[tuple[str, str]] = []
+        self._textarea = None
+        self._select = None
+        self._in_form = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form" and "/app/admin/plugins/" in (a.get("action") or ""):
+            self._in_form = True
+        if not self._in_form or "name" not in a and tag != "option":
+            return
+        if tag == "input" and a.get("type") == "checkbox":
+            if "checked" in a:
+                self.values.append((a["name"], a.get("value", "on")))
+        elif tag == "input":
+            self.values.append((a["name"], a.get("value", "")))
+        elif tag == "textarea":
+            self._textarea = [a["name"], ""]
+        elif tag == "select":
+            self._select = a["name"]
+        elif tag == "option" and self._select and "selected" in a:
+            self.values.append((self._select, a.get("value", "")))
+
+    def handle_data(self, data):
+        if self._textarea is not None:
+            self._textarea[1] += data
+
+    def handle_endtag(self, tag):
+        if tag == "textarea" and self._textarea is not None:
+            self.values.append(tuple(self._textarea))
+            self._textarea = None
+        elif tag == "select":
+            self._select = None
+        elif tag == "form":
+            self._in_form = False
+
+
+def test_every_plugins_form_renders_and_saving_it_unchanged_changes_nothing(web, path):
+    from werkzeug.datastructures import MultiDict
+
+    admin = web.client("acme")
+    web.login(admin, "acme", "admin")
+    before = path.read_text()
+    with_settings = [name for name, info in web.crm.host.infos.items() if info.settings is not None and not info.error]
+    assert {"core", "chat", "kanban", "scoring", "webhooks"} <= set(with_settings)
+    for name in with_settings:
+        page = admin.get(f"/app/admin/plugins/{name}/")
+        assert page.status_code == 200, name
+        form = FormValues()
+        form.feed(html(page))
+        data = MultiDict(form.values)
+        data["csrf_token"] = web.csrf(admin)
+        saved = admin.post(f"/app/admin/plugins/{name}/", data=data, follow_redirects=True)
+        assert saved.status_code == 200 and "Nothing changed." in html(saved), (name, html(saved)[-3000:])
+    assert path.read_text() == before

@@ -1,6 +1,7 @@
 """axe-core (tests/e2e/vendor/axe-core, a test asset) on the core's main pages in
 Chromium: no "critical" or "serious" violation on the dashboard, the record lists and
-pages, tasks, search and the admin pages (with a validation error shown, too)."""
+pages, tasks, search and the admin pages (with a validation error shown, too), and a few
+of them again at phone width."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.e2e.conftest import DESKTOP, _new_context, _watched, expect, shot, sign_in
+from tests.e2e.conftest import DESKTOP, MOBILE, _new_context, _watched, expect, shot, sign_in
 
 AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
 
@@ -38,6 +39,8 @@ PAGES = [
 ]
 
 BLOCKING = ("critical", "serious")
+#: checked at phone width too
+PHONE_PAGES = ("dashboard", "leads", "deal", "tasks")
 
 
 @pytest.fixture
@@ -69,9 +72,9 @@ def test_main_pages_have_no_serious_accessibility_violations(axe_page, live_serv
     ids = live_server.seed()
     # Tasks in every state the tasks page and the dashboard colour differently.
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
-    live_server.api("POST", "/tasks", json={"title": "Call back Grace", "lead_id": ids["lead"], "due_at": (now - dt.timedelta(days=2)).isoformat(), "priority": "high"})
-    live_server.api("POST", "/tasks", json={"title": "Prepare the demo", "due_at": now.isoformat(), "priority": "low"})
-    done = live_server.api("POST", "/tasks", json={"title": "Send the brochure", "due_at": now.isoformat()})
+    live_server.api("POST", "/tasks", json={"title": "Call back Grace", "lead_id": ids["lead"], "due_at": (now - dt.timedelta(days=2)).isoformat(), "priority": "high", "assignee_id": live_server.admin_id})
+    live_server.api("POST", "/tasks", json={"title": "Prepare the demo", "due_at": now.isoformat(), "priority": "low", "assignee_id": live_server.admin_id})
+    done = live_server.api("POST", "/tasks", json={"title": "Send the brochure", "due_at": now.isoformat(), "assignee_id": live_server.admin_id})
     live_server.api("PATCH", f"/tasks/{done['id']}", json={"status": "done"})
     sign_in(page, live_server)
     found: dict[str, list[str]] = {}
@@ -81,6 +84,15 @@ def test_main_pages_have_no_serious_accessibility_violations(axe_page, live_serv
         problems = violations(page)
         if problems:
             found[name] = problems
+    # At phone width the header and lists fold differently: a few pages again.
+    page.set_viewport_size(MOBILE)
+    for name, path in PAGES:
+        if name in PHONE_PAGES:
+            page.goto(path.format(**ids))
+            if problems := violations(page):
+                found[f"phone-{name}"] = problems
+    shot(page, "a11y-phone-tasks")
+    page.set_viewport_size(DESKTOP)
     # A form showing its validation errors (the settings form of the core, refused).
     page.goto("/app/admin/plugins/core/")
     page.get_by_label("Default currency").fill("euro")

@@ -4,20 +4,23 @@ The file stays the source of truth: an edit is made on the file's own text with 
 (a round-tripping TOML library, so comments, order and layout survive), the new text is
 validated by :func:`crmcore.config.load_tenant` exactly as a hand edit is, and only then
 replaces the file (atomically: a temporary file renamed over it) and the config store
-reloads, so the running configuration and the page never disagree with the file.
+reloads, so the running configuration and the page never disagree with the file. Saves
+of one file are serialised (a thread lock, and ``flock`` on ``.<slug>.toml.lock`` between
+processes), and each checks the fingerprint of the text the page showed.
 
 ``{ "$env" = "NAME" }`` values are left as written; nothing here resolves them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
@@ -110,6 +113,23 @@ def with_settings(document: tomlkit.TOMLDocument, plugin: str, changes: Mapping[
         del settings[plugin]
 
 
+@contextlib.contextmanager
+def _file_lock(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock between processes (web processes of one instance saving the
+    same tenant file at once); a no-op where ``fcntl`` does not exist."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    with open(lock_path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def validate(text: str, slug: str, store: ConfigStore) -> list[Problem]:
     """load_tenant's problems with ``text`` as the tenant file (an empty list: valid)."""
     problems: list[Problem] = []
@@ -133,7 +153,7 @@ def save(store: ConfigStore, slug: str, edit: Any, expected: str | None) -> Conf
     reload's error when the reload itself failed for another reason (crm.toml broken):
     the file is then saved and applies once that is fixed."""
     path = store.config_dir / "tenants" / f"{slug}.toml"
-    with _write_lock:
+    with _write_lock, _file_lock(path.parent / f".{slug}.toml.lock"):
         current = read(path)
         if expected is not None and current.fingerprint != expected:
             raise StaleFile(str(path))

@@ -10,8 +10,9 @@ file is validated.
 
 Values the file reads from the environment (``{ "$env" = "NAME" }``) and secrets (a key
 containing secret, token, password or key) are never put into the page: their input is
-empty, and left empty it keeps what the file has. Typing ``$env:NAME`` into a field sets
-such a reference.
+empty, and left empty it keeps what the file has (a checkbox or set of choices read from
+the environment shows no input at all). Typing ``$env:NAME`` into a field sets such a
+reference.
 """
 
 from __future__ import annotations
@@ -78,6 +79,16 @@ def kind_of(fld: fields.Field, key: str) -> str:
     return "json"
 
 
+def is_hidden(kind: str, key: str, raw_value: Any) -> bool:
+    """Whether the field's value stays out of the page (a secret, or read from the
+    environment), its input empty and, left empty, keeping what the file has. The
+    masking rule of the plugins page: a key containing secret, token, password or key,
+    at any kind but a checkbox or a set of choices (which show no typed value)."""
+    if kind in ("checkbox", "choices"):
+        return mentions_env(raw_value)
+    return kind == "secret" or is_secret_key(key) or mentions_env(raw_value)
+
+
 def _label(key: str) -> str:
     return key.replace("_", " ").capitalize()
 
@@ -105,7 +116,7 @@ def form_fields(schema_cls: type[Schema], effective: Mapping[str, Any], raw: Map
         kind = kind_of(fld, key)
         raw_value = raw.get(key, _MISSING)
         env = env_name(raw_value)
-        hidden = env is not None or mentions_env(raw_value) or kind == "secret"
+        hidden = is_hidden(kind, key, raw_value)
         item = FormField(key=key, label=_label(key), kind=kind, env=env, secret=hidden, errors=list((errors or {}).get(key, [])))
         if isinstance(fld, fields.Float):
             item.step = "any"
@@ -150,7 +161,9 @@ def changes_from_form(schema_cls: type[Schema], form: MultiDict, raw: Mapping[st
             continue
         kind = kind_of(fld, key)
         raw_value = raw.get(key, _MISSING)
-        keeps_when_empty = kind == "secret" or mentions_env(raw_value)
+        keeps_when_empty = is_hidden(kind, key, raw_value)
+        if keeps_when_empty and kind in ("checkbox", "choices"):
+            continue  # read from the environment: the page shows no input for it
         if kind == "checkbox":
             if f"{key}__present" not in form:
                 continue

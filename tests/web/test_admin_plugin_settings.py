@@ -201,3 +201,32 @@ def test_every_plugins_form_renders_and_saving_it_unchanged_changes_nothing(web,
         saved = admin.post(f"/app/admin/plugins/{name}/", data=data, follow_redirects=True)
         assert saved.status_code == 200 and "Nothing changed." in html(saved), (name, html(saved)[-3000:])
     assert path.read_text() == before
+
+
+def test_secrets_and_environment_values_stay_out_of_the_form():
+    from marshmallow import Schema, fields
+    from werkzeug.datastructures import MultiDict
+
+    from crmcore.tenant_files import REMOVE
+    from crmcore.web.settings_form import changes_from_form, form_fields
+
+    class Vault(Schema):
+        api_token = fields.String(load_default="")
+        signing_keys = fields.List(fields.String(), load_default=list)
+        enabled = fields.Boolean(load_default=True)
+        region = fields.String(load_default="eu")
+        timeout = fields.Integer(load_default=30)
+
+    effective = {"api_token": "tok-123", "signing_keys": ["k-1", "k-2"], "enabled": False, "region": "us", "timeout": 30}
+    raw = {"api_token": "tok-123", "signing_keys": ["k-1", "k-2"], "enabled": {"$env": "VAULT_ON"}, "region": "us"}
+    shown = {f.key: f for f in form_fields(Vault, effective, raw)}
+    assert shown["api_token"].value == "" and shown["signing_keys"].value == "" and shown["api_token"].secret
+    assert shown["enabled"].secret and shown["enabled"].env == "VAULT_ON"
+    assert shown["region"].value == "us" and shown["timeout"].value == "30"
+    defaults = Vault().load({})
+    # As the page submits it untouched: nothing changes.
+    untouched = MultiDict([("api_token", ""), ("signing_keys", ""), ("region", "us"), ("timeout", "30")])
+    assert changes_from_form(Vault, untouched, raw, defaults) == ({}, {})
+    typed = MultiDict([("api_token", "$env:VAULT_TOKEN"), ("signing_keys", "k-3"), ("region", ""), ("timeout", "45"), ("enabled", "1"), ("enabled__present", "1")])
+    changes, errors = changes_from_form(Vault, typed, raw, defaults)
+    assert errors == {} and changes == {"api_token": {"$env": "VAULT_TOKEN"}, "signing_keys": ["k-3"], "region": REMOVE, "timeout": 45}

@@ -8,7 +8,7 @@
   if (!form) return;
   var input = form.querySelector("input[name=q]");
   var list = form.querySelector("[role=listbox]");
-  var status = form.querySelector("[role=status]");
+  var status = form.querySelector("[aria-live]");
   var options = [];
   var active = -1;
   var timer = null;

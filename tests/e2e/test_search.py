@@ -12,10 +12,10 @@ def test_global_search_by_keyboard(page, live_server):
     sign_in(page, live_server)
     page.goto("/app/tasks/")
     page.keyboard.press("/")
-    box = page.get_by_role("combobox", name="Search leads, contacts, companies and deals")
+    box = page.get_by_role("combobox", name="Quick find")
     expect(box).to_be_focused()
     page.keyboard.type("globex")
-    listbox = page.get_by_role("listbox", name="Search suggestions")
+    listbox = page.get_by_role("listbox", name="Suggestions")
     expect(listbox).to_be_visible()
     expect(listbox.get_by_role("option")).to_have_count(4)  # company, contact (via email), deal, "all results"
     expect(box).to_have_attribute("aria-expanded", "true")

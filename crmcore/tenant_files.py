@@ -108,7 +108,7 @@ def with_settings(document: tomlkit.TOMLDocument, plugin: str, changes: Mapping[
             if key in table:
                 del table[key]
         else:
-            table[key] = value
+            table[key] = _inline(value)
     if len(table) == 0 and not table.trivia.comment:
         del settings[plugin]
 
@@ -128,6 +128,18 @@ def _file_lock(lock_path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _inline(value: Any) -> Any:
+    """Tables inside a setting's value written inline (``key = { "$env" = "NAME" }``), as
+    people write them, not as a ``[settings.plugin.key]`` section of their own."""
+    if isinstance(value, dict):
+        table = tomlkit.inline_table()
+        table.update({k: _inline(v) for k, v in value.items()})
+        return table
+    if isinstance(value, list):
+        return [_inline(v) for v in value]
+    return value
 
 
 def validate(text: str, slug: str, store: ConfigStore) -> list[Problem]:

@@ -230,3 +230,22 @@ def test_secrets_and_environment_values_stay_out_of_the_form():
     typed = MultiDict([("api_token", "$env:VAULT_TOKEN"), ("signing_keys", "k-3"), ("region", ""), ("timeout", "45"), ("enabled", "1"), ("enabled__present", "1")])
     changes, errors = changes_from_form(Vault, typed, raw, defaults)
     assert errors == {} and changes == {"api_token": {"$env": "VAULT_TOKEN"}, "signing_keys": ["k-3"], "region": REMOVE, "timeout": 45}
+
+
+def test_tenant_file_edits_keep_the_layout():
+    import tomlkit
+
+    from crmcore.tenant_files import REMOVE, with_plugin, with_settings
+
+    doc = tomlkit.parse(TENANT_FILE)
+    with_settings(doc, "chat", {"public_key": {"$env": "OTHER_KEY"}, "allowed_origins": REMOVE, "greeting": "Hi"})
+    with_settings(doc, "webhooks", {"timeout_seconds": 5.0})
+    with_plugin(doc, "webhooks", True)
+    text = tomlkit.dumps(doc)
+    assert 'public_key = {"$env" = "OTHER_KEY"}' in text and "allowed_origins" not in text
+    assert "# visitors come from our marketing site" in text and 'plugins = ["chat", "webhooks"]  # chat first' in text
+    assert text.index("[settings.chat]") < text.index("[settings.webhooks]") and "timeout_seconds = 5.0" in text
+    bare = tomlkit.parse('name = "Bare"\n')
+    with_plugin(bare, "kanban", True)
+    with_settings(bare, "kanban", {"wip_limit": 3})
+    assert tomlkit.dumps(bare) == 'name = "Bare"\nplugins = ["kanban"]\n\n[settings.kanban]\nwip_limit = 3\n'

@@ -29,6 +29,7 @@ from crmcore.contrib import (  # noqa: E402  (the markers above must exist first
     PrivacySection,
     RecordPanel,
     ScheduledJob,
+    SearchResult,
     SignalReceiver,
     TaskHandler,
 )
@@ -48,4 +49,5 @@ __all__ = [
     "SignalReceiver",
     "TaskHandler",
     "PrivacySection",
+    "SearchResult",
 ]

@@ -76,6 +76,21 @@ class RecordPanel:
 
 
 @dataclass(frozen=True)
+class SearchResult:
+    """One hit of the header's global search (hook ``crm_search``): ``label`` is what
+    the result list shows, ``url`` where choosing it goes (a page of this CRM, e.g.
+    ``url_for(...)``), ``kind`` the group it is listed under ("Chat conversation"),
+    ``detail`` a second line (an email, a company), ``order`` the group's place among
+    the others (the core's leads, contacts, companies and deals are 10-40)."""
+
+    kind: str
+    label: str
+    url: str
+    detail: str = ""
+    order: int = 100
+
+
+@dataclass(frozen=True)
 class ListFilter:
     """A filter a :class:`ListColumn` offers on its list page: a select of ``options``
     (value, label) in the filter form, read from the query parameter named after the

@@ -24,7 +24,14 @@ from crmcore import hookspec
 
 # Runtime hooks' return types are imported at run time: the contained call reads each
 # hookspec's return annotation and checks every answer against it (crmcore.hookresults).
-from crmcore.contrib import DashboardWidget, ListColumn, NavItem, PrivacySection, RecordPanel
+from crmcore.contrib import (
+    DashboardWidget,
+    ListColumn,
+    NavItem,
+    PrivacySection,
+    RecordPanel,
+    SearchResult,
+)
 
 if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
     import click
@@ -390,4 +397,23 @@ def crm_activity_kinds(tenant: Tenant) -> list[str]:
 
     :param tenant: the current tenant.
     :return: a list of kind names.
+    """
+
+
+@hookspec
+def crm_search(tenant: Tenant, user: User, query: str, limit: int) -> list[SearchResult]:
+    """Add results to the header's global search (and its results page).
+
+    Called once per search, only for plugins the tenant has on, with the tenant as the
+    current tenant, after the core has searched leads, contacts, companies and deals.
+    Answer with at most ``limit`` results, found with ONE query (``LIMIT limit``), and
+    only records the user may open (the same rules as the plugin's own pages). A raising
+    implementation loses its results, logged with the plugin's name; the search still
+    answers.
+
+    :param tenant: the current tenant.
+    :param user: the signed-in user.
+    :param query: what was typed, stripped, 1 to 200 characters.
+    :param limit: the most results wanted from this plugin.
+    :return: a list of :class:`crmcore.contrib.SearchResult`.
     """

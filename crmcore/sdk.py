@@ -51,6 +51,7 @@ from crmcore.contrib import (
     PrivacySection,
     RecordPanel,
     ScheduledJob,
+    SearchResult,
     SignalReceiver,
     TaskHandler,
 )
@@ -127,7 +128,7 @@ __all__ = [
     # contract
     "hookimpl", "hookspec", "Plugin", "NavItem", "Permission", "DashboardWidget", "RecordPanel",
     "ListColumn", "ListFilter", "LiveTopicRule", "Migration", "ScheduledJob", "SignalReceiver", "TaskHandler",
-    "PrivacySection",
+    "PrivacySection", "SearchResult",
     # application
     "settings", "is_enabled", "call_hook", "first_answer", "current_user", "current_role",
     "call_hook_all", "connect_receiver",

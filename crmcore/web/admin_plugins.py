@@ -1,7 +1,12 @@
 """/app/admin/plugins: which plugins are installed, which are on for this tenant, and
-this tenant's effective settings for each, read-only, with secrets masked.
+this tenant's effective settings for each, with secrets masked; a plugin is turned on or
+off here, and its settings edited in a form generated from its settings schema
+(:mod:`crmcore.web.settings_form`).
 
-Settings are edited in ``config/tenants/<slug>.toml``, not here. A value is masked when
+Both write ``config/tenants/<slug>.toml`` through :mod:`crmcore.tenant_files`: the file
+keeps its comments and layout, the edit is validated exactly as a hand edit is (refused
+with the messages, the file untouched), and the running configuration reloads at once.
+The file stays the source of truth. A value is masked when
 its key (at any depth) contains secret, token, password or key, and when the tenant file
 gives it as ``{ "$env" = "NAME" }``. The loaded configuration does not remember where a
 value came from, so the page reads the tenant file again to find the ``$env`` values;
@@ -16,7 +21,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from flask import Blueprint, g, render_template
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
 from crmcore.web.admin import admin_only
 
@@ -131,5 +136,99 @@ def index():
             "has_settings": info.settings is not None, "settings": rows,
         })
     rel_path = f"config/tenants/{g.tenant.slug}.toml"
+    fingerprint = None
+    if tc is not None and unreadable is None:
+        from crmcore.tenant_files import fingerprint as text_fingerprint
+
+        try:
+            fingerprint = text_fingerprint(tc.path.read_text(encoding="utf-8"))
+        except OSError:
+            fingerprint = None
     return render_template("crm/admin/plugins.html", plugins=plugins, rel_path=rel_path, path=tc.path if tc else None,
-                           unreadable=unreadable, problems=problems, mask=MASK, secret_words=SECRET_WORDS)
+                           unreadable=unreadable, problems=problems, mask=MASK, secret_words=SECRET_WORDS, fingerprint=fingerprint)
+
+
+def _editable_plugin(name: str) -> Any:
+    from crmcore.app import crm_state
+
+    crm = crm_state()
+    info = crm.host.infos.get(name)
+    if info is None:
+        abort(404)
+    return crm, info
+
+
+def _saved_message(reload_error: Any, what: str) -> None:
+    if reload_error is None:
+        flash(f"{what} Saved to config/tenants/{g.tenant.slug}.toml and applied.", "success")
+    else:
+        flash(f"{what} Saved to config/tenants/{g.tenant.slug}.toml, but the configuration could not be reloaded "
+              f"(it applies once this is fixed): {reload_error}", "error")
+
+
+@bp.route("/<name>/", methods=["GET", "POST"])
+def settings(name: str):
+    """The plugin's settings as a form; saving validates the whole tenant file."""
+    from crmcore import tenant_files
+    from crmcore.web.settings_form import changes_from_form, field_errors, form_fields
+
+    crm, info = _editable_plugin(name)
+    if info.settings is None or info.error:
+        abort(404)
+    try:
+        current = tenant_files.read(crm.config_store.config_dir / "tenants" / f"{g.tenant.slug}.toml")
+    except Exception as exc:  # unreadable or not TOML: the page says so, nothing is written
+        return render_template("crm/admin/plugin_settings.html", plugin=info, fields=[], broken=f"{exc.__class__.__name__}: {exc}",
+                               other_errors=[], fingerprint="", enabled=name in crm.enabled(g.tenant), rel_path=f"config/tenants/{g.tenant.slug}.toml"), 409
+    raw = current.raw_settings(name)
+    errors: dict[str, list[str]] = {}
+    other: list[str] = []
+    status = 200
+    if request.method == "POST":
+        changes, errors = changes_from_form(info.settings, request.form, raw, info.defaults)
+        if not errors and changes:
+            try:
+                reload_error = tenant_files.save(crm.config_store, g.tenant.slug, lambda doc: tenant_files.with_settings(doc, name, changes),
+                                                 request.form.get("fingerprint") or None)
+            except tenant_files.StaleFile:
+                other = ["The tenant file was changed by someone else since this page was opened: nothing was saved. Reload the page to see the file as it is now."]
+                status = 409
+            except tenant_files.RefusedEdit as exc:
+                errors, other = field_errors(exc.problems, name)
+                status = 422
+            else:
+                _saved_message(reload_error, f"Settings of {name} saved.")
+                return redirect(url_for(".settings", name=name))
+        elif not errors:
+            flash("Nothing changed.", "success")
+            return redirect(url_for(".settings", name=name))
+        else:
+            status = 422
+    effective = crm.settings(g.tenant, name)
+    shown = form_fields(info.settings, effective, raw, errors, request.form if request.method == "POST" else None)
+    return render_template("crm/admin/plugin_settings.html", plugin=info, fields=shown, broken=None, other_errors=other,
+                           fingerprint=current.fingerprint, enabled=info.always_on or name in crm.enabled(g.tenant),
+                           rel_path=f"config/tenants/{g.tenant.slug}.toml"), status
+
+
+@bp.post("/<name>/enabled")
+def set_enabled(name: str):
+    """Turn the plugin on (``on=1``) or off for this tenant: the ``plugins`` list of the file."""
+    from crmcore import tenant_files
+
+    crm, info = _editable_plugin(name)
+    if info.always_on:
+        abort(404)
+    on = request.form.get("on") == "1"
+    try:
+        reload_error = tenant_files.save(crm.config_store, g.tenant.slug, lambda doc: tenant_files.with_plugin(doc, name, on),
+                                         request.form.get("fingerprint") or None)
+    except tenant_files.StaleFile:
+        flash("The tenant file was changed by someone else since this page was opened: nothing was saved. Try again.", "error")
+        return redirect(url_for(".index"), code=303)
+    except tenant_files.RefusedEdit as exc:
+        reasons = "; ".join(p.reason if p.key in ("plugins", "") or p.key.startswith("plugins[") else f"{p.key}: {p.reason}" for p in exc.problems)
+        flash(f"{name} was not turned {'on' if on else 'off'}: {reasons}", "error")
+        return redirect(url_for(".index"), code=303)
+    _saved_message(reload_error, f"{name} turned {'on' if on else 'off'}.")
+    return redirect(url_for(".index"))

@@ -78,7 +78,7 @@ def test_create_note_convert_and_find_a_lead(page, live_server):
     page.goto("/app/leads/")
     rows = page.get_by_role("table").get_by_role("row")
     expect(rows).to_have_count(3)  # header + 2 leads
-    search = page.get_by_role("search").get_by_label("Search")
+    search = page.get_by_role("search", name="Search and filter leads").get_by_label("Search")
     search.fill("lovelace")
     search.press("Enter")
     expect(page).to_have_url(re.compile(r"[?&]q=lovelace"))

@@ -1,5 +1,5 @@
 """The admin pages (/app/admin/...): users and roles, API tokens, pipelines and stages,
-custom fields, the read-only plugins view. Flask test client on a real database: each
+custom fields, the plugins view (its editing: test_admin_plugin_settings.py). Flask test client on a real database: each
 page and form, validation errors, roles (403), tenants (404 on another tenant's ids),
 the last-admin rule, a token's secret shown once, and the same rules as the API."""
 
@@ -564,7 +564,7 @@ def test_plugins_page_shows_plugins_and_masked_settings(sample_env):
     response = client.get("/app/admin/plugins/")
     assert response.status_code == 200
     body = html(response)
-    assert "config/tenants/alpha.toml" in body and "read-only" in body
+    assert "config/tenants/alpha.toml" in body and "Turn off sample" in body
     assert "sample" in body and "1.2.0" in body and "Sample third-party plugin (tests)." in body
     assert "&#34;Hi alpha&#34;" in body and "max_items" in body and ">100<" in body  # the effective values, defaults filled in
     assert "tok-very-secret-123" not in body and "region-from-env-xyz" not in body

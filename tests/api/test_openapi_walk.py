@@ -290,7 +290,7 @@ class Spec:
         if name.endswith("_id") or (guess and name not in NUMERIC_NAMES):
             text = (schema.get("description") or "").lower()
             mentioned = []
-            for kind in self.kinds - set(USER_KEYS):
+            for kind in self.kinds - set(USER_KEYS) - POLYMORPHIC:  # ("record" names no kind)
                 match = re.search(r"\b" + re.escape(kind[:-3].replace("_", " ")) + r"s?\b", text)
                 if match:
                     mentioned.append((match.start(), -len(kind), kind))

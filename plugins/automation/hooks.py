@@ -16,6 +16,7 @@ from crmcore.sdk import (
     ScheduledJob,
     SignalReceiver,
     TaskHandler,
+    add_columns,
     create_tables,
     hookimpl,
 )
@@ -30,7 +31,16 @@ def crm_models():
 
 @hookimpl
 def crm_migrations():
-    return [Migration("0001_initial", create_tables(*MODELS))]
+    return [Migration("0001_initial", create_tables(*MODELS)), Migration("0002_exits_and_waits", _exits_and_waits)]
+
+
+def _exits_and_waits(database: Any) -> None:
+    """Rules' exit conditions and runs' re-checking waits (a new database got them from 0001)."""
+    for model, names in ((AutomationRule, ("exit_on",)), (AutomationRun, ("waiting_for", "waiting_since"))):
+        columns = {c.name for c in database.get_columns(model._meta.table_name)}
+        missing = [n for n in names if n not in columns]
+        if missing:
+            add_columns(model, *missing)(database)
 
 
 @hookimpl

@@ -70,8 +70,12 @@ def crm_nav_items(tenant, user):
 def crm_signal_receivers():
     """The core's facts; other plugins' trigger signals are connected in crm_startup."""
     runs.learn_triggers([*triggers.CORE_TRIGGERS, triggers.SCORE_TRIGGER])
-    # In the transaction of the change (the outbox): a committed fact always has its runs.
-    return [SignalReceiver(name, runs.on_signal(name), in_transaction=True) for name in sorted(runs.trigger_names_by_signal()) if name]
+    # The core's facts in the transaction of the change (the outbox): a committed fact
+    # always has its runs. The scoring plugin sends its signal itself after its commit
+    # (blinker's send, not the core's), which only plain receivers hear.
+    core = {t.signal for t in triggers.CORE_TRIGGERS}
+    return [*(SignalReceiver(name, runs.on_signal(name), in_transaction=True) for name in sorted(core)),
+            SignalReceiver(triggers.SCORE_TRIGGER.signal, runs.on_signal(triggers.SCORE_TRIGGER.signal))]
 
 
 @hookimpl

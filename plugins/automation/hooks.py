@@ -86,7 +86,9 @@ def crm_startup(app):
 def connect_trigger_signals(app: Any) -> list[str]:
     """Listen to the signals other plugins' triggers name (asked of every installed plugin
     with ``tenant=None``). Idempotent: call it again after registering a plugin at run time."""
-    connected = app.extensions.setdefault("automation_signals", set(runs.trigger_names_by_signal()))
+    # seeded with what crm_signal_receivers connected for this app (not the process-wide
+    # list of signals, which holds those of apps created before this one)
+    connected = app.extensions.setdefault("automation_signals", {t.signal for t in triggers.CORE_TRIGGERS} | {triggers.SCORE_TRIGGER.signal})
     added = []
     with app.app_context():
         for _plugin, found in sdk.call_hook_all("crm_automation_triggers", tenant=None):

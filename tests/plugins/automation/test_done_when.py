@@ -142,5 +142,5 @@ def test_create_a_deal_step(env: Any) -> None:
     drain(env)
     with in_tenant(env):
         [deal] = Deal.select()
-        assert (deal.title, deal.lead_id, deal.owner_id, str(deal.value)) == ("Ada – first order", lead["id"], owner.id, "1200.00")
+        assert (deal.title, deal.lead_id, deal.owner_id, float(deal.value)) == ("Ada – first order", lead["id"], owner.id, 1200.0)
         assert the_run().status == "done"

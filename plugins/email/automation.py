@@ -23,7 +23,8 @@ from crm_plugins.automation.contrib import (
     StopRun,
     TriggerEvent,
 )
-from crm_plugins.channels import contrib as channels
+from crm_plugins.channels.contrib import Refused, compose
+from crm_plugins.channels.contrib import template as template_by_id
 from crm_plugins.email import bounces, unsubscribe
 from crmcore.sdk import Contact, Lead
 
@@ -35,7 +36,7 @@ class SendTemplateParams(Schema):
 
     @validates("template_id")
     def known_template(self, value: int, **_: Any) -> None:
-        template = channels.template(value)
+        template = template_by_id(value)
         if template is None or template.channel not in (None, "email"):
             raise ValidationError("No email template with this id in this tenant.")
 
@@ -49,15 +50,15 @@ def send_template(call: ActionCall) -> str:
         raise StopRun(f"{address} is undeliverable (it bounced)")
     if unsubscribe.unsubscribed([address]):
         raise StopRun(f"{address} unsubscribed")
-    template = channels.template(call.params["template_id"])
+    template = template_by_id(call.params["template_id"])
     if template is None:
         raise StopRun(f"the template {call.params['template_id']} was deleted")
     try:
-        message = channels.compose(
+        message = compose(
             call.tenant, channel_name="email", entity=call.entity, record=record, conversation=None, to=[address], cc=None,
             subject=None, body=None, html=None, template=template, user=None,
             idempotency_key=f"automation:{call.run_id}:{call.step}", purpose=call.params["purpose"])
-    except channels.Refused as exc:
+    except Refused as exc:
         raise StopRun(str(exc)) from None
     return f"email #{message.id} queued to {address} ({template.name})"
 

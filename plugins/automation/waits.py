@@ -35,6 +35,8 @@ REPLY_TRIGGER = "message_received"
 #: wait steps the runner hands to :func:`check` (they stay at their step while waiting)
 RECHECKING = {"wait_no_activity": "quiet", "wait_for_reply": "reply"}
 STOP = object()
+#: triggers about a record that cannot have runs under way (it was just created)
+NO_RUNS_YET = {"record_created"}
 #: every installed plugin's triggers by name (filled at startup with the signals)
 KNOWN_TRIGGERS: dict[str, Any] = {}
 
@@ -87,7 +89,7 @@ def on_occurrence(tenant: Any, signal_name: str, data: dict[str, Any]) -> None:
     it, and wake its runs waiting for a reply when it is one. One indexed query (the
     record's runs under way) per trigger occurrence."""
     for name, trigger in KNOWN_TRIGGERS.items():
-        if trigger.signal != signal_name:
+        if trigger.signal != signal_name or name in NO_RUNS_YET:
             continue
         try:
             event = trigger.event(**data)

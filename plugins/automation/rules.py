@@ -17,6 +17,8 @@ from crmcore.sdk import Invalid, Stage, User, atomic, tag_names, utcnow
 ACTIONS_HOOK = "crm_automation_actions"
 TRIGGERS_HOOK = "crm_automation_triggers"
 MAX_STEPS = 50
+#: triggers that cannot be exit conditions (a record just created has no runs under way)
+EXIT_NEVER = {"record_created"}
 
 
 def triggers(tenant: Any) -> dict[str, AutomationTrigger]:
@@ -86,9 +88,10 @@ def validate(tenant: Any, data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(exit_on, list) or len(exit_on) > 10:
         errors["exit_on"] = ["A list of at most 10 trigger names."]
         exit_on = []
-    for i, name in enumerate(exit_on):
-        if name not in known or not known[name].signal:
-            errors[f"exit_on[{i}]"] = ["One of " + ", ".join(n for n, t in known.items() if t.signal) + "."]
+    exits = [n for n, t in known.items() if t.signal and n not in EXIT_NEVER]
+    for i, exit_name in enumerate(exit_on):
+        if exit_name not in exits:
+            errors[f"exit_on[{i}]"] = ["One of " + ", ".join(exits) + "."]
     steps, cleaned_steps, known_actions = data.get("steps"), [], actions(tenant)
     if not isinstance(steps, list) or not steps or len(steps) > MAX_STEPS:
         errors["steps"] = [f"1 to {MAX_STEPS} steps."]

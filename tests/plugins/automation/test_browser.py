@@ -83,7 +83,7 @@ def test_build_test_and_activate_a_rule_and_the_bell_counts_its_notification(bro
     with crm_env.app.app_context(), db.connection(), db.tenant_context(crm_env.tenant("acme")):
         from crm_plugins.automation.models import AutomationRule
 
-        assert AutomationRule.get(AutomationRule.name == "Notify me of web leads").exit_on == ["lead_converted"]
+        assert [(r.name, r.exit_on) for r in AutomationRule.select()] == [("Notify me of web leads", ["lead_converted"])]
     with crm_env.app.app_context(), db.connection(), db.tenant_context(crm_env.tenant("acme")):
         from crmcore.models import User
         from crmcore.sdk import Lead, create_record, current_tenant

@@ -55,7 +55,7 @@ def test_done_when_score_above_80_notify_and_call_task_then_email_after_3_quiet_
                   {"action": "wait_no_activity", "params": {"days": 3}},
                   {"action": "send_template", "params": {"template_id": template["id"]}}],
         "exit_on": ["message_received"]}, status=201)
-    assert rule["status"] == "draft"
+    assert (rule["status"], rule["name"], rule["exit_on"]) == ("draft", "Hot lead", ["message_received"])
     lead = admin("POST", "/leads", {"name": "Hedy", "email": "hedy@example.com", "owner_id": owner.id}, status=201)
     tested = admin("POST", f"/automation/rules/{rule['id']}/dry-run", {"limit": 5})  # "test this rule": nothing done
     assert tested["matched"] == 1 and len(tested["records"][0]["steps"]) == 4

@@ -76,7 +76,7 @@ from crmcore.db import (
 from crmcore.entities.context import Context
 from crmcore.entities.context import acting as acting_as
 from crmcore.entities.context import current as current_context
-from crmcore.entities.deals import change_deal, end_of_stage
+from crmcore.entities.deals import change_deal, create_deal, end_of_stage
 from crmcore.entities.errors import (
     Conflict,
     DomainError,
@@ -141,7 +141,7 @@ __all__ = [
     "Note", "Task", "Tag", "Tagging", "CustomField", "AuditEntry", "JSONText", "LEAD_STATUSES",
     "Conflict", "StaleVersion", "DomainError", "NotFound", "Forbidden", "Invalid", "Context",
     "current_context", "sees_own_records_only", "acting_as", "create_record", "update_record", "delete_record",
-    "log_activity", "tag_names", "change_deal", "end_of_stage", "stages_of", "display_names",
+    "log_activity", "tag_names", "change_deal", "create_deal", "end_of_stage", "stages_of", "display_names",
     "visible_lead", "visible_deal", "lead_query", "deal_query", "run_deal_rule",
     # signals, tasks, live
     "signal", "send_signal", "enqueue", "payload_of", "live_publish", "live_subscribe",

@@ -95,6 +95,22 @@ class WaitParams(Schema):
             raise ValidationError("Wait at least a second.", "days")
 
 
+class WaitNoActivityParams(WaitParams):
+    """Days (hours, minutes, seconds) without activity on the record."""
+
+
+class WaitForReplyParams(WaitParams):
+    on_reply = fields.String(load_default="stop", validate=validate.OneOf(["stop", "continue"]),
+                             metadata={"description": "stop: a reply ends the run; continue: go on with the next step at once."})
+
+
+class CreateDealParams(Schema):
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200), metadata={"description": "{name} is the record's name."})
+    value = fields.Decimal(load_default=None, allow_none=True, places=2, as_string=True, validate=validate.Range(min=0))
+    pipeline_id = fields.Integer(load_default=None, allow_none=True, metadata={"description": "Default: the default pipeline."})
+    stage_id = fields.Integer(load_default=None, allow_none=True, metadata={"description": "Default: the pipeline's first stage."})
+
+
 def wait_delta(params: dict[str, Any]) -> dt.timedelta:
     return dt.timedelta(days=params.get("days", 0), hours=params.get("hours", 0), minutes=params.get("minutes", 0), seconds=params.get("seconds", 0))
 
@@ -162,6 +178,22 @@ def notify_users(call: ActionCall) -> str:
     return f"{count} user(s) notified"
 
 
+def create_deal(call: ActionCall) -> str:
+    """A deal linked to the record (a lead: its lead; a contact or company: theirs), owned
+    by the record's owner, through the core's deal rules."""
+    p = call.params
+    data: dict[str, Any] = {"title": render(p["title"], call.record)[:200], "owner_id": getattr(call.record, "owner_id", None)}
+    if call.entity in ("lead", "contact", "company"):
+        data[f"{call.entity}_id"] = call.record.id
+    if call.entity == "contact" and getattr(call.record, "company_id", None):
+        data["company_id"] = call.record.company_id
+    for key in ("value", "pipeline_id", "stage_id"):
+        if p.get(key) is not None:
+            data[key] = p[key]
+    deal = sdk.create_deal(data)
+    return f"deal #{deal.id} created"
+
+
 def wait(call: ActionCall) -> str:  # the runner schedules the wake-up; nothing to do here
     return "waited"
 
@@ -174,5 +206,11 @@ BUILTIN_ACTIONS = (
     AutomationAction("remove_tag", "Remove a tag", remove_tag, TagParams),
     AutomationAction("move_stage", "Move the deal to a stage", move_stage, MoveStageParams, ("deal",)),
     AutomationAction("notify", "Notify users (in-app)", notify_users, NotifyParams),
+    AutomationAction("create_deal", "Create a deal", create_deal, CreateDealParams, ("lead", "contact", "company"),
+                     description="A deal linked to the record, for its owner (default pipeline and first stage unless named)."),
     AutomationAction("wait", "Wait", wait, WaitParams, description="Pause the run; it resumes within a minute of the time."),
+    AutomationAction("wait_no_activity", "Wait until no activity for a while", wait, WaitNoActivityParams,
+                     description="Resumes once the record has had no activity for that long (new activity pushes it back)."),
+    AutomationAction("wait_for_reply", "Wait for a reply (at most)", wait, WaitForReplyParams, ("lead", "contact", "deal"),
+                     description="Resumes when the contact replies (or the time is up); a reply ends the run unless on_reply is continue."),
 )

@@ -29,6 +29,7 @@ class RuleInput(Schema):
     trigger = fields.Dict(load_default=dict, metadata={"description": '{"type": "record_updated", "options": {"field": "status", "to": "qualified"}}'})
     conditions = fields.Dict(load_default=dict, metadata={"description": 'A tree: {"all": [{"field": "status", "op": "eq", "value": "new"}, {"any": [...]}]}.'})
     steps = fields.List(fields.Dict(), load_default=list, metadata={"description": '[{"action": "create_task", "params": {"title": "Call {name}"}}, {"action": "wait", "params": {"days": 3}}]'})
+    exit_on = fields.List(fields.String(), load_default=list, metadata={"description": 'Exit conditions: trigger names whose occurrence for a run\'s record stops the run, e.g. ["message_received", "email_unsubscribed"].'})
     status = fields.String(validate=validate.OneOf(RULE_STATUSES))
 
 
@@ -40,6 +41,7 @@ class RuleSchema(Schema):
     trigger = fields.Dict()
     conditions = fields.Dict()
     steps = fields.List(fields.Dict())
+    exit_on = fields.List(fields.String())
     status = fields.String()
     paused_reason = fields.String(allow_none=True, metadata={"description": "Why the plugin paused it (a trigger or action gone)."})
     version = fields.Integer(metadata={"description": "Each save is a new version; runs keep the one they started on."})
@@ -65,7 +67,8 @@ class RunSchema(Schema):
     wake_at = fields.DateTime(allow_none=True)
     chain = fields.List(fields.Integer(), metadata={"description": "Rule ids of the runs that caused this one."})
     depth = fields.Integer()
-    guard = fields.String(allow_none=True, metadata={"description": "depth or rate_limit when a loop guard stopped it."})
+    guard = fields.String(allow_none=True, metadata={"description": "stopped by: depth or rate_limit (loop guards), exit (an exit condition), refused (a step refused for good)."})
+    waiting_for = fields.String(allow_none=True, metadata={"description": "quiet or reply: a wait step that looks again when woken."})
     error = fields.String(allow_none=True)
     log = fields.List(fields.Dict())
     created_at = fields.DateTime()

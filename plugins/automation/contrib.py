@@ -73,3 +73,10 @@ class AutomationAction:
     params: type | None = None
     entities: tuple[str, ...] = ()
     description: str = ""
+
+
+class StopRun(Exception):
+    """Raised by an action's ``run`` when the step must not be done and never will be (a
+    record without an email address, an address that unsubscribed, an endpoint gone):
+    the step's writes roll back, the run ends ``stopped`` (``guard = "refused"``) with
+    ``str(exc)`` as its reason in the run log, and it is not retried."""

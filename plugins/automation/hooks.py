@@ -16,6 +16,7 @@ from crmcore.sdk import (
     ScheduledJob,
     SignalReceiver,
     TaskHandler,
+    add_columns,
     create_tables,
     hookimpl,
 )
@@ -30,7 +31,16 @@ def crm_models():
 
 @hookimpl
 def crm_migrations():
-    return [Migration("0001_initial", create_tables(*MODELS))]
+    return [Migration("0001_initial", create_tables(*MODELS)), Migration("0002_exits_and_waits", _exits_and_waits)]
+
+
+def _exits_and_waits(database: Any) -> None:
+    """Rules' exit conditions and runs' re-checking waits (a new database got them from 0001)."""
+    for model, names in ((AutomationRule, ("exit_on",)), (AutomationRun, ("waiting_for", "waiting_since"))):
+        columns = {c.name for c in database.get_columns(model._meta.table_name)}
+        missing = [n for n in names if n not in columns]
+        if missing:
+            add_columns(model, *missing)(database)
 
 
 @hookimpl
@@ -60,8 +70,12 @@ def crm_nav_items(tenant, user):
 def crm_signal_receivers():
     """The core's facts; other plugins' trigger signals are connected in crm_startup."""
     runs.learn_triggers([*triggers.CORE_TRIGGERS, triggers.SCORE_TRIGGER])
-    # In the transaction of the change (the outbox): a committed fact always has its runs.
-    return [SignalReceiver(name, runs.on_signal(name), in_transaction=True) for name in sorted(runs.trigger_names_by_signal()) if name]
+    # The core's facts in the transaction of the change (the outbox): a committed fact
+    # always has its runs. The scoring plugin sends its signal itself after its commit
+    # (blinker's send, not the core's), which only plain receivers hear.
+    core = {t.signal for t in triggers.CORE_TRIGGERS}
+    return [*(SignalReceiver(name, runs.on_signal(name), in_transaction=True) for name in sorted(core)),
+            SignalReceiver(triggers.SCORE_TRIGGER.signal, runs.on_signal(triggers.SCORE_TRIGGER.signal))]
 
 
 @hookimpl
@@ -72,7 +86,9 @@ def crm_startup(app):
 def connect_trigger_signals(app: Any) -> list[str]:
     """Listen to the signals other plugins' triggers name (asked of every installed plugin
     with ``tenant=None``). Idempotent: call it again after registering a plugin at run time."""
-    connected = app.extensions.setdefault("automation_signals", set(runs.trigger_names_by_signal()))
+    # seeded with what crm_signal_receivers connected for this app (not the process-wide
+    # list of signals, which holds those of apps created before this one)
+    connected = app.extensions.setdefault("automation_signals", {t.signal for t in triggers.CORE_TRIGGERS} | {triggers.SCORE_TRIGGER.signal})
     added = []
     with app.app_context():
         for _plugin, found in sdk.call_hook_all("crm_automation_triggers", tenant=None):

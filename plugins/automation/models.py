@@ -10,7 +10,8 @@ from crmcore.sdk import IdField, JSONText, TenantModel, utcnow
 
 RULE_STATUSES = ("draft", "active", "paused")
 #: queued: a step task is queued; waiting: until wake_at; done; failed (retry from the
-#: failed step); stopped: a loop guard refused it (``guard`` says which).
+#: failed step); stopped: a loop guard refused it or an exit condition ended it
+#: (``guard`` says which: depth, rate_limit, exit).
 RUN_STATUSES = ("queued", "waiting", "done", "failed", "stopped")
 
 
@@ -26,6 +27,9 @@ class AutomationRule(TenantModel):
     status = peewee.CharField(max_length=10, default="draft")
     paused_reason = peewee.TextField(null=True)
     version = peewee.IntegerField(default=1)
+    #: exit conditions: names of triggers (``message_received``, ``email_unsubscribed``)
+    #: whose occurrence for a run's record stops the run (see runs.exit_runs)
+    exit_on = JSONText(default=list)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
 
@@ -60,9 +64,13 @@ class AutomationRun(TenantModel):
     tries = peewee.IntegerField(default=0)  # step tasks queued for this run (part of their idempotency key)
     failures = peewee.IntegerField(default=0)  # failed attempts of the current step
     wake_at = peewee.DateTimeField(null=True)
+    #: a wait step that re-checks when woken: "quiet" (no activity for a while) or
+    #: "reply" (a reply, at most until wake_at), and since when it waits
+    waiting_for = peewee.CharField(max_length=10, null=True)
+    waiting_since = peewee.DateTimeField(null=True)
     chain = JSONText(default=list)  # rule ids of the runs that caused this one, oldest first
     depth = peewee.IntegerField(default=1)
-    guard = peewee.CharField(max_length=20, null=True)  # depth | rate_limit
+    guard = peewee.CharField(max_length=20, null=True)  # depth | rate_limit | exit
     error = peewee.TextField(null=True)
     log = JSONText(default=list)  # [{"step", "action", "at", "result" | "error"}]
     created_at = peewee.DateTimeField(default=utcnow)

@@ -17,6 +17,8 @@ from crmcore.sdk import Invalid, Stage, User, atomic, tag_names, utcnow
 ACTIONS_HOOK = "crm_automation_actions"
 TRIGGERS_HOOK = "crm_automation_triggers"
 MAX_STEPS = 50
+#: triggers that cannot be exit conditions (a record just created has no runs under way)
+EXIT_NEVER = {"record_created"}
 
 
 def triggers(tenant: Any) -> dict[str, AutomationTrigger]:
@@ -82,6 +84,14 @@ def validate(tenant: Any, data: dict[str, Any]) -> dict[str, Any]:
                 errors["trigger.options.field"] = [f"No field {options['field']!r} on {entity} records."]
             errors.update(time_triggers.check_options(trigger["type"], entity, options))
     errors.update(conditions.validate(data.get("conditions") or {}, fields))
+    exit_on = data.get("exit_on") or []
+    if not isinstance(exit_on, list) or len(exit_on) > 10:
+        errors["exit_on"] = ["A list of at most 10 trigger names."]
+        exit_on = []
+    exits = [n for n, t in known.items() if t.signal and n not in EXIT_NEVER]
+    for i, exit_name in enumerate(exit_on):
+        if exit_name not in exits:
+            errors[f"exit_on[{i}]"] = ["One of " + ", ".join(exits) + "."]
     steps, cleaned_steps, known_actions = data.get("steps"), [], actions(tenant)
     if not isinstance(steps, list) or not steps or len(steps) > MAX_STEPS:
         errors["steps"] = [f"1 to {MAX_STEPS} steps."]
@@ -106,7 +116,7 @@ def validate(tenant: Any, data: dict[str, Any]) -> dict[str, Any]:
         raise Invalid(errors)
     return {"name": name.strip(), "description": str(data.get("description") or ""), "entity": entity,
             "trigger": {"type": trigger["type"], "options": trigger.get("options") or {}},
-            "conditions": data.get("conditions") or {}, "steps": cleaned_steps}
+            "conditions": data.get("conditions") or {}, "steps": cleaned_steps, "exit_on": sorted(set(exit_on))}
 
 
 def _check_references(where: str, action: str, params: dict[str, Any], fields: list[str]) -> dict[str, list[str]]:
@@ -119,7 +129,7 @@ def _check_references(where: str, action: str, params: dict[str, Any], fields: l
         if missing:
             key = "user_ids" if "user_ids" in params else "assignee_id"
             errors[f"{where}.params.{key}"] = [f"No active user {', '.join(map(str, missing))} in this tenant."]
-    if action == "move_stage" and not Stage.select().where(Stage.id == params["stage_id"]).exists():
+    if action in ("move_stage", "create_deal") and params.get("stage_id") and not Stage.select().where(Stage.id == params["stage_id"]).exists():
         errors[f"{where}.params.stage_id"] = ["No such stage in this tenant."]
     if action == "update_field" and (params["field"] not in fields or params["field"] in PROTECTED):
         errors[f"{where}.params.field"] = ["Not a field a step may set: " + ", ".join(f for f in fields if f not in PROTECTED) + "."]
@@ -145,7 +155,7 @@ def save(tenant: Any, data: dict[str, Any], rule: AutomationRule | None = None) 
             values["paused_reason"] = None if status == "active" else rule.paused_reason
             AutomationRule.update(**values).where(AutomationRule.id == rule.id).execute()
             rule = AutomationRule.get_by_id(rule.id)
-        AutomationRuleVersion.create(rule=rule.id, version=rule.version, definition={k: definition[k] for k in ("entity", "trigger", "conditions", "steps")})
+        AutomationRuleVersion.create(rule=rule.id, version=rule.version, definition={k: definition[k] for k in ("entity", "trigger", "conditions", "steps", "exit_on")})
     return rule
 
 

@@ -17,9 +17,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from crm_plugins.automation import conditions, rules
+from crm_plugins.automation import conditions, rules, waits
 from crm_plugins.automation.actions import MODELS, wait_delta
-from crm_plugins.automation.contrib import ActionCall
+from crm_plugins.automation.contrib import ActionCall, StopRun
 from crm_plugins.automation.models import AutomationRule, AutomationRuleVersion, AutomationRun
 from crmcore import sdk
 from crmcore.sdk import atomic, enqueue, payload_of, tag_names, utcnow
@@ -45,6 +45,7 @@ def on_signal(signal_name: str) -> Any:
 
     def receiver(tenant: Any, **data: Any) -> None:
         names = trigger_names_by_signal().get(signal_name, ())
+        waits.on_occurrence(tenant, signal_name, data)
         candidates = active_rules(names)
         if not candidates:
             return
@@ -142,6 +143,7 @@ def learn_triggers(found: list[Any]) -> None:
     by: dict[str, set[str]] = {}
     for trigger in found:
         by.setdefault(trigger.signal, set()).add(trigger.name)
+        waits.KNOWN_TRIGGERS.setdefault(trigger.name, trigger)
     for signal_name, names in by.items():
         _BY_SIGNAL[signal_name] = tuple(sorted(set(_BY_SIGNAL.get(signal_name, ())) | names))
 
@@ -202,6 +204,10 @@ def run_step(task: Any) -> None:
             if not claimed:
                 return
             _execute(tenant, run, steps)
+    except StopRun as exc:  # the action refused for good: the run ends, not retried
+        with atomic():
+            step = steps[run.step]["action"] if run.step < len(steps) else "?"
+            _finish(run, "stopped", [_entry(run.step, step, error=f"refused: {exc}")], error=f"Step {run.step + 1} refused: {exc}", guard="refused")
     except Exception as exc:  # the step's writes rolled back; count the failure
         _failed(tenant, run, f"{type(exc).__name__}: {exc}")
     finally:
@@ -233,12 +239,20 @@ def _execute(tenant: Any, run: AutomationRun, steps: list[dict[str, Any]]) -> No
     if record is None:
         _finish(run, "done", [_entry(run.step, step["action"], result="the record was deleted: run ended")])
         return
-    result = action.run(ActionCall(tenant=tenant, entity=run.entity, record=record, params=params, rule_id=run.rule_id, run_id=run.id, step=run.step))
+    if step["action"] in waits.RECHECKING:
+        result = waits.check(run, step["action"], params, now)
+        if result is None:  # still waiting (the run row says until when)
+            return
+        if result == waits.STOP:
+            _finish(run, "done", [_entry(run.step, step["action"], result="the contact replied: run ended")])
+            return
+    else:
+        result = action.run(ActionCall(tenant=tenant, entity=run.entity, record=record, params=params, rule_id=run.rule_id, run_id=run.id, step=run.step))
     entry = _entry(run.step, step["action"], result=result or "done")
     if run.step + 1 >= len(steps):
         _finish(run, "done", [entry])
         return
-    AutomationRun.update(step=run.step + 1, tries=run.tries + 1, failures=0, updated_at=now, error=None,
+    AutomationRun.update(step=run.step + 1, tries=run.tries + 1, failures=0, updated_at=now, error=None, waiting_for=None, waiting_since=None,
                          log=(run.log or []) + [entry]).where(AutomationRun.id == run.id).execute()
     run.step, run.tries = run.step + 1, run.tries + 1
     queue_step(tenant, run)
@@ -250,10 +264,10 @@ def _entry(step: int, action: str, result: str | None = None, error: str | None 
     return entry
 
 
-def _finish(run: AutomationRun, status: str, entries: list[dict[str, Any]], error: str | None = None) -> None:
+def _finish(run: AutomationRun, status: str, entries: list[dict[str, Any]], error: str | None = None, guard: str | None = None) -> None:
     now = utcnow()
-    AutomationRun.update(status=status, error=error, updated_at=now, finished_at=now, wake_at=None,
-                         log=(run.log or []) + entries).where(AutomationRun.id == run.id).execute()
+    AutomationRun.update(status=status, error=error, updated_at=now, finished_at=now, wake_at=None, waiting_for=None, waiting_since=None,
+                         log=(run.log or []) + entries, **({"guard": guard} if guard else {})).where(AutomationRun.id == run.id).execute()
 
 
 def _failed(tenant: Any, run: AutomationRun, error: str) -> None:

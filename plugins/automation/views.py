@@ -92,7 +92,7 @@ def _values_of(rule: dict[str, Any]) -> dict[str, Any]:
     return {"name": rule.get("name", ""), "description": rule.get("description", ""), "entity": rule.get("entity", "lead"),
             "trigger_type": (rule.get("trigger") or {}).get("type", "record_created"),
             "options": (rule.get("trigger") or {}).get("options") or {}, "match": match, "conditions": rows,
-            "steps": rule.get("steps") or [], "complex": bool(rule.get("conditions")) and not rows}
+            "steps": rule.get("steps") or [], "complex": bool(rule.get("conditions")) and not rows, "exit_on": rule.get("exit_on") or []}
 
 
 def _param_value(kind: str, raw: str) -> Any:
@@ -139,7 +139,7 @@ def _from_form(form: Any, keep_conditions: dict[str, Any] | None) -> dict[str, A
                 params[pname] = _param_value(ctx["params"][pname], raw[i])
         steps.append({"action": name, "params": params})
     return {"name": form.get("name", ""), "description": form.get("description", ""), "entity": form.get("entity", ""),
-            "trigger": {"type": trigger_type, "options": options}, "conditions": tree, "steps": steps}
+            "trigger": {"type": trigger_type, "options": options}, "conditions": tree, "steps": steps, "exit_on": form.getlist("exit_on")}
 
 
 @bp.route("/new")

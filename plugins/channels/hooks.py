@@ -85,3 +85,11 @@ def crm_merge_records(tenant, entity, kept_id, merged_id):
     field = getattr(Conversation, entity)
     moved = Conversation.update({field: kept_id}).where(field == merged_id).execute()
     return {"channels_conversation": moved}
+
+
+@hookimpl
+def crm_automation_triggers(tenant):
+    """Message received / sent / failed as automation triggers (and exit conditions)."""
+    from crm_plugins.channels import automation
+
+    return list(automation.TRIGGERS)

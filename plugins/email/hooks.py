@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from crm_plugins.channels.contrib import Channel
-from crm_plugins.email import inbound, panel, smtp, unsubscribe, views
+from crm_plugins.email import automation, inbound, panel, smtp, unsubscribe, views
 from crm_plugins.email.models import MODELS, MailboxFolder, Undeliverable, Unsubscribe
 from crmcore.sdk import (
     Migration,
@@ -69,3 +69,15 @@ def crm_task_handlers():
 @hookimpl
 def crm_scheduled_jobs():
     return [ScheduledJob(id="email:poll", func=inbound.poll_job, trigger="interval", trigger_args={"minutes": 1})]
+
+
+@hookimpl
+def crm_automation_actions(tenant):
+    """"Send an email template" for automation rules (see automation.py)."""
+    return list(automation.ACTIONS)
+
+
+@hookimpl
+def crm_automation_triggers(tenant):
+    """"An address unsubscribes" (``email_unsubscribed``), a trigger and an exit condition."""
+    return list(automation.TRIGGERS)

@@ -21,6 +21,8 @@ from crmcore.sdk import utcnow
 bp = Blueprint("email_public", __name__, url_prefix="/email", template_folder="templates")
 bp.crm_public = True
 SALT = "crm-email-unsubscribe"
+#: ``email_unsubscribed(tenant, address)``: an address unsubscribed (sent once per address)
+UNSUBSCRIBED_SIGNAL = "email_unsubscribed"
 
 
 def _serializer() -> URLSafeSerializer:
@@ -59,7 +61,11 @@ def unsubscribe(token: str) -> Any:
     address = _address(token)
     if request.method == "POST":
         one_click = request.form.get("List-Unsubscribe") == "One-Click"
-        Unsubscribe.insert(address=address[:320], source="one-click" if one_click else "link", unsubscribed_at=utcnow(),
-                           tenant=sdk.require_tenant_id()).on_conflict_ignore().execute()
+        with sdk.atomic():
+            known = Unsubscribe.select().where(Unsubscribe.address == address[:320]).exists()
+            Unsubscribe.insert(address=address[:320], source="one-click" if one_click else "link", unsubscribed_at=utcnow(),
+                               tenant=sdk.require_tenant_id()).on_conflict_ignore().execute()
+            if not known:
+                sdk.send_signal(UNSUBSCRIBED_SIGNAL, sdk.current_tenant(), address=address)
         return render_template("email/unsubscribed.html", address=address, done=True)
     return render_template("email/unsubscribed.html", address=address, done=False, token=token)

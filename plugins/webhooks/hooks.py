@@ -107,3 +107,11 @@ def connect_event_signals(app) -> list[str]:
                     connected.add(signal_name)
                     added.append(signal_name)
     return added
+
+
+@hookimpl
+def crm_automation_actions(tenant):
+    """"Call a webhook" for automation rules (see automation.py)."""
+    from crm_plugins.webhooks import automation
+
+    return list(automation.ACTIONS)

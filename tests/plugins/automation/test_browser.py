@@ -75,8 +75,15 @@ def test_build_test_and_activate_a_rule_and_the_bell_counts_its_notification(bro
     step.get_by_label("Action").select_option("notify")
     expect(step.locator('[data-param="due_in_days"]')).to_be_hidden()  # only the chosen action's params
     step.locator('[data-param="title"] input').fill("Web lead: {name}")
+    page.locator('input[name="exit_on"][value="lead_converted"]').check()  # "Stop when": an exit condition
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "automation-editor.png"), full_page=True)
     page.get_by_role("button", name="Save rule").click()
     expect(page.locator("[data-status]")).to_have_text("draft")
+    with crm_env.app.app_context(), db.connection(), db.tenant_context(crm_env.tenant("acme")):
+        from crm_plugins.automation.models import AutomationRule
+
+        assert [(r.name, r.exit_on) for r in AutomationRule.select()] == [("Notify me of web leads", ["lead_converted"])]
     with crm_env.app.app_context(), db.connection(), db.tenant_context(crm_env.tenant("acme")):
         from crmcore.models import User
         from crmcore.sdk import Lead, create_record, current_tenant

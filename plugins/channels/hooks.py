@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from crm_plugins.channels import api, outbox, views
-from crm_plugins.channels.models import MODELS, Conversation, Message, MessageTemplate, Outbox
+from crm_plugins.channels.models import (
+    MODELS,
+    Consent,
+    Conversation,
+    Message,
+    MessageTemplate,
+    Outbox,
+)
 from crmcore.sdk import (
     Migration,
     NavItem,
@@ -22,7 +29,8 @@ def crm_models():
 
 @hookimpl
 def crm_migrations():
-    return [Migration("0001_initial", create_tables(Conversation, Message, MessageTemplate, Outbox))]
+    return [Migration("0001_initial", create_tables(Conversation, Message, MessageTemplate, Outbox)),
+            Migration("0002_consent", create_tables(Consent))]
 
 
 @hookimpl

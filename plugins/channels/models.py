@@ -113,7 +113,8 @@ class Consent(TenantModel):
     """A customer's address (an E.164 number, an email address) that asked for no more
     messages: ``opted_out`` until they opt back in (the row stays, for the record of when
     and how). Channel plugins read and write it through ``contrib.opted_out`` /
-    ``contrib.set_consent``; every channel on that address honours it."""
+    ``contrib.set_consent``; a channel checks it before it queues and before it sends
+    (the sms plugin does; email keeps its own marketing unsubscribes for now)."""
 
     id = IdField()
     address = peewee.CharField(max_length=320)

@@ -56,3 +56,14 @@ def test_the_help_text_is_the_tenants_setting(env, callbacks):
     env.write_tenant("acme", name="Acme Ltd", plugins=["channels", "sms"], settings={"sms": {**_settings(env), "help_text": "Acme: call 0800 123."}})
     env.reload()
     assert "<Message>Acme: call 0800 123.</Message>" in callbacks.inbound(NUMBER, "HELP?", "SMh").get_data(as_text=True)
+
+
+def test_the_lead_export_shows_its_texts_and_consent_and_erase_keeps_the_opt_out(env, admin, callbacks):
+    lead = make_lead(env)
+    callbacks.inbound(NUMBER, "STOP", "SMstop-export")
+    exported = admin("GET", f"/leads/{lead.id}/export")["plugins"]["channels"]
+    assert [m["body"] for m in exported["messages"]] == ["STOP"]
+    assert [(c["address"], c["opted_out"], c["source"]) for c in exported["consent"]] == [(NUMBER, True, "STOP")]
+    admin("POST", f"/leads/{lead.id}/erase")
+    with in_tenant(env):
+        assert NUMBER in channels.opted_out([NUMBER])  # still never texted again

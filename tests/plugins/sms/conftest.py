@@ -32,6 +32,10 @@ class FakeProvider:
         self.requests: list[dict[str, Any]] = []
         self.replies: list[tuple[int, dict[str, Any]]] = []
         self.lock = threading.Lock()
+        #: set to an Event: a POST waits (``holding`` set) until it is set, then is dropped
+        #: unanswered and not taken (a send in progress, to kill its worker)
+        self.hold: threading.Event | None = None
+        self.holding = threading.Event()
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -41,6 +45,12 @@ class FakeProvider:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
                 form = dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
+                if provider.hold is not None:
+                    hold, provider.hold = provider.hold, None
+                    provider.holding.set()
+                    hold.wait(30)
+                    self.close_connection = True
+                    return
                 expected = "Basic " + base64.b64encode(f"{SID}:{AUTH_TOKEN}".encode()).decode()
                 with provider.lock:
                     provider.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "form": form})
@@ -68,6 +78,8 @@ class FakeProvider:
         self.thread.start()
 
     def close(self) -> None:
+        if self.hold is not None:
+            self.hold.set()
         self.server.shutdown()
         self.server.server_close()
 

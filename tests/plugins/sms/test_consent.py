@@ -4,8 +4,6 @@ an opted-out number."""
 
 from __future__ import annotations
 
-import pytest
-
 import crm_plugins.channels.contrib as channels
 from tests.plugins.channels.conftest import drain, in_tenant
 from tests.plugins.sms.conftest import make_lead
@@ -14,13 +12,16 @@ from tests.plugins.sms.test_send import send
 NUMBER = "+447911123456"
 
 
-@pytest.mark.parametrize("body", ["STOP", "stop", "Stop please.", "UNSUBSCRIBE!", "end", "Quit", "stopall", "revoke", "OPT OUT", "cancel it"])
-def test_an_opt_out_word_opts_the_number_out_with_a_confirmation(env, callbacks, body):
-    answer = callbacks.inbound(NUMBER, body, f"SM-{body}")
-    assert "<Message>You are unsubscribed" in answer.get_data(as_text=True)
+def test_each_opt_out_word_opts_its_number_out_with_a_confirmation(env, callbacks):
+    """One number per word (the words' parsing is unit-tested in test_text.py)."""
+    words = ["STOP", "stop", "Stop please.", "UNSUBSCRIBE!", "end", "Quit", "stopall", "revoke", "OPT OUT", "cancel it"]
+    numbers = [f"+4479111234{i:02d}" for i in range(len(words))]
+    for number, body in zip(numbers, words, strict=True):
+        answer = callbacks.inbound(number, body, f"SM-{body}")
+        assert "<Message>You are unsubscribed" in answer.get_data(as_text=True), body
     with in_tenant(env):
-        row = channels.opted_out([NUMBER])[NUMBER]
-        assert (row.channel, row.source) == ("sms", body)
+        rows = channels.opted_out(numbers)
+    assert [(rows[n].channel, rows[n].source) for n in numbers] == [("sms", w) for w in words]
 
 
 def test_a_sentence_mentioning_stop_is_a_message_not_an_opt_out(env, callbacks):

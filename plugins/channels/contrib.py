@@ -132,3 +132,54 @@ def mark_delivered(tenant: Any, message: Any) -> None:
     from crm_plugins.channels import service
 
     service.mark_delivered(tenant, message)
+
+
+def last_received_at(channel: str, address: str) -> Any:
+    """When the channel last received a message from ``address`` (None: never); a
+    window rule (WhatsApp's 24 hours) reads it."""
+    from peewee import fn
+
+    from crm_plugins.channels.models import Message
+
+    return Message.select(fn.MAX(Message.created_at)).where(
+        (Message.channel == channel) & (Message.direction == "in") & (Message.sender == address)).scalar()
+
+
+# --------------------------------------------------------------------------- consent
+# One per-address record for every channel (see models.Consent): an SMS "STOP" opts the
+# number out; any channel that sends to that address refuses it.
+
+
+def opted_out(addresses: list[str]) -> dict[str, Any]:
+    """The addresses among ``addresses`` that opted out, each with its Consent row."""
+    from crm_plugins.channels.models import Consent
+
+    if not addresses:
+        return {}
+    rows = Consent.select().where(Consent.address.in_(list(addresses)) & (Consent.opted_out == True))  # noqa: E712
+    return {row.address: row for row in rows}
+
+
+def set_consent(address: str, *, opted_out: bool, channel: str, source: str = "") -> None:
+    """Record that ``address`` opted out (or back in), through ``channel``, saying ``source``."""
+    from crm_plugins.channels.models import Consent
+    from crmcore.sdk import require_tenant_id, utcnow
+
+    values = {"opted_out": opted_out, "channel": channel, "source": source[:200], "changed_at": utcnow()}
+    Consent.insert(address=address[:320], tenant=require_tenant_id(), **values).on_conflict(
+        conflict_target=[Consent.tenant, Consent.address], update=values).execute()
+
+
+def note(message: Any, *, message_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
+    """Store what a channel learnt about one of its messages, committed at once: its
+    provider's id (``message_id``, e.g. an SMS provider's sid, known after the send) and
+    headers merged into ``message.headers`` (a provider's status, error code)."""
+    from crm_plugins.channels.models import Message
+
+    fields: dict[str, Any] = {}
+    if message_id:
+        fields["message_id"] = message.message_id = message_id[:500]
+    if headers:
+        fields["headers"] = message.headers = {**(message.headers or {}), **headers}
+    if fields:
+        Message.update(**fields).where(Message.id == message.id).execute()

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from crm_plugins.channels import api, outbox, views
-from crm_plugins.channels.models import MODELS, Conversation, Message, MessageTemplate, Outbox
+from crm_plugins.channels.models import (
+    MODELS,
+    Consent,
+    Conversation,
+    Message,
+    MessageTemplate,
+    Outbox,
+)
 from crmcore.sdk import (
     Migration,
     NavItem,
@@ -22,7 +29,8 @@ def crm_models():
 
 @hookimpl
 def crm_migrations():
-    return [Migration("0001_initial", create_tables(Conversation, Message, MessageTemplate, Outbox))]
+    return [Migration("0001_initial", create_tables(Conversation, Message, MessageTemplate, Outbox)),
+            Migration("0002_consent", create_tables(Consent))]
 
 
 @hookimpl
@@ -61,11 +69,18 @@ def _conversations(lead_ids, contact_ids):
 
 @hookimpl
 def crm_privacy_export(tenant, entity, record_id, lead_ids, contact_ids):
-    ids = [c.id for c in _conversations(lead_ids, contact_ids)]
+    conversations = list(_conversations(lead_ids, contact_ids))
+    ids = [c.id for c in conversations]
     rows = Message.select().where(Message.conversation.in_(ids or [0])).order_by(Message.id)
     data = [{"channel": m.channel, "direction": m.direction, "status": m.status, "subject": m.subject, "body": m.body_text,
              "sender": m.sender, "recipients": m.recipients, "created_at": m.created_at.isoformat()} for m in rows]
-    return [PrivacySection("channels", {"messages": data})] if data else []
+    # the consent of the addresses they wrote from (kept on erase: it keeps them from being messaged)
+    addresses = {c.address.removeprefix("whatsapp:") for c in conversations if c.address}
+    consent = [{"address": r.address, "opted_out": r.opted_out, "channel": r.channel, "source": r.source, "changed_at": r.changed_at.isoformat()}
+               for r in Consent.select().where(Consent.address.in_(sorted(addresses) or [""])).order_by(Consent.id)]
+    if not data and not consent:
+        return []
+    return [PrivacySection("channels", {"messages": data, **({"consent": consent} if consent else {})})]
 
 
 @hookimpl

@@ -109,4 +109,23 @@ class Outbox(TenantModel):
         indexes = ((("tenant", "channel"), True),)
 
 
-MODELS = [Conversation, Message, MessageTemplate, Outbox]
+class Consent(TenantModel):
+    """A customer's address (an E.164 number, an email address) that asked for no more
+    messages: ``opted_out`` until they opt back in (the row stays, for the record of when
+    and how). Channel plugins read and write it through ``contrib.opted_out`` /
+    ``contrib.set_consent``; a channel checks it before it queues and before it sends
+    (the sms plugin does; email keeps its own marketing unsubscribes for now)."""
+
+    id = IdField()
+    address = peewee.CharField(max_length=320)
+    opted_out = peewee.BooleanField(default=True)
+    channel = peewee.CharField(max_length=30)  # where the request came in (sms ...)
+    source = peewee.CharField(max_length=200, default="")  # what was said ("STOP please")
+    changed_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "channels_consent"
+        indexes = ((("tenant", "address"), True),)
+
+
+MODELS = [Conversation, Message, MessageTemplate, Outbox, Consent]

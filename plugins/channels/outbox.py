@@ -89,6 +89,9 @@ def drain_task(task: Any) -> None:
         batch = _take(task, name, lease_end)
         if not batch:
             break
+        missing = {m.conversation_id for m in batch} - set(conversations)
+        if missing:  # the batch's conversations in one query
+            conversations.update({c.id: c for c in Conversation.select().where(Conversation.id.in_(sorted(missing)))})
         for i, message in enumerate(batch):
             if time.monotonic() >= deadline:
                 _release(batch[i:])

@@ -173,8 +173,9 @@ def mark_failed(tenant: Any, message: Message, reason: str) -> None:
 # --------------------------------------------------------------------------- inbound
 
 
-def find_person(channel: Channel, address: str) -> tuple[Contact | None, Lead | None]:
-    """The contact, else the lead, whose email (or phone) is ``address``."""
+def find_person(channel: Channel, address: str, match: list[str] | None = None) -> tuple[Contact | None, Lead | None]:
+    """The contact, else the lead, whose email (or phone) is ``address`` (for a phone:
+    any of ``match``, the ways the channel says the number may be written)."""
     if not address or channel.identity not in ("email", "phone"):
         return None, None
     if channel.identity == "email":
@@ -182,8 +183,9 @@ def find_person(channel: Channel, address: str) -> tuple[Contact | None, Lead | 
         contact = Contact.select().where(fn.LOWER(Contact.email) == address).order_by(Contact.id).first()
         lead = None if contact else Lead.select().where(fn.LOWER(Lead.email) == address).order_by(Lead.id.desc()).first()
     else:
-        contact = Contact.select().where(Contact.phone == address).first()
-        lead = None if contact else Lead.select().where(Lead.phone == address).order_by(Lead.id.desc()).first()
+        forms = list(match or [address])[:20]
+        contact = Contact.select().where(Contact.phone.in_(forms)).order_by(Contact.id).first()
+        lead = None if contact else Lead.select().where(Lead.phone.in_(forms)).order_by(Lead.id.desc()).first()
     return contact, lead
 
 
@@ -210,14 +212,15 @@ def _thread(channel: Channel, address: str, subject: str, in_reply_to: str | Non
 def receive(tenant: Any, channel: Channel, *, address: str, name: str = "", subject: str = "", body_text: str = "",
             body_html: str = "", message_id: str | None = None, in_reply_to: str | None = None,
             references: list[str] | None = None, headers: dict[str, Any] | None = None,
-            recipients: list[str] | None = None, create_lead: bool = True) -> Message | None:
+            recipients: list[str] | None = None, create_lead: bool = True, match: list[str] | None = None) -> Message | None:
     """Store an inbound message: None when its ``message_id`` was imported before.
 
     Threading: In-Reply-To / References onto a known message's conversation, then the
     same subject (without Re:) from the same address (for a channel without subjects:
     the address's latest conversation), else a new conversation. A new
     conversation links to the contact, else the lead, with that address; an unknown
-    address becomes a lead when ``create_lead``."""
+    address becomes a lead when ``create_lead``. ``match``: the forms of a phone number
+    a contact's or lead's phone may be written in (the channel knows them)."""
     references = [r for r in (references or []) if r][-50:]
     # RFC 3834: an auto-reply (out of office ...) is stored and shown, but makes no lead
     # and is flagged in message_received (automation must not answer it)
@@ -231,7 +234,7 @@ def receive(tenant: Any, channel: Channel, *, address: str, name: str = "", subj
         now = utcnow()
         conversation = _thread(channel, address, subject, in_reply_to, references)
         if conversation is None:
-            contact, lead = find_person(channel, address)
+            contact, lead = find_person(channel, address, match)
             if contact is None and lead is None and create_lead and address and not automated:
                 lead = sdk.create_record(Lead, {"name": (name or address)[:200], "email": address if channel.identity == "email" else None,
                                                 "phone": address if channel.identity == "phone" else None, "source": "email" if channel.identity == "email" else "sms"})
@@ -303,12 +306,13 @@ def compose(tenant: Any, *, channel_name: str, entity: str | None, record: Any, 
         raise Refused({"to": ["no recipient: give one (the record has no address on this channel)"]})
     if channel.max_length and len(body_text) > channel.max_length:
         raise Refused({"body": [f"longer than the channel's {channel.max_length} characters"]})
-    if conversation is None and not channel.has_subject:  # chat-like: one running thread per address
-        conversation = (Conversation.select().where((Conversation.channel == channel.name) & (Conversation.address == to[0]))
-                        .order_by(Conversation.last_message_at.desc()).first())
     draft = {"to": list(to), "cc": list(cc or []), "subject": subject, "body_text": body_text, "body_html": body_html,
              "conversation": conversation, "purpose": purpose}
     prepared = channel.prepare(tenant, draft) if channel.prepare else {}
+    if conversation is None and not channel.has_subject:  # chat-like: one running thread per (normalised) address
+        address = prepared.get("to", draft["to"])[0]
+        conversation = (Conversation.select().where((Conversation.channel == channel.name) & (Conversation.address == address))
+                        .order_by(Conversation.last_message_at.desc()).first())
     body_text = prepared.get("body_text", body_text)
     body_html = prepared.get("body_html", body_html)
     return queue_outbound(

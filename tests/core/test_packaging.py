@@ -38,8 +38,8 @@ def test_bundled_plugins_register_through_entry_points():
 
 def test_plugin_only_dependencies_are_extras():
     """scikit-learn is the scoring and chat plugins' extra, vaderSentiment the insights
-    plugin's, openpyxl the analytics plugin's, nh3 and imap-tools the channels and email
-    plugins', not the core's; `.[all]` (the README's start command) and `.[test]` (CI)
+    plugin's, openpyxl the analytics plugin's, nh3, imap-tools and phonenumbers the channels,
+    email and sms plugins', not the core's; `.[all]` (the README's start command) and `.[test]` (CI)
     still install every bundled plugin's."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     core = " ".join(project["dependencies"]).lower()
@@ -49,7 +49,8 @@ def test_plugin_only_dependencies_are_extras():
     assert any(r.startswith("vaderSentiment") for r in extras["insights"])
     assert any(r.startswith("openpyxl") for r in extras["analytics"])  # the analytics plugin's XLSX export
     assert any(r.startswith("nh3") for r in extras["channels"]) and any(r.startswith("imap-tools") for r in extras["email"])
-    assert extras["all"] == ["crm-framework[scoring,chat,insights,analytics,channels,email,production]"] and "crm-framework[all]" in extras["test"]
+    assert any(r.startswith("phonenumbers") for r in extras["sms"])  # the sms plugin's E.164 numbers
+    assert extras["all"] == ["crm-framework[scoring,chat,insights,analytics,channels,email,sms,production]"] and "crm-framework[all]" in extras["test"]
     assert "pip install -e '.[all]'" in (ROOT / "README.md").read_text()
 
 

@@ -1,0 +1,43 @@
+// The SMS panel's live segment counter: the same rules as crm_plugins.sms.text.segments
+// (GSM-7: 160, or 153 per part, extension characters count twice; otherwise UCS-2: 70,
+// or 67 per part, characters beyond the BMP count twice).
+(function () {
+  "use strict";
+  var BASIC = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?" +
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
+  var EXTENDED = "^{}\\[~]|€\f";
+
+  function segments(text) {
+    var gsm = true, septets = 0, units = 0;
+    for (var ch of text) {
+      if (BASIC.indexOf(ch) >= 0) { septets += 1; }
+      else if (EXTENDED.indexOf(ch) >= 0) { septets += 2; }
+      else { gsm = false; }
+      units += ch.length;  // UTF-16 code units
+    }
+    var single = gsm ? 160 : 70, multi = gsm ? 153 : 67, count = gsm ? septets : units;
+    var parts = count === 0 ? 0 : (count <= single ? 1 : Math.ceil(count / multi));
+    var per = count <= single ? single : multi;
+    return {encoding: gsm ? "GSM-7" : "UCS-2", units: count, segments: parts, per_segment: per,
+            remaining: count <= single ? single - count : parts * multi - count};
+  }
+
+  function wire(form) {
+    var body = form.querySelector("[data-sms-body]"), counter = form.querySelector("[data-sms-counter]");
+    if (!body || !counter || body.dataset.smsWired) { return; }
+    body.dataset.smsWired = "1";
+    function update() {
+      var s = segments(body.value);
+      counter.textContent = s.units + " characters, " + s.segments + (s.segments === 1 ? " segment" : " segments") +
+        " (" + s.encoding + ", " + s.remaining + " left in this one)";
+      counter.dataset.segments = String(s.segments);
+      counter.dataset.encoding = s.encoding;
+    }
+    body.addEventListener("input", update);
+    update();
+  }
+
+  function init() { document.querySelectorAll("[data-sms-compose]").forEach(wire); }
+  if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", init); } else { init(); }
+  window.crmSmsSegments = segments;
+})();

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from crm_plugins.analytics import api, snapshots, views, widget
-from crm_plugins.analytics.models import MODELS, Goal, PipelineSnapshot
+from crm_plugins.analytics import api, reports_api, snapshots, views, widget
+from crm_plugins.analytics.models import MODELS, Goal, PipelineSnapshot, SavedReport
 from crmcore import sdk
 from crmcore.sdk import (
     DashboardWidget,
@@ -25,6 +25,7 @@ def crm_migrations():
     return [
         Migration("0001_pipeline_snapshots", create_tables(PipelineSnapshot)),
         Migration("0002_goals", create_tables(Goal)),
+        Migration("0003_saved_reports", create_tables(SavedReport)),
     ]
 
 
@@ -37,6 +38,7 @@ def crm_scheduled_jobs():
 
 @hookimpl
 def crm_api_blueprints():
+    assert reports_api.blp is api.blp  # the reports' routes are on the analytics blueprint
     return [api.blp]
 
 

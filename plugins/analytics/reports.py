@@ -176,6 +176,7 @@ def describe(report: SavedReport, email_on: bool) -> dict[str, Any]:
 
 
 def email_on(tenant: Any = None) -> bool:
-    """Whether the tenant has the email plugin on (scheduled reports are sent through it)."""
+    """Whether the tenant has the email plugin on (scheduled reports are sent through it and
+    the channels plugin's outbox)."""
     tenant = tenant if tenant is not None else sdk.current_tenant()
-    return sdk.is_enabled(tenant, "email")
+    return sdk.is_enabled(tenant, "email") and sdk.is_enabled(tenant, "channels")

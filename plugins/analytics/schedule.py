@@ -90,7 +90,8 @@ def render(report: SavedReport, result: dict[str, Any]) -> tuple[str, str]:
 
 def send_report_task(task: Any) -> None:
     """Run the report and queue its email (transactional: exactly once per occurrence)."""
-    from crm_plugins.channels import contrib as channels
+    # The channels plugin's public contract (imported here: the channels plugin may be absent).
+    from crm_plugins.channels.contrib import Refused, compose
 
     payload = sdk.payload_of(task)
     report = SavedReport.get_or_none(SavedReport.id == payload["report_id"])
@@ -102,9 +103,9 @@ def send_report_task(task: Any) -> None:
         return
     subject, page = render(report, reports.run(report))
     try:
-        channels.compose(
+        compose(
             tenant, channel_name="email", entity=None, record=None, conversation=None, to=to, cc=None, subject=subject, body=None, html=page,
             template=None, user=User.get_or_none(User.id == report.owner_id), idempotency_key=task.idempotency_key, purpose="sales",
         )
-    except channels.Refused as exc:  # an address the email channel refuses: retrying will not help
+    except Refused as exc:  # an address the email channel refuses: retrying will not help
         log.warning("scheduled report %s not sent: %s", report.id, exc)

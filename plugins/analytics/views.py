@@ -12,7 +12,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from marshmallow import ValidationError
 
 from crm_plugins.analytics import filters, goals, metrics, reports, summary
-from crm_plugins.analytics.models import DATE_PRESETS, SavedReport
+from crm_plugins.analytics.models import DATE_PRESETS, GOAL_KINDS, Goal, SavedReport
 from crm_plugins.analytics.sql import user_names
 from crmcore import sdk
 from crmcore.sdk import Activity, Deal, Lead, Pipeline, Stage, User
@@ -59,6 +59,8 @@ def index():
         goals=goals.progress(goals.visible_goals(sdk.current_user_id(), sdk.current_role() == "agent" and bool(sdk.settings(sdk.current_tenant(), "core").get("agents_see_own_only")))),
         args=request.args,
         saved=_saved_reports(),
+        may_set_goals=sdk.has_permission("analytics:goals"),
+        goal_kinds=GOAL_KINDS,
         presets=DATE_PRESETS,
     ), (422 if errors else 200)
 
@@ -94,6 +96,31 @@ def save_report():
         return redirect(url_for("analytics_pages.index") + "#saved-reports")
     flash(f"Report \"{report.name}\" saved.")
     return redirect(url_for("analytics_pages.index") + "#saved-reports")
+
+
+@bp.route("/goals", methods=["POST"])
+def set_goal():
+    """The goal form (managers and admins): the same checks as ``POST /api/v1/analytics/goals``."""
+    if not sdk.has_permission("analytics:goals"):
+        abort(403)
+    data = {k: v for k, v in request.form.items() if k in ("user_id", "kind", "target", "currency", "first_day", "last_day") and v.strip()}
+    try:
+        goal = goals.create(goals.GoalInput().load(data))
+    except ValidationError as exc:
+        flash("The goal was not set: " + "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in sdk.flatten_errors(exc.messages).items()))
+        return redirect(url_for("analytics_pages.index") + "#m-goals")
+    flash(f"Goal set: {goal.kind.replace('_', ' ')} {goal.target} from {goal.first_day} to {goal.last_day}.")
+    return redirect(url_for("analytics_pages.index") + "#m-goals")
+
+
+@bp.route("/goals/<int:goal_id>/delete", methods=["POST"])
+def delete_goal(goal_id: int):
+    if not sdk.has_permission("analytics:goals"):
+        abort(403)
+    if not Goal.delete().where(Goal.id == goal_id).execute():
+        abort(404)
+    flash("Goal deleted.")
+    return redirect(url_for("analytics_pages.index") + "#m-goals")
 
 
 @bp.route("/reports/<int:report_id>/delete", methods=["POST"])

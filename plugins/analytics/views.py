@@ -60,6 +60,8 @@ def index():
         args=request.args,
         saved=_saved_reports(),
         may_set_goals=sdk.has_permission("analytics:goals"),
+        email_on=reports.email_on(),
+        current_user_id=sdk.current_user_id(),
         goal_kinds=GOAL_KINDS,
         presets=DATE_PRESETS,
     ), (422 if errors else 200)
@@ -89,6 +91,10 @@ def save_report():
     if data.get("metric") in reports.GROUPINGS and form.get("period"):
         data["grouping"] = form["period"]
     data["shared"] = form.get("shared") == "on"
+    if form.get("schedule") in ("weekly", "monthly"):
+        data["schedule"] = form["schedule"]
+        data.update({k: form[k] for k in ("weekday", "month_day", "hour") if form.get(k, "").strip()})
+        data["recipients"] = [r for r in form.getlist("recipients") if r.strip()]
     try:
         report = reports.save(reports.ReportInput().load(data))
     except ValidationError as exc:

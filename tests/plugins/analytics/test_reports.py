@@ -110,3 +110,18 @@ def test_save_this_view_on_the_page_reopens_with_its_filters(world):
     token = re.search(r'name="csrf_token" value="([^"]+)"', shown).group(1)
     assert world.client.post(f"/app/analytics/reports/{link.group(1)}/delete", data={"csrf_token": token}).status_code == 302
     assert "No saved reports yet" in world.client.get("/app/analytics/").get_data(as_text=True)
+
+
+def test_a_schedule_set_on_the_page_waits_for_the_email_plugin(world):
+    world.env.login(world.client, "acme", role="manager")
+    page = world.client.get("/app/analytics/").get_data(as_text=True)
+    assert "emailed once the email plugin is on" in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    form = {"csrf_token": token, "name": "Monday funnel", "metric": "funnel", "date_preset": "last_7_days", "schedule": "weekly", "weekday": "0", "hour": "8", "month_day": "1"}
+    refused = world.client.post("/app/analytics/reports", data=form, follow_redirects=True).get_data(as_text=True)
+    assert "The report was not saved" in refused and "recipient" in refused
+    saved = world.client.post("/app/analytics/reports", data={**form, "recipients": [str(world.users["alice"])]}, follow_redirects=True).get_data(as_text=True)
+    assert "Monday funnel" in saved and "weekly: needs the email plugin" in saved
+    with world.env.app.app_context(), db.database.connection_context(), db.tenant_context(world.env.tenant("acme")):
+        report = SavedReport.get(SavedReport.name == "Monday funnel")
+        assert (report.schedule, report.weekday, report.month_day, report.hour, report.recipients, report.date_preset) == ("weekly", 0, None, 8, [world.users["alice"]], "last_7_days")

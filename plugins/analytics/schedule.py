@@ -101,11 +101,17 @@ def send_report_task(task: Any) -> None:
     to = [email for (email,) in User.select(User.email).where(User.id.in_(list(report.recipients or [])) & (User.active == True)).order_by(User.id).tuples()]  # noqa: E712
     if not to:
         return
-    subject, page = render(report, reports.run(report))
+    owner = User.get_or_none(User.id == report.owner_id)
+    if owner is None or not owner.active:
+        return
+    # The figures the report's owner may see (an agent restricted to their own records
+    # gets theirs), not the worker's unrestricted view.
+    with sdk.acting_as(sdk.current_context().but(user=owner, role=owner.role)):
+        subject, page = render(report, reports.run(report))
     try:
         compose(
             tenant, channel_name="email", entity=None, record=None, conversation=None, to=to, cc=None, subject=subject, body=None, html=page,
-            template=None, user=User.get_or_none(User.id == report.owner_id), idempotency_key=task.idempotency_key, purpose="sales",
+            template=None, user=owner, idempotency_key=task.idempotency_key, purpose="sales",
         )
     except Refused as exc:  # an address the email channel refuses: retrying will not help
         log.warning("scheduled report %s not sent: %s", report.id, exc)

@@ -19,17 +19,17 @@ from tests.plugins.channels.conftest import email_settings, smtp  # noqa: F401  
 @pytest.fixture
 def env(crm_env, smtp):  # noqa: F811
     crm_env.write_tenant("acme", plugins=["analytics", "channels", "email"],
-                         settings={"analytics": {"time_zone": "Europe/Berlin"}, "email": email_settings(smtp.port), "channels": {"retry_seconds": 0.05}})
+                         settings={"analytics": {"time_zone": "Europe/Berlin"}, "core": {"agents_see_own_only": True}, "email": email_settings(smtp.port), "channels": {"retry_seconds": 0.05}})
     crm_env.write_tenant("beta", plugins=["analytics"])
     crm_env.create_app()
     return crm_env
 
 
-def _manager(env, slug):
+def _manager(env, slug, role="manager", name="Boss"):
     with db.database.connection_context():
         tenant = env.tenant(slug)
-        user = auth.create_user(tenant, f"boss@{slug}.example.com", "secret-pw", role="manager", name="Boss")
-        return user.id, Api(env, slug, auth.create_token(tenant, "manager", user=user)[1])
+        user = auth.create_user(tenant, f"{name.lower()}@{slug}.example.com", "secret-pw", role=role, name=name)
+        return user.id, Api(env, slug, auth.create_token(tenant, role, user=user)[1])
 
 
 def _weekly(api, recipient):
@@ -61,6 +61,17 @@ def test_a_due_report_is_claimed_once_and_emailed_with_its_table(env, smtp):  # 
     assert mail["To"] == "boss@acme.example.com" and mail["Subject"] == "Report: Weekly deal size (2026-02-01 – 2026-02-28)"
     page = mail.get_body(("html",)).get_content()
     assert "<td>Boss</td>" in page and "1,234.00" in page and "/app/analytics/deal-size.csv?date_from=2026-02-01&amp;date_to=2026-02-28" in page
+
+    # An agent who sees only their own records gets only their figures by email, not the tenant's.
+    agent, agent_api = _manager(env, "acme", role="agent", name="Rep")
+    theirs = _weekly(agent_api, agent)
+    with in_tenant(env) as tenant:
+        SavedReport.update(next_run_at=dt.datetime(2026, 3, 2, 7)).where(SavedReport.id == theirs["id"]).execute()
+        assert schedule.due_reports_job(tenant) == 1
+    drain_tasks(env)
+    assert len(smtp.accepted) == 2
+    page = smtp.accepted[1].get_body(("html",)).get_content()
+    assert smtp.accepted[1]["To"] == "rep@acme.example.com" and "Boss" not in page and "1,234.00" not in page
 
 
 def test_without_the_email_plugin_the_schedule_is_kept_and_nothing_is_sent(env, smtp):  # noqa: F811

@@ -68,6 +68,14 @@ def floors(inst: Any) -> dict[str, Callable[[Any, str], None]]:
 
         return go
 
+    def both(*steps: Callable[[Any, str], None]) -> Callable[[Any, str], None]:
+        """Several statements one after the other (a metric made of two queries)."""
+        def go(conn: Any, p: str) -> None:
+            for step in steps:
+                step(conn, p)
+
+        return go
+
     def forecast(conn: Any, p: str) -> None:
         cur = conn.cursor()
         cur.execute(
@@ -114,6 +122,22 @@ def floors(inst: Any) -> dict[str, Callable[[Any, str], None]]:
             )
             for name in ("win-rate", "deal-size", "sales-cycle")
         },
+        "win-loss-reasons": run(
+            "SELECT d.lost_reason, SUM(CASE WHEN s.is_won THEN 1 ELSE 0 END), SUM(CASE WHEN s.is_won THEN 0 ELSE 1 END), SUM(CASE WHEN s.is_won THEN 0 ELSE d.value END) "
+            "FROM crm_deal d JOIN crm_stage s ON s.id = d.stage_id WHERE d.tenant_id = %P AND d.currency = 'EUR' AND (s.is_won OR s.is_lost) "
+            "AND d.closed_at IS NOT NULL AND d.closed_at >= %P AND d.closed_at < %P GROUP BY d.lost_reason",
+            (t, start, end),
+        ),
+        "velocity": both(
+            run(f"SELECT owner_id, COUNT(*) FROM crm_deal WHERE tenant_id = %P AND currency = 'EUR' AND stage_id IN ({in_open}) GROUP BY owner_id", (t,)),
+            run(
+                "SELECT d.owner_id, SUM(CASE WHEN s.is_won THEN 1 ELSE 0 END), SUM(CASE WHEN s.is_won THEN 0 ELSE 1 END), "
+                f"SUM(CASE WHEN s.is_won THEN d.value ELSE 0 END), SUM(CASE WHEN s.is_won THEN {seconds('d.closed_at', 'd.created_at')} END) "
+                "FROM crm_deal d JOIN crm_stage s ON s.id = d.stage_id WHERE d.tenant_id = %P AND d.currency = 'EUR' AND (s.is_won OR s.is_lost) "
+                "AND d.closed_at IS NOT NULL AND d.closed_at >= %P AND d.closed_at < %P GROUP BY d.owner_id",
+                (t, start, end),
+            ),
+        ),
         "lead-sources": run(
             "SELECT source, COUNT(*), SUM(CASE WHEN status = 'converted' THEN 1 ELSE 0 END) FROM crm_lead WHERE tenant_id = %P AND created_at >= %P AND created_at < %P GROUP BY source",
             (t, start, end),

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from crm_plugins.analytics import api, snapshots, views, widget
-from crm_plugins.analytics.models import MODELS, Goal, PipelineSnapshot
+from crm_plugins.analytics import (
+    api,
+    reports_api,  # noqa: F401  (adds the /reports routes to api.blp)
+    schedule,
+    snapshots,
+    views,
+    widget,
+)
+from crm_plugins.analytics.models import MODELS, Goal, PipelineSnapshot, SavedReport
 from crmcore import sdk
 from crmcore.sdk import (
     DashboardWidget,
     Migration,
     NavItem,
     ScheduledJob,
+    TaskHandler,
     create_tables,
     hookimpl,
 )
@@ -25,6 +33,7 @@ def crm_migrations():
     return [
         Migration("0001_pipeline_snapshots", create_tables(PipelineSnapshot)),
         Migration("0002_goals", create_tables(Goal)),
+        Migration("0003_saved_reports", create_tables(SavedReport)),
     ]
 
 
@@ -32,7 +41,16 @@ def crm_migrations():
 @hookimpl
 def crm_scheduled_jobs():
     # Hourly: each tenant's snapshot is taken shortly after its own local midnight.
-    return [ScheduledJob("analytics:snapshot", snapshots.snapshot_job, trigger="cron", trigger_args={"minute": 5})]
+    return [
+        ScheduledJob("analytics:snapshot", snapshots.snapshot_job, trigger="cron", trigger_args={"minute": 5}),
+        # Scheduled reports are due on the hour; every 15 minutes sends them within a quarter of an hour.
+        ScheduledJob("analytics:reports", schedule.due_reports_job, trigger="cron", trigger_args={"minute": "*/15"}),
+    ]
+
+
+@hookimpl
+def crm_task_handlers():
+    return [TaskHandler(schedule.SEND_TASK, schedule.send_report_task, max_attempts=5)]
 
 
 @hookimpl

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm_plugins.analytics import deal_metrics, forecast, lead_metrics
+from crm_plugins.analytics import deal_metrics, forecast, lead_metrics, outcome_metrics
 from crm_plugins.analytics.filters import Filters
 from crm_plugins.analytics.registry import Metric, header, row_texts
 from crmcore.sdk import Activity, Deal, Lead
 
-METRICS: dict[str, Metric] = {m.name: m for m in deal_metrics.METRICS + forecast.METRICS + lead_metrics.METRICS}
+METRICS: dict[str, Metric] = {m.name: m for m in deal_metrics.METRICS + outcome_metrics.METRICS + forecast.METRICS + lead_metrics.METRICS}
 ENTITY_MODELS = {"deal": Deal, "lead": Lead, "activity": Activity}
 
 

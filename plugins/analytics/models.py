@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import peewee
 
-from crmcore.sdk import Pipeline, Stage, TenantModel, User, utcnow
+from crmcore.sdk import JSONText, Pipeline, Stage, TenantModel, User, utcnow
 
 
 class PipelineSnapshot(TenantModel):
@@ -49,4 +49,41 @@ class Goal(TenantModel):
     class Meta:
         table_name = "analytics_goal"
         indexes = ((("tenant", "first_day"), False),)
-MODELS = [PipelineSnapshot, Goal]
+
+
+#: Rolling date ranges a saved report may keep instead of fixed days (resolved when it runs).
+DATE_PRESETS = ("today", "last_7_days", "last_30_days", "this_month", "last_month", "this_quarter", "last_quarter", "this_year")
+#: How often a saved report is emailed (``none``: never).
+SCHEDULES = ("none", "weekly", "monthly")
+
+
+class SavedReport(TenantModel):
+    """A metric with its grouping and filters, kept by a user for themselves or shared with
+    the tenant, optionally emailed on a schedule (hours and days of the tenant's time zone)."""
+
+    owner = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="+")
+    name = peewee.CharField(max_length=120)
+    metric = peewee.CharField(max_length=40)
+    grouping = peewee.CharField(max_length=20, default="default")  # the forecast: month or quarter
+    shared = peewee.BooleanField(default=False)
+    date_preset = peewee.CharField(max_length=20, null=True)
+    date_from = peewee.DateField(null=True)
+    date_to = peewee.DateField(null=True)
+    owner_filter = peewee.IntegerField(null=True)  # the metric's owner filter (a user id)
+    pipeline_id = peewee.IntegerField(null=True)
+    source = peewee.CharField(max_length=30, null=True)
+    currency = peewee.CharField(max_length=3, null=True)
+    schedule = peewee.CharField(max_length=10, default="none")
+    weekday = peewee.SmallIntegerField(null=True)  # 0 = Monday
+    month_day = peewee.SmallIntegerField(null=True)  # 1-28
+    hour = peewee.SmallIntegerField(null=True)  # 0-23, tenant's time zone
+    recipients = JSONText(default=list)  # user ids
+    next_run_at = peewee.DateTimeField(null=True, index=True)  # UTC, the next occurrence to send
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "analytics_saved_report"
+        indexes = ((("tenant", "owner"), False),)
+
+
+MODELS = [PipelineSnapshot, Goal, SavedReport]

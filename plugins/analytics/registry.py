@@ -94,6 +94,8 @@ ROW_HEADINGS = {
     "win-rate": "Owner",
     "deal-size": "Owner",
     "sales-cycle": "Owner",
+    "win-loss-reasons": "Reason",
+    "velocity": "Owner",
     "lead-sources": "Source",
     "response-time": "Owner",
     "activities": "Rep",

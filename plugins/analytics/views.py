@@ -8,10 +8,11 @@ import csv
 import io
 from typing import Any
 
-from flask import Blueprint, Response, abort, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
-from crm_plugins.analytics import filters, goals, metrics, summary
+from crm_plugins.analytics import filters, goals, metrics, reports, summary
+from crm_plugins.analytics.models import DATE_PRESETS, GOAL_KINDS, Goal, SavedReport
 from crm_plugins.analytics.sql import user_names
 from crmcore import sdk
 from crmcore.sdk import Activity, Deal, Lead, Pipeline, Stage, User
@@ -57,7 +58,87 @@ def index():
         xlsx=xlsx_available(),
         goals=goals.progress(goals.visible_goals(sdk.current_user_id(), sdk.current_role() == "agent" and bool(sdk.settings(sdk.current_tenant(), "core").get("agents_see_own_only")))),
         args=request.args,
+        saved=_saved_reports(),
+        may_set_goals=sdk.has_permission("analytics:goals"),
+        email_on=reports.email_on(),
+        current_user_id=sdk.current_user_id(),
+        goal_kinds=GOAL_KINDS,
+        presets=DATE_PRESETS,
     ), (422 if errors else 200)
+
+
+def _saved_reports() -> list[dict[str, Any]]:
+    """The user's and the shared reports, each with the link that reopens it (one query)."""
+    on = reports.email_on()
+    out = []
+    for report in reports.visible().limit(200):
+        item = reports.describe(report, on)
+        args = reports.filter_args(report)
+        item["url"] = url_for("analytics_pages.index") + "?" + filters.build(args).query_string() + f"#m-{report.metric}"
+        item["mine"] = reports.may_change(report)
+        out.append(item)
+    return out
+
+
+@bp.route("/reports", methods=["POST"])
+def save_report():
+    """"Save this view": the dashboard's filters (or a rolling preset) for one metric."""
+    form = request.form
+    data = {k: v for k, v in form.items() if k in ("name", "metric", "date_preset", "date_from", "date_to", "owner_id", "pipeline_id", "source", "currency") and v.strip()}
+    if data.get("date_preset"):
+        data.pop("date_from", None)
+        data.pop("date_to", None)
+    if data.get("metric") in reports.GROUPINGS and form.get("period"):
+        data["grouping"] = form["period"]
+    data["shared"] = form.get("shared") == "on"
+    if form.get("schedule") in ("weekly", "monthly"):
+        data["schedule"] = form["schedule"]
+        data.update({k: form[k] for k in ("weekday", "month_day", "hour") if form.get(k, "").strip()})
+        data["recipients"] = [r for r in form.getlist("recipients") if r.strip()]
+    try:
+        report = reports.save(reports.ReportInput().load(data))
+    except ValidationError as exc:
+        flash("The report was not saved: " + "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in sdk.flatten_errors(exc.messages).items()))
+        return redirect(url_for("analytics_pages.index") + "#saved-reports")
+    flash(f"Report \"{report.name}\" saved.")
+    return redirect(url_for("analytics_pages.index") + "#saved-reports")
+
+
+@bp.route("/goals", methods=["POST"])
+def set_goal():
+    """The goal form (managers and admins): the same checks as ``POST /api/v1/analytics/goals``."""
+    if not sdk.has_permission("analytics:goals"):
+        abort(403)
+    data = {k: v for k, v in request.form.items() if k in ("user_id", "kind", "target", "currency", "first_day", "last_day") and v.strip()}
+    try:
+        goal = goals.create(goals.GoalInput().load(data))
+    except ValidationError as exc:
+        flash("The goal was not set: " + "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in sdk.flatten_errors(exc.messages).items()))
+        return redirect(url_for("analytics_pages.index") + "#m-goals")
+    flash(f"Goal set: {goal.kind.replace('_', ' ')} {goal.target} from {goal.first_day} to {goal.last_day}.")
+    return redirect(url_for("analytics_pages.index") + "#m-goals")
+
+
+@bp.route("/goals/<int:goal_id>/delete", methods=["POST"])
+def delete_goal(goal_id: int):
+    if not sdk.has_permission("analytics:goals"):
+        abort(403)
+    if not Goal.delete().where(Goal.id == goal_id).execute():
+        abort(404)
+    flash("Goal deleted.")
+    return redirect(url_for("analytics_pages.index") + "#m-goals")
+
+
+@bp.route("/reports/<int:report_id>/delete", methods=["POST"])
+def delete_report(report_id: int):
+    report = reports.visible().where(SavedReport.id == report_id).first()
+    if report is None:
+        abort(404)
+    if not reports.may_change(report):
+        abort(403)
+    report.delete_instance()
+    flash(f"Report \"{report.name}\" deleted.")
+    return redirect(url_for("analytics_pages.index") + "#saved-reports")
 
 
 def _chart(result: dict[str, Any]) -> dict[str, Any]:

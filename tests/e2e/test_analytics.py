@@ -5,6 +5,7 @@ Chart.js under the page's CSP, screenshots at desktop and phone width
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -71,6 +72,25 @@ def test_dashboard_with_constructed_data_at_desktop_and_phone_width(page, phone,
     # Chart.js drew on the canvases (the CSP allowed the shipped script).
     page.wait_for_function("() => window.Chart && Object.keys(Chart.instances).length >= 5")
     shot(page, "analytics-desktop")
+    expect(page.locator("#m-win-loss-reasons tbody tr").first.locator("th")).to_have_text("Price")
+    expect(page.locator("#m-velocity")).to_contain_text("Velocity per day")
+
+    # Save this view (win rate, last 30 days), set a goal, and reopen the saved report.
+    page.get_by_label("Name").fill("Win rate, last 30 days")
+    page.get_by_label("Metric").select_option("win-rate")
+    page.get_by_label("Dates").select_option("last_30_days")
+    page.get_by_role("button", name="Save this view").click()
+    expect(page.locator("#saved-reports li")).to_contain_text("Win rate, last 30 days")
+    page.get_by_label("Target").fill("4")
+    page.get_by_label("Goal", exact=True).select_option("deals_won")
+    page.get_by_label("First day").fill((dt.date.today() - dt.timedelta(days=200)).isoformat())  # a period around today
+    page.get_by_label("Last day").fill((dt.date.today() + dt.timedelta(days=200)).isoformat())
+    page.get_by_role("button", name="Set the goal").click()
+    expect(page.locator("#m-goals tbody tr").first).to_contain_text("75.0%")
+    page.locator("#saved-reports").scroll_into_view_if_needed()
+    shot(page, "analytics-saved-reports", full_page=False)
+    page.get_by_role("link", name="Win rate, last 30 days").click()
+    expect(page.locator("#f-from")).not_to_have_value("")
 
     page.locator("#m-win-rate tbody tr.total th a").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Win rate: Total")

@@ -48,3 +48,29 @@ def test_only_managers_and_admins_set_goals_and_bad_input_is_a_422(world):
     created = world.client.post("/api/v1/analytics/goals", json=body, headers=world.headers).get_json()
     assert world.client.delete(f"/api/v1/analytics/goals/{created['id']}", headers=world.headers).status_code == 204
     assert world.client.delete(f"/api/v1/analytics/goals/{created['id']}", headers=world.headers).status_code == 404
+
+
+def test_the_goal_form_on_the_page(world):
+    import re
+
+    world.env.login(world.client, "acme", role="agent")
+    page = world.client.get("/app/analytics/").get_data(as_text=True)
+    assert 'aria-label="Set a goal"' not in page  # agents read goals, they do not set them
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert world.client.post("/app/analytics/goals", data={"csrf_token": token, "kind": "deals_won", "target": "2", "first_day": "2026-02-01", "last_day": "2026-02-28"}).status_code == 403
+
+    manager = world.env.client("acme")
+    world.env.login(manager, "acme", role="manager")
+    page = manager.get("/app/analytics/").get_data(as_text=True)
+    assert 'aria-label="Set a goal"' in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    bad = manager.post("/app/analytics/goals", data={"csrf_token": token, "kind": "deals_won", "target": "-1", "first_day": "2026-02-01", "last_day": "2026-01-01"}, follow_redirects=True)
+    assert "The goal was not set" in bad.get_data(as_text=True) and not world.get("/goals")["items"]
+    set_ = manager.post("/app/analytics/goals", data={"csrf_token": token, "user_id": str(world.users["bob"]), "kind": "deals_won", "target": "2", "first_day": "2026-02-01", "last_day": "2026-02-28"}, follow_redirects=True)
+    shown = set_.get_data(as_text=True)
+    assert "Goal set" in shown
+    [goal] = world.get("/goals")["items"]
+    assert (goal["who"], goal["actual"], goal["attainment"]) == ("Bob", 1, 0.5)  # D5, won on 28 February local
+    assert f'data-goal="{goal["id"]}"' in shown and "50.0%" in shown
+    assert manager.post(f"/app/analytics/goals/{goal['id']}/delete", data={"csrf_token": token}).status_code == 302
+    assert world.get("/goals")["items"] == []

@@ -18,7 +18,8 @@ Fixtures:
 * ``captured_signals`` -- ``with captured_signals("entity_created") as sent: ...``.
 
 Helpers: ``Api(env, slug, token)`` (calls /api/v1 as one token), ``in_tenant(env, slug)``
-(a context with the tenant current), ``drain_tasks(env)`` (runs the task queue dry).
+(a context with the tenant current), ``drain_tasks(env)`` (runs the task queue dry),
+``serving(app)`` (the app on a loopback port, for a browser).
 """
 
 from __future__ import annotations
@@ -426,6 +427,29 @@ def drain_tasks(env: CrmEnv, timeout: float = 10.0) -> int:
                 return ran
         time.sleep(0.02)
     raise AssertionError("tasks still queued after the timeout")
+
+
+@contextlib.contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Serve ``app`` on a free loopback port (werkzeug, threaded, requests not logged)
+    for a browser or a WebSocket client; yields its base URL, e.g. ``http://127.0.0.1:41234``."""
+    import threading
+
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    class Quiet(WSGIRequestHandler):
+        def log_request(self, *args: Any) -> None:
+            pass
+
+    http = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Quiet)
+    thread = threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{http.server_port}"
+    finally:
+        http.shutdown()
+        thread.join(timeout=10)
+        http.server_close()
 
 
 # --------------------------------------------------------------------------- browser tests

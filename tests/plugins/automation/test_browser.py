@@ -4,16 +4,14 @@ test it, activate it, see its run notify the user, whose bell counts up live
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from crmcore import auth, db
-from crmcore.testing import chromium_browser
+from crmcore.testing import chromium_browser, serving
 from tests.plugins.automation.conftest import FAST, drain
 
 try:
@@ -24,10 +22,6 @@ except ImportError:  # reported by the browser fixture
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "artifacts" / "screenshots"
 PASSWORD = "automation-e2e-pw"
 
-
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, *args: Any) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +36,8 @@ def server(crm_env: Any) -> Iterator[str]:
     app = crm_env.create_app()
     with db.database.connection_context():
         auth.create_user(crm_env.tenant("acme"), "ada@acme.test", PASSWORD, role="admin", name="Ada Admin")
-    http = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
-    thread = threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{http.server_port}"
-    finally:
-        http.shutdown()
-        thread.join(timeout=10)
-        http.server_close()
+    with serving(app) as base_url:
+        yield base_url
 
 
 def test_build_test_and_activate_a_rule_and_the_bell_counts_its_notification(browser: Any, server: str, crm_env: Any) -> None:

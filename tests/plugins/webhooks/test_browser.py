@@ -3,16 +3,14 @@ event, run the worker, see the delivery in the log (screenshot in artifacts/scre
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from crmcore import auth, db
-from crmcore.testing import chromium_browser
+from crmcore.testing import chromium_browser, serving
 from tests.plugins.webhooks.conftest import drain
 
 try:
@@ -23,10 +21,6 @@ except ImportError:  # reported by the browser fixture
 SCREENSHOTS = Path(__file__).resolve().parents[3] / "artifacts" / "screenshots"
 PASSWORD = "webhooks-e2e-pw"
 
-
-class _Quiet(WSGIRequestHandler):
-    def log_request(self, *args: Any) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")
@@ -42,15 +36,8 @@ def server(crm_env: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     app = crm_env.create_app()
     with db.database.connection_context():
         auth.create_user(crm_env.tenant("acme"), "ada@acme.test", PASSWORD, role="admin", name="Ada Admin")
-    http = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_Quiet)
-    thread = threading.Thread(target=http.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{http.server_port}"
-    finally:
-        http.shutdown()
-        thread.join(timeout=10)
-        http.server_close()
+    with serving(app) as base_url:
+        yield base_url
 
 
 def test_add_an_endpoint_see_the_secret_once_and_a_test_event_in_the_log(browser, server, crm_env, receiver):

@@ -80,7 +80,7 @@ def _page(browser: Any, server: Server, email: str, **options: Any) -> tuple[Any
     context.set_default_timeout(8000)
     # Lets a test cut the page's WebSockets (and refuse new ones) to play a dropped network.
     context.add_init_script(
-        """(() => { const Real = window.WebSocket; window.__kbSockets = []; window.__kbBlock = false;
+        r"""(() => { const Real = window.WebSocket; window.__kbSockets = []; window.__kbBlock = false;
         window.WebSocket = function (url, protocols) {
           // Refused on this origin (a path with no socket): the page's CSP allows only
           // its own origin, and a socket to another would be blocked, not refused.

@@ -142,7 +142,7 @@ __all__ = [
     "Conflict", "StaleVersion", "DomainError", "NotFound", "Forbidden", "Invalid", "Context",
     "current_context", "sees_own_records_only", "acting_as", "create_record", "update_record", "delete_record",
     "log_activity", "tag_names", "change_deal", "create_deal", "end_of_stage", "stages_of", "display_names",
-    "visible_lead", "visible_deal", "lead_query", "deal_query", "run_deal_rule",
+    "visible_lead", "visible_deal", "visible_record", "lead_query", "deal_query", "run_deal_rule",
     # signals, tasks, live
     "signal", "send_signal", "enqueue", "payload_of", "live_publish", "live_subscribe",
     "live_since_id", "RealtimeUnavailable", "notify",
@@ -270,6 +270,19 @@ def visible_deal(deal_id: int) -> Deal:
     from crmcore.api.deals import deal_or_404
 
     return deal_or_404(deal_id)
+
+
+#: entity name -> model, for :func:`visible_record`
+_OWNED = {"lead": Lead, "contact": Contact, "company": Company, "deal": Deal}
+
+
+def visible_record(entity: str, record_id: int) -> Any:
+    """The lead, contact, company or deal ``record_id`` if it exists in this tenant and
+    the caller may see it (``agents_see_own_only``), else None: hidden and missing alike."""
+    model = _OWNED.get(entity)
+    if model is None:
+        return None
+    return visible(model.select().where(model.id == record_id), model).first()
 
 
 def lead_query(args: Mapping[str, Any]) -> Any:

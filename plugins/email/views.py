@@ -13,25 +13,14 @@ from crm_plugins.channels.contrib import Refused
 from crm_plugins.email import inbound, smtp
 from crm_plugins.email.models import MailboxFolder, Undeliverable
 from crmcore import sdk
-from crmcore.sdk import Contact
 
 bp = Blueprint("email", __name__, url_prefix="/app/email", template_folder="templates")
 DETAIL = {"lead": "lead_pages.detail", "contact": "contact_pages.detail", "deal": "deal_pages.detail"}
 
 
 def _record_or_404(entity: str, record_id: int) -> Any:
-    from werkzeug.exceptions import HTTPException
-
-    if entity not in DETAIL:
-        abort(404)
-    try:
-        if entity == "lead":
-            return sdk.visible_lead(record_id)
-        if entity == "deal":
-            return sdk.visible_deal(record_id)
-    except HTTPException:
-        abort(404)
-    record = Contact.get_or_none(Contact.id == record_id)
+    """The record if the caller may see it (a contact too, under agents_see_own_only)."""
+    record = sdk.visible_record(entity, record_id) if entity in DETAIL else None
     if record is None:
         abort(404)
     return record

@@ -11,25 +11,14 @@ import crm_plugins.channels.contrib as channels
 from crm_plugins.channels.contrib import Refused
 from crm_plugins.sms import text
 from crmcore import sdk
-from crmcore.sdk import Contact
 
 bp = Blueprint("sms", __name__, url_prefix="/app/sms", template_folder="templates", static_folder="static", static_url_path="/static")
 DETAIL = {"lead": "lead_pages.detail", "contact": "contact_pages.detail", "deal": "deal_pages.detail"}
 
 
 def _record_or_404(entity: str, record_id: int) -> Any:
-    from werkzeug.exceptions import HTTPException
-
-    if entity not in DETAIL:
-        abort(404)
-    try:
-        if entity == "lead":
-            return sdk.visible_lead(record_id)
-        if entity == "deal":
-            return sdk.visible_deal(record_id)
-    except HTTPException:
-        abort(404)
-    record = Contact.get_or_none(Contact.id == record_id)
+    """The record if the caller may see it (a contact too, under agents_see_own_only)."""
+    record = sdk.visible_record(entity, record_id) if entity in DETAIL else None
     if record is None:
         abort(404)
     return record

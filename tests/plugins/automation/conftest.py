@@ -30,8 +30,6 @@ def app(env: Any) -> Any:
     return env.app
 
 
-
-
 def make_user(env: Any, slug: str = "acme", role: str = "admin") -> Any:
     with env.app.app_context(), db.database.connection_context():
         return auth.create_user(env.tenant(slug), f"{role}-{uuid.uuid4().hex[:6]}@{slug}.test", "secret-pw", role=role, name=f"{role.title()} {uuid.uuid4().hex[:3]}")
@@ -50,10 +48,6 @@ def admin_user(env: Any) -> Any:
 @pytest.fixture
 def admin(env: Any, admin_user: Any) -> Api:
     return api_for(env, admin_user)
-
-
-
-
 
 
 def rule_body(**changes: Any) -> dict[str, Any]:

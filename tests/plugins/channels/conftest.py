@@ -91,8 +91,6 @@ def env(crm_env: Any, smtp: SmtpServer) -> Any:
     return crm_env
 
 
-
-
 def token(env: Any, slug: str = "acme", role: str = "admin") -> str:
     with db.database.connection_context():
         tenant = env.tenant(slug)
@@ -103,10 +101,6 @@ def token(env: Any, slug: str = "acme", role: str = "admin") -> str:
 @pytest.fixture
 def admin(env: Any) -> Api:
     return Api(env, "acme", token(env))
-
-
-
-
 
 
 def make_lead(env: Any, name: str = "Ada Lovelace", email: str | None = None, slug: str = "acme") -> Any:

@@ -132,3 +132,25 @@ def test_many_messages_share_one_drain_task_and_each_is_sent_once_in_order(env, 
     assert subjects[:4] == ["S00", "S01", "S02", "S03"] and subjects[-1] == "S04"  # the retried one last
     assert {admin("GET", f"/messages/{m['id']}")["status"] for m in queued} == {"sent"}
     assert admin("GET", f"/messages/{queued[4]['id']}")["attempts"] == 2
+
+
+def test_the_compose_form_answers_only_for_records_the_agent_may_see(env, smtp):
+    """Under agents_see_own_only a contact (not only a lead or deal) someone else owns is
+    a 404 on the compose form, as a missing one is; one nobody owns can be written to."""
+    from crmcore import auth
+    from crmcore.sdk import Contact, create_record
+    from tests.plugins.channels.conftest import email_settings
+
+    env.write_tenant("acme", name="Acme Ltd", plugins=["channels", "email"],
+                     settings={"email": email_settings(smtp.port), "core": {"agents_see_own_only": True}})
+    env.reload()
+    client = env.client("acme")
+    env.login(client, role="agent")
+    with in_tenant(env) as tenant:
+        boss = auth.create_user(tenant, "boss@acme.test", "secret-pw", role="manager")
+        theirs = create_record(Contact, {"first_name": "Theirs", "email": "theirs@example.com", "owner": boss.id})
+        nobodys = create_record(Contact, {"first_name": "Open", "email": "open@example.com"})
+    form = {"to": "x@example.com", "subject": "Hello", "body": "Hi", "csrf_token": env.csrf(client)}
+    assert client.post(f"/app/email/compose/contact/{theirs.id}", data=form).status_code == 404
+    assert client.post("/app/email/compose/contact/987654", data=form).status_code == 404
+    assert client.post(f"/app/email/compose/contact/{nobodys.id}", data=form).status_code == 302

@@ -101,8 +101,6 @@ def app(env: Any) -> Any:
     return env.app
 
 
-
-
 def token(env: Any, slug: str = "acme", role: str = "admin") -> str:
     with db.database.connection_context():
         tenant = env.tenant(slug)
@@ -113,10 +111,6 @@ def token(env: Any, slug: str = "acme", role: str = "admin") -> str:
 @pytest.fixture
 def admin(env: Any) -> Api:
     return Api(env, "acme", token(env))
-
-
-
-
 
 
 def make_lead(env: Any, name: str = "Ada", slug: str = "acme") -> Any:

@@ -10,6 +10,24 @@ import pytest
 
 from crmcore import auth, db, ratelimit
 
+
+@pytest.fixture(autouse=True)
+def mid_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limits count in fixed windows aligned to the clock (15 min for sign-ins, 1 min
+    for the API): a test's attempts must not straddle a window's end, so the limiter's
+    clock stands in the middle of one (a run at 19:00:00 saw its count start again)."""
+    import time as real_time
+
+    start = int(real_time.time() // ratelimit.LOGIN_WINDOW_SECONDS) * ratelimit.LOGIN_WINDOW_SECONDS
+    middle = start + ratelimit.LOGIN_WINDOW_SECONDS / 2  # 7.5 min in: mid-window for 15 min and 1 min alike
+
+    class Clock:
+        @staticmethod
+        def time() -> float:
+            return middle
+
+    monkeypatch.setattr(ratelimit, "time", Clock)
+
 PAGE_HEADERS = {"X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 
 

@@ -224,6 +224,21 @@ def apply_experiments(backend: str, args: argparse.Namespace, floor: Any) -> lis
     return applied
 
 
+def _first_difference(full: Any, floor: Any, path: str = "") -> str:
+    """Where two JSON values first differ, for the error message of the equality check."""
+    if isinstance(full, dict) and isinstance(floor, dict):
+        if list(full) != list(floor):
+            return f"{path or '/'}: keys {list(full)} vs {list(floor)}"
+        for key in full:
+            if full[key] != floor[key]:
+                return _first_difference(full[key], floor[key], f"{path}/{key}")
+    if isinstance(full, list) and isinstance(floor, list) and len(full) == len(floor):
+        for i, (a, b) in enumerate(zip(full, floor)):
+            if a != b:
+                return _first_difference(a, b, f"{path}/{i}")
+    return f"{path or '/'}: {full!r:.200} vs {floor!r:.200}"
+
+
 def run_one(backend: str, size: int, args: argparse.Namespace) -> dict[str, Any]:
     import floor
 
@@ -307,7 +322,7 @@ def run_one(backend: str, size: int, args: argparse.Namespace) -> dict[str, Any]
                 if scenario == "list first":
                     checks[scenario]["cursor_matches_api"] = bodies["full"]["next_cursor"] == _encode([row50["created_at"], row50["id"]])
                 if not same:
-                    raise RuntimeError(f"{scenario}: the floor's JSON differs from the full stack's (parsed equal: {bodies['full'] == bodies['floor']})")
+                    raise RuntimeError(f"{scenario}: the floor's JSON differs from the full stack's (parsed equal: {bodies['full'] == bodies['floor']}): {_first_difference(bodies['full'], bodies['floor'])}")
             else:
                 volatile = {"id", "email", "created_at", "updated_at"}
                 a = {k: v for k, v in bodies["full"].items() if k not in volatile}

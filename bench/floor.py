@@ -186,7 +186,8 @@ def authenticate(roles: tuple[str, ...]):
 
 
 def iso(value):
-    return None if value is None else value.isoformat()
+    # as the API writes it: stored naive UTC, written with its offset (RFC 3339)
+    return None if value is None else value.replace(tzinfo=dt.timezone.utc).isoformat()
 
 
 def lead_json(row: dict, tags: list[str]) -> dict:

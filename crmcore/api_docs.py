@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
 from typing import Any
 
 from apispec import BasePlugin
 from flask import Blueprint, Flask, current_app, g, redirect, render_template_string, url_for
+from flask_smorest import Api
 from marshmallow import Schema, fields
 
 from crmcore.tenant_openapi import TenantDocuments
@@ -217,6 +219,44 @@ def openapi_json() -> Any:
 @docs_pages.route(DOCS_PATH + "/")
 def docs_page_slash() -> Any:
     return redirect(url_for("crm_api_docs.docs_page"), 308)
+
+
+class LazyDocApi(Api):
+    """flask-smorest's ``Api``, documenting blueprints when the document is first read.
+
+    Registering a blueprint's routes is needed to serve requests; writing its OpenAPI
+    documentation (about half of ``create_app``: apispec resolving every schema) is
+    needed only by whoever reads ``api.spec`` -- the document's views, the tenant
+    documents, the permission checks of the docs. So ``register_blueprint`` adds the
+    routes at once and queues the documentation; the first read of ``spec`` writes it,
+    in registration order, under a lock. The document is the same either way."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._pending_docs: list[tuple[Any, str, Any]] = []
+        self._docs_lock = threading.RLock()
+        self._spec: Any = None
+        super().__init__(*args, **kwargs)
+
+    @property  # type: ignore[override]
+    def spec(self) -> Any:
+        if self._pending_docs:
+            with self._docs_lock:
+                pending, self._pending_docs = self._pending_docs, []
+                for blp, name, parameters in pending:
+                    blp.register_views_in_doc(self, self._app, self._spec, name=name, parameters=parameters)
+                    self._spec.tag({"name": name, "description": blp.description})
+        return self._spec
+
+    @spec.setter
+    def spec(self, value: Any) -> None:
+        self._spec = value
+
+    def register_blueprint(self, blp: Any, *, parameters: Any = None, **options: Any) -> None:
+        name = options.get("name", blp.name)
+        self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+        self._app.register_blueprint(blp, **options)
+        with self._docs_lock:
+            self._pending_docs.append((blp, name, parameters))
 
 
 def init_app(app: Flask, api: Any) -> None:

@@ -20,7 +20,6 @@ import peewee
 from apispec.ext.marshmallow import MarshmallowPlugin
 from apispec.ext.marshmallow.common import resolve_schema_cls
 from flask import Flask, g, jsonify, redirect, render_template, request, url_for
-from flask_smorest import Api
 from marshmallow import Schema, ValidationError
 from werkzeug.exceptions import HTTPException, NotFound
 
@@ -283,7 +282,7 @@ def _register_contributions(app: Flask, crm: CRM) -> None:
     # Before the API blueprints: the OpenAPI document names each operation's roles.
     crm.permissions = permissions.collect_matrix(host)
     crm.live_topic_rules = [(plugin, rule) for plugin, rules in host.call_startup("crm_live_topic_rules") for rule in rules]
-    api = Api(app, spec_kwargs={"marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=_schema_name), "info": {"description": "The CRM REST API. Authenticate with `Authorization: Bearer <token>` (`crm tokens create`)."}})
+    api = api_docs.LazyDocApi(app, spec_kwargs={"marshmallow_plugin": MarshmallowPlugin(schema_name_resolver=_schema_name), "info": {"description": "The CRM REST API. Authenticate with `Authorization: Bearer <token>` (`crm tokens create`)."}})
     api.spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer"})
     app.extensions["crm_api"] = api
     api_docs.init_app(app, api)  # spec completion (401/403/404, error schema) and /api/v1/docs

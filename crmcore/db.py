@@ -24,12 +24,15 @@ from __future__ import annotations
 import contextvars
 import datetime as dt
 import threading
+import time
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 from urllib.parse import parse_qsl, unquote, urlparse
 
 import peewee
+import psycopg2.extensions
 from playhouse.pool import PooledPostgresqlDatabase
 
 try:  # Flask's own app-context variable: one lookup per use instead of current_app's proxy
@@ -97,6 +100,38 @@ BUSY_TIMEOUT_SECONDS = 10.0
 STATEMENT_TIMEOUT_SECONDS = 30.0
 
 
+#: A pooled connection returned this recently is handed out again without a round trip.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+class CheckedPool(PooledPostgresqlDatabase):
+    """peewee's PostgreSQL pool, without a ``SELECT 1`` for every request.
+
+    peewee checks each connection it hands out with a round trip. Here a connection that
+    came back to the pool less than ``PING_AFTER_IDLE_SECONDS`` ago, idle and open, is
+    handed out as it is (a busy pool's connections are milliseconds old); one idle for
+    longer is checked as before, so a database restart during a quiet spell costs no
+    request. (HikariCP does the same, with a 500 ms window.)"""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._returned_at: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+    def _is_closed(self, conn: Any) -> bool:
+        returned = self._returned_at.pop(conn, None)
+        if conn.closed:
+            return True
+        fresh = returned is not None and time.monotonic() - returned < PING_AFTER_IDLE_SECONDS
+        if fresh and conn.info.transaction_status == psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+            return False
+        return super()._is_closed(conn)
+
+    def _close(self, conn: Any, close_conn: bool = False) -> None:
+        super()._close(conn, close_conn)
+        if not close_conn and not conn.closed:
+            self._returned_at[conn] = time.monotonic()
+
+
 def make_database(url: str, instance_dir: Path | str | None = None, *, lock_timeout: float = LOCK_TIMEOUT_SECONDS, busy_timeout: float = BUSY_TIMEOUT_SECONDS, statement_timeout: float = STATEMENT_TIMEOUT_SECONDS) -> peewee.Database:
     """Build a peewee database from a URL: ``sqlite:///crm.db`` or ``postgresql://...``.
 
@@ -154,7 +189,7 @@ def make_database(url: str, instance_dir: Path | str | None = None, *, lock_time
         options.append(f"-c statement_timeout={max(1, int(statement_timeout * 1000))}")
         kwargs["options"] = " ".join(o for o in options if o)
         kwargs.update(params)
-        return PooledPostgresqlDatabase(
+        return CheckedPool(
             parsed.path.lstrip("/"),
             max_connections=int(kwargs.pop("max_connections", 32)),
             stale_timeout=300,

@@ -296,12 +296,15 @@ def visible(query: Any, model: type) -> Any:
 
 
 def with_tags(entity: str, records: list[Any]) -> list[Any]:
-    """Set ``record.tags`` (names) on each record, in one query."""
+    """Set ``record.tags`` (names) on each record, in one query (none for records whose
+    tags are known already: one just created without tags carries ``tags = []``)."""
     from crmcore.entities.service import tag_names
 
-    tags = tag_names(entity, [r.id for r in records])
-    for record in records:
-        record.tags = tags.get(record.id, [])
+    unknown = [r for r in records if getattr(r, "tags", None) is None]
+    if unknown:
+        tags = tag_names(entity, [r.id for r in unknown])
+        for record in unknown:
+            record.tags = tags.get(record.id, [])
     return records
 
 

@@ -35,6 +35,8 @@ from crmcore.entities.models import (
     Task,
 )
 
+#: The entities that carry tags (crm_tagging).
+TAGGED_ENTITIES = ("lead", "contact", "company", "deal")
 ENTITY_NAMES = {Lead: "lead", Contact: "contact", Company: "company", Deal: "deal", Activity: "activity", Note: "note", Task: "task", Pipeline: "pipeline", Stage: "stage", Tag: "tag", CustomField: "custom_field"}
 
 DEFAULT_STAGES = [
@@ -92,9 +94,9 @@ def check_unique_email(model: type, email: str | None, exclude_id: int | None = 
 
 
 def integrity_conflict(model: type, data: dict[str, Any], exclude_id: int | None = None) -> Conflict:
-    """The Conflict for a unique index that refused a write: when two identical creates
-    race, both pass :func:`check_unique_email` and the second hits the index. It gets the
-    same answer as a sequential duplicate, pointing at the record in the way, and never
+    """The Conflict for a unique index that refused a write: a create's duplicate email
+    (found by the index alone), or two identical updates racing past
+    :func:`check_unique_email`. It gets one answer, pointing at the record in the way, and never
     the database's own message (which names internal tables and the tenant's id). Called
     after the savepoint rolled back, so the lookup sees the committed winner."""
     name = ENTITY_NAMES[model]
@@ -110,23 +112,31 @@ def integrity_conflict(model: type, data: dict[str, Any], exclude_id: int | None
 
 
 def create(model: type, data: dict[str, Any]) -> Any:
-    """Create a record, audit it and send ``<entity>_created`` + ``entity_created``."""
+    """Create a record, audit it and send ``<entity>_created`` + ``entity_created``.
+
+    The INSERT comes first in its transaction and the unique indexes find a duplicate
+    email (no lookup before, no savepoint around it): a refused INSERT rolls the
+    transaction back, and :func:`integrity_conflict` then names the record in the way.
+    A record created without tags carries ``tags = []``, so the API answers without
+    reading them back."""
     name = ENTITY_NAMES[model]
     tags = data.pop("tags", None)
-    with db.atomic():
-        if "email" in data and hasattr(model, "email") and model in (Lead, Contact):
-            check_unique_email(model, data.get("email"))
-        try:
-            with db.atomic():
-                record = model.create(**data)
-        except peewee.IntegrityError as exc:
-            raise integrity_conflict(model, data) from exc
-        if tags is not None:
-            set_tags(name, record.id, tags)
-        audit(name, record.id, "create", {k: [None, _plain(v)] for k, v in data.items()})
-        tenant = db.current_tenant()
-        _send(tenant, f"{name}_created", record=record)
-        _send(tenant, "entity_created", entity=name, record=record)
+    record = None
+    try:
+        with db.atomic():
+            record = model.create(**data)
+            if tags is not None:
+                set_tags(name, record.id, tags, new_record=True)
+            audit(name, record.id, "create", {k: [None, _plain(v)] for k, v in data.items()})
+            tenant = db.current_tenant()
+            _send(tenant, f"{name}_created", record=record)
+            _send(tenant, "entity_created", entity=name, record=record)
+    except peewee.IntegrityError as exc:
+        if record is not None:  # not the INSERT: a bug elsewhere, not a duplicate
+            raise
+        raise integrity_conflict(model, data) from exc
+    if tags is None and name in TAGGED_ENTITIES:
+        record.tags = []
     return record
 
 
@@ -216,7 +226,7 @@ def delete(record: Any, if_version: int | None = None) -> None:
     if if_version is not None and if_version != record.version:
         raise StaleVersion(f"{name} {record.id} is at version {record.version}, not {if_version}")
     with db.atomic():
-        if name in ("lead", "contact", "company", "deal"):
+        if name in TAGGED_ENTITIES:
             Tagging.delete().where((Tagging.entity == name) & (Tagging.entity_id == record.id)).execute()
         try:
             with db.atomic():
@@ -250,10 +260,11 @@ def tag_names(entity: str, entity_ids: Iterable[int]) -> dict[int, list[str]]:
     return out
 
 
-def set_tags(entity: str, entity_id: int, names: Iterable[str]) -> list[Any] | None:
-    """Make the record's tags exactly ``names`` (creating missing tags); [old, new] or None."""
+def set_tags(entity: str, entity_id: int, names: Iterable[str], new_record: bool = False) -> list[Any] | None:
+    """Make the record's tags exactly ``names`` (creating missing tags); [old, new] or None.
+    ``new_record``: the record was just created, so it has no tags to read first."""
     wanted = sorted({n.strip() for n in names if n and n.strip()})
-    current = tag_names(entity, [entity_id])[entity_id]
+    current = [] if new_record else tag_names(entity, [entity_id])[entity_id]
     if wanted == current:
         return None
     tags = tags_named(wanted)

@@ -9,8 +9,8 @@ from typing import Any
 from flask import Blueprint
 from flask_smorest import Blueprint as ApiBlueprint
 
-from crmcore import hookimpl, notifications
-from crmcore.contrib import Migration, NavItem, ScheduledJob, SignalReceiver
+from crmcore import accounts, hookimpl, notifications, system_mail
+from crmcore.contrib import Migration, NavItem, ScheduledJob, SignalReceiver, TaskHandler
 from crmcore.entities.models import ENTITY_MODELS, AuditEntry, Entity, Lead, Task
 from crmcore.migrations import CORE_MIGRATIONS, add_columns, create_indexes, create_tables
 from crmcore.models import CORE_MODELS
@@ -34,7 +34,7 @@ def on_tenant_created(tenant, **_):
 
 @hookimpl(trylast=True)
 def crm_models():
-    return list(CORE_MODELS) + list(ENTITY_MODELS) + [RateCounter] + notifications.MODELS
+    return list(CORE_MODELS) + list(ENTITY_MODELS) + [RateCounter] + notifications.MODELS + accounts.MODELS
 
 
 def _add_audit_actor_name(database: Any) -> None:
@@ -79,7 +79,20 @@ def crm_migrations():
         Migration("0006_rate_limits", create_tables(RateCounter)),  # crmcore.ratelimit
         Migration("0007_notifications", _notifications),  # crmcore.notifications
         Migration("0008_finite_custom_numbers", _drop_non_finite_custom_numbers),
+        Migration("0009_accounts", _accounts),  # crmcore.accounts
     ]
+
+
+def _accounts(database: Any) -> None:
+    """The invitation/reset link table and the users' time zone and digest columns (a
+    new database already has the columns: 0001 creates crm_users as the model is now)."""
+    from crmcore.models import User
+
+    create_tables(*accounts.MODELS)(database)
+    existing = {c.name for c in database.get_columns(User._meta.table_name)}
+    missing = [name for name in accounts.USER_COLUMNS if name not in existing]
+    if missing:
+        add_columns(User, *missing)(database)
 
 
 def _notifications(database: Any) -> None:
@@ -152,7 +165,16 @@ def crm_signal_receivers():
 
 @hookimpl(trylast=True)
 def crm_scheduled_jobs():
-    return [ScheduledJob("core:task_reminders", notifications.send_task_reminders, "interval", {"seconds": 60})]
+    return [
+        ScheduledJob("core:task_reminders", notifications.send_task_reminders, "interval", {"seconds": 60}),
+        ScheduledJob("core:notification_digest", accounts.send_digests, "cron", {"hour": 7}),
+    ]
+
+
+@hookimpl(trylast=True)
+def crm_task_handlers():
+    # SMTP is the outside world: not transactional, idempotent by Message-ID (crmcore.system_mail)
+    return [TaskHandler(system_mail.TASK_KIND, system_mail.deliver, transactional=False)]
 
 
 @hookimpl(trylast=True)

@@ -20,6 +20,15 @@ from crmcore.models import User
 bp = Blueprint("profile", __name__, url_prefix="/app/profile")
 
 
+@bp.app_template_filter("user_time")
+def user_time(value: Any, fmt: str = "%d %b %Y %H:%M") -> str:
+    """A stored (UTC) time in the signed-in user's time zone, with the zone's abbreviation:
+    ``{{ n.created_at | user_time }}`` -> "03 Dec 2026 21:04 CET"."""
+    user = g.get("user")
+    local = accounts.local_time(value, user.time_zone if user is not None else "UTC")
+    return "" if local is None else f"{local.strftime(fmt)} {local.tzname()}"
+
+
 def _page(password_errors: dict[str, list[str]] | None = None, preference_errors: dict[str, list[str]] | None = None, status: int = 200) -> Any:
     user = User.get_by_id(g.user.id)  # fresh: g.user was read before a change
     return render_template(

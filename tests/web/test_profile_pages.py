@@ -60,3 +60,18 @@ def test_time_zone_digest_and_muted_kinds_are_saved_together(signed_in, web_env)
 def test_the_profile_needs_a_session(web_env):
     response = web_env.client("acme").get("/app/profile/")
     assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_times_are_shown_in_the_users_time_zone(signed_in, web_env):
+    import datetime as dt
+
+    from crmcore import notifications
+    from crmcore.notifications import Notification
+
+    client = signed_in("agent")
+    with web_env.app.app_context(), db.connection(), db.tenant_context(web_env.tenant("acme")):
+        notifications.notify(web_env.tenant("acme"), [client.user.id], title="Winter time")
+        Notification.update(created_at=dt.datetime(2026, 12, 3, 20, 5)).execute()
+    assert "03 Dec 2026 20:05 UTC" in client.get("/app/notifications/").get_data(as_text=True)
+    client.post("/app/profile/preferences", data={"csrf_token": client.csrf, "time_zone": "Europe/Berlin"})
+    assert "03 Dec 2026 21:05 CET" in client.get("/app/notifications/").get_data(as_text=True)

@@ -10,7 +10,15 @@ from flask import Blueprint
 from flask_smorest import Blueprint as ApiBlueprint
 
 from crmcore import accounts, attachments, hookimpl, notifications, system_mail
-from crmcore.contrib import Migration, NavItem, PrivacySection, RecordPanel, ScheduledJob, SignalReceiver, TaskHandler
+from crmcore.contrib import (
+    Migration,
+    NavItem,
+    PrivacySection,
+    RecordPanel,
+    ScheduledJob,
+    SignalReceiver,
+    TaskHandler,
+)
 from crmcore.entities.models import ENTITY_MODELS, AuditEntry, Entity, Lead, Task
 from crmcore.migrations import CORE_MIGRATIONS, add_columns, create_indexes, create_tables
 from crmcore.models import CORE_MODELS

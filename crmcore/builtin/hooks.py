@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint
 from flask_smorest import Blueprint as ApiBlueprint
 
-from crmcore import accounts, attachments, hookimpl, notifications, system_mail
+from crmcore import accounts, attachments, hookimpl, mentions, notifications, system_mail
 from crmcore.contrib import (
     Migration,
     NavItem,
@@ -168,6 +168,7 @@ def crm_signal_receivers():
     return [
         SignalReceiver("tenant_created", on_tenant_created),
         SignalReceiver("notification_created", notifications.on_notification_created),
+        SignalReceiver("note_created", mentions.on_note_created),  # @mentions notify
         *live.signal_receivers(),
     ]
 

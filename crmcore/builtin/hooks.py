@@ -169,6 +169,7 @@ def crm_signal_receivers():
         SignalReceiver("tenant_created", on_tenant_created),
         SignalReceiver("notification_created", notifications.on_notification_created),
         SignalReceiver("note_created", mentions.on_note_created),  # @mentions notify
+        SignalReceiver("note_updated", mentions.on_note_updated),
         *live.signal_receivers(),
     ]
 

@@ -64,14 +64,22 @@ def test_a_companys_timeline_rolls_up_its_contacts_and_deals_paged(signed_in, we
 def test_a_mention_in_a_note_notifies_the_colleague_once(signed_in, web_env):
     author = signed_in("agent", email="rita@example.com")
     colleague = signed_in("agent", email="sam.smith@example.com")
-    bystander = signed_in("agent", email="sam@other.example")  # named only inside an address, not mentioned
+    later = signed_in("agent", email="lee@example.com")
     *_, lead = seed(web_env)
-    body = "Call back tomorrow, @sam.smith please. Thanks @rita and @nobody; mail sam@other.example"
+    body = "Call back tomorrow, @sam.smith@example.com please. Note to self: @rita@example.com"
     assert author.post(f"/app/leads/{lead.id}/notes", data={"csrf_token": author.csrf, "body": body}).status_code == 302
+
+    def mentions():
+        with web_env.app.app_context(), db.connection():
+            return [(n.user_id, n.link) for n in Notification.select_all_tenants().where(Notification.kind == "mention").order_by(Notification.id)]
+
+    assert mentions() == [(colleague.user.id, f"/app/leads/{lead.id}")]  # not the author
+    assert "mentioned you in a note" in colleague.get("/app/notifications/").get_data(as_text=True)
+    token = {"Authorization": f"Bearer {web_env.token()}"}
     with web_env.app.app_context(), db.connection():
-        rows = list(Notification.select_all_tenants().where(Notification.kind == "mention"))
-    assert [(n.user_id, n.link) for n in rows] == [(colleague.user.id, f"/app/leads/{lead.id}")]
-    assert rows[0].title.endswith("mentioned you in a note")
-    assert bystander.user.id not in {n.user_id for n in rows}
-    page = colleague.get("/app/notifications/").get_data(as_text=True)
-    assert "mentioned you in a note" in page
+        note_id = Note.select_all_tenants().where(Note.lead == lead.id).get().id
+    edited = author.patch(f"/api/v1/notes/{note_id}", json={"body": body + " and @lee@example.com"}, headers=token)
+    assert edited.status_code == 200, edited.get_json()
+    assert mentions() == [(colleague.user.id, f"/app/leads/{lead.id}"), (later.user.id, f"/app/leads/{lead.id}")]  # only the new one
+    unknown = author.post("/api/v1/notes", json={"body": "@ghost@example.com", "lead_id": lead.id}, headers=token)
+    assert unknown.status_code == 422

@@ -10,7 +10,7 @@ from tests.e2e.conftest import MOBILE, expect, shot, sign_in
 from tests.e2e.test_accessibility import axe_page, violations  # noqa: F401 (fixture)
 
 
-def test_attach_a_file_and_see_it_with_a_call_on_the_timeline(axe_page: Any, live_server: Any, tmp_path: Any) -> None:
+def test_attach_a_file_and_see_it_with_a_call_on_the_timeline(axe_page: Any, live_server: Any, tmp_path: Any) -> None:  # noqa: F811 (the fixture)
     page = axe_page
     lead = live_server.api("POST", "/leads", json={"name": "Grace Hopper", "email": "grace@navy.example"})
     live_server.api("POST", "/activities", json={"kind": "call", "subject": "Intro call", "content": "Wants a demo", "outcome": "Interested",

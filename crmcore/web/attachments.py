@@ -18,6 +18,7 @@ from crmcore.entities.errors import Invalid
 from crmcore.web.records import require
 
 bp = Blueprint("attachment_pages", __name__, url_prefix="/app/attachments")
+FORM_OVERHEAD = 64 * 1024  # the CSRF token and the multipart headers around the file
 
 
 def _record_or_404(entity: str, record_id: int) -> Any:
@@ -45,6 +46,11 @@ def upload(entity: str, record_id: int):
         abort(422, " ".join(message for messages in exc.errors.values() for message in messages))
     flash(f"{attachments.clean_name(upload.filename)} attached.")
     return redirect(record_url(entity, record_id))
+
+
+# A far too large body is refused (413) before werkzeug spools it to a temporary file
+# (crmcore.request_guard reads this); attach() counts the file's own bytes against MAX_BYTES.
+upload.crm_max_body = attachments.MAX_BYTES + FORM_OVERHEAD
 
 
 def _attachment_or_404(attachment_id: int) -> Attachment:

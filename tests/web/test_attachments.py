@@ -57,6 +57,10 @@ def test_type_size_and_empty_files_are_refused_with_422(signed_in, web_env, monk
     monkeypatch.setattr(attachments, "MAX_BYTES", 1000)
     big = upload(client, "lead", lead.id, "big.txt", b"x" * 1001)
     assert big.status_code == 422 and "larger than" in big.get_data(as_text=True)
+    from crmcore.web import attachments as pages
+
+    monkeypatch.setattr(pages.upload, "crm_max_body", 5000)
+    assert upload(client, "lead", lead.id, "huge.txt", b"x" * 70_000).status_code == 413  # refused before the form is read
     assert client.post(f"/app/attachments/lead/{lead.id}", data={"csrf_token": client.csrf}).status_code == 422  # no file
     assert upload(client, "pipeline", lead.id, "a.txt", b"a").status_code == 404
     assert rows(web_env) == []

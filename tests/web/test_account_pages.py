@@ -56,6 +56,7 @@ def test_an_invited_user_sets_a_password_once_and_signs_in(mail_env, smtp):
     assert "Invite by email" in admin.get("/app/admin/users/").get_data(as_text=True)
     sent = admin.post("/app/admin/invitations/new", data={"csrf_token": admin.csrf, "email": "New.Person@Example.com", "name": "Nia", "role": "manager"})
     assert sent.status_code == 302
+    assert '<span class="badge">invited</span>' in admin.get("/app/admin/users/").get_data(as_text=True)
     drain_tasks(mail_env)
     [mail] = smtp.accepted
     assert mail["To"] == "new.person@example.com" and mail["Subject"] == "You are invited to Acme Ltd"

@@ -83,3 +83,25 @@ def test_a_mention_in_a_note_notifies_the_colleague_once(signed_in, web_env):
     assert mentions() == [(colleague.user.id, f"/app/leads/{lead.id}"), (later.user.id, f"/app/leads/{lead.id}")]  # only the new one
     unknown = author.post("/api/v1/notes", json={"body": "@ghost@example.com", "lead_id": lead.id}, headers=token)
     assert unknown.status_code == 422
+
+
+def test_the_company_timeline_costs_the_same_queries_however_many_contacts_and_deals(signed_in, web_env):
+    from tests.web.test_deals_pages import count_queries
+
+    client = signed_in("admin")
+    company, contact, deal, *_ = seed(web_env)
+    token = {"Authorization": f"Bearer {web_env.token()}"}
+
+    def queries() -> int:
+        with count_queries() as statements:
+            assert client.get(f"/api/v1/companies/{company.id}/timeline?limit=10", headers=token).status_code == 200
+        return len(statements)
+
+    queries()  # the token's first use records it (once a minute): not part of the count
+    few = queries()
+    with web_env.app.app_context(), db.connection(), db.tenant_context(web_env.tenant("acme")):
+        for n in range(12):
+            person = create(Contact, {"first_name": f"P{n}", "last_name": "Globex", "company": company.id})
+            create(Activity, {"kind": "call", "subject": f"Call {n}", "contact": person.id})
+            create(Note, {"body": f"Deal note {n}", "deal": deal.id})
+    assert queries() == few

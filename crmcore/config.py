@@ -80,6 +80,24 @@ class DatabaseSettingsSchema(Schema):
     statement_timeout_seconds = fields.Float(load_default=30.0, validate=validate.Range(min=0.01, max=86400))
 
 
+class MailSettingsSchema(Schema):
+    """``[mail]``: the instance's own SMTP server for system mail (invitations, password
+    resets, digests: crmcore.system_mail), not the email plugin's customer mail. An
+    empty ``host`` means system mail is off."""
+
+    class Meta:
+        unknown = RAISE
+
+    host = fields.String(load_default="")
+    port = fields.Integer(load_default=587, validate=validate.Range(min=1, max=65535))
+    security = fields.String(load_default="starttls", validate=validate.OneOf(["none", "starttls", "tls"]))
+    username = fields.String(load_default="")
+    password = fields.String(load_default="")
+    from_address = fields.Email(load_default="crm@localhost")
+    from_name = fields.String(load_default="CRM", validate=validate.Length(max=200))
+    timeout_seconds = fields.Float(load_default=20.0, validate=validate.Range(min=0.1, max=600))
+
+
 class DefaultsSchema(Schema):
     class Meta:
         unknown = RAISE
@@ -108,6 +126,7 @@ class InstanceSchema(Schema):
     tasks = fields.Nested(TaskSettingsSchema, load_default=lambda: TaskSettingsSchema().load({}))
     database = fields.Nested(DatabaseSettingsSchema, load_default=lambda: DatabaseSettingsSchema().load({}))
     defaults = fields.Nested(DefaultsSchema, load_default=lambda: DefaultsSchema().load({}))
+    mail = fields.Nested(MailSettingsSchema, load_default=lambda: MailSettingsSchema().load({}))
 
 
 class TenantSchema(Schema):
@@ -155,6 +174,8 @@ class InstanceConfig:
     #: [database]: lock_timeout_seconds, busy_timeout_seconds, statement_timeout_seconds
     database: Mapping[str, Any] = field(default_factory=lambda: DatabaseSettingsSchema().load({}))
     api_rate_per_minute: int = 600
+    #: [mail]: the SMTP server of system mail (crmcore.system_mail); host "" = off
+    mail: Mapping[str, Any] = field(default_factory=lambda: MailSettingsSchema().load({}))
 
 
 @dataclass(frozen=True)
@@ -305,6 +326,7 @@ def load_instance(config_dir: Path, env: Mapping[str, str], problems: list[Probl
         defaults=data["defaults"],
         path=path if path.exists() else None,
         database=data["database"],
+        mail=data["mail"],
     )
 
 

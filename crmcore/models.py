@@ -23,6 +23,11 @@ class User(TenantModel):
     active = peewee.BooleanField(default=True)
     created_at = peewee.DateTimeField(default=utcnow)
     last_login_at = peewee.DateTimeField(null=True)
+    #: IANA name (Europe/Berlin): how the user's pages show times (crmcore.accounts)
+    time_zone = peewee.CharField(max_length=64, default="UTC")
+    #: a daily email of unread notifications; ``digest_sent_on`` claims each day's once
+    digest_daily = peewee.BooleanField(default=False)
+    digest_sent_on = peewee.DateField(null=True)
 
     class Meta:
         table_name = "crm_users"

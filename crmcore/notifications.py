@@ -35,7 +35,7 @@ TITLE_MAX = 300
 TEXT_MAX = 4000
 LINK_MAX = 2000
 #: Kinds the core itself sends (the preferences page lists these, plus kinds seen).
-CORE_KINDS = {"general": "General", "task_reminder": "Task reminders"}
+CORE_KINDS = {"general": "General", "task_reminder": "Task reminders", "mention": "Mentions in notes"}
 REMINDER_KIND = "task_reminder"
 
 #: ``notification_created(tenant, notifications=[{"id", "user_id", "kind", "title", "text", "link"}, ...])``

@@ -19,7 +19,7 @@ import json
 from typing import Any
 
 import peewee
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from werkzeug.routing import IntegerConverter
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -85,6 +85,11 @@ def _refuse(location: str, problems: dict[str, str]) -> Any:
 
 def check_request() -> Any:
     """A before-request step: a 422 for unstorable query values, form values or JSON."""
+    # A view may set its own body cap (``view.crm_max_body``, bytes: 413 past it), read
+    # before anything below parses the form (which spools a whole upload to disk).
+    body_cap = getattr(current_app.view_functions.get(request.endpoint or ""), "crm_max_body", None)
+    if body_cap is not None:
+        request.max_content_length = body_cap
     problems = {key: p for key, value in request.args.items(multi=True) if (p := text_problem(key) or text_problem(value))}
     if problems:
         return _refuse("query", problems)

@@ -118,6 +118,7 @@ from crmcore.realtime import RealtimeUnavailable
 # --------------------------------------------------------------------------- signals, tasks
 from crmcore.signals import send as send_signal
 from crmcore.signals import signal
+from crmcore.system_mail import MailNotConfigured, send_system_mail
 from crmcore.tasks import enqueue, payload_of
 
 # --------------------------------------------------------------------------- page helpers
@@ -145,7 +146,7 @@ __all__ = [
     "visible_lead", "visible_deal", "visible_record", "lead_query", "deal_query", "run_deal_rule",
     # signals, tasks, live
     "signal", "send_signal", "enqueue", "payload_of", "live_publish", "live_subscribe",
-    "live_since_id", "RealtimeUnavailable", "notify",
+    "live_since_id", "RealtimeUnavailable", "notify", "send_system_mail", "MailNotConfigured",
     # API
     "ApiSchema", "PageArgs", "require", "public", "has_permission", "current_user_id", "visible", "visible_linked",
     "etag_for", "with_etag", "if_match_version", "write_errors", "keyset_page",

@@ -1,5 +1,7 @@
 """GET /api/v1/{leads,contacts,companies,deals}/<id>/timeline: everything that happened
-on a record, newest first: its activities, notes, tasks and, for deals, stage changes.
+on a record, newest first: its activities, notes, tasks, attached files and, for deals,
+stage changes. A company's timeline rolls up its contacts' and deals' activities, notes
+and tasks too (subqueries in the same one query per kind, so still paged in SQL).
 
 Each kind is read with one query that is already ordered and limited the same way, and
 the few rows are merged in Python, so a page costs one query per kind (at most four)
@@ -36,12 +38,12 @@ blp = Blueprint("timeline", __name__, description="Timelines: a record's activit
 
 #: URL collection -> (model, link name on activities/notes/tasks)
 COLLECTIONS: dict[str, tuple[type, str]] = {"leads": (Lead, "lead"), "contacts": (Contact, "contact"), "companies": (Company, "company"), "deals": (Deal, "deal")}
-TYPES = ("activity", "note", "task", "stage_change")
+TYPES = ("activity", "note", "task", "stage_change", "attachment")
 SUMMARY_CHARS = 140
 
 
 class TimelineItemSchema(Schema):
-    type = fields.String(metadata={"description": "activity, note, task or stage_change."})
+    type = fields.String(metadata={"description": "activity, note, task, stage_change or attachment."})
     id = fields.Integer()
     at = fields.DateTime(metadata={"description": "activity: occurred_at; note, task: created_at; stage_change: changed_at."})
     summary = fields.String()
@@ -49,6 +51,11 @@ class TimelineItemSchema(Schema):
     user_id = fields.Integer(allow_none=True, metadata={"description": "Who: the activity's user, note's author, task's assignee, or who moved the deal."})
     kind = fields.String(metadata={"description": "activity only."})
     direction = fields.String(allow_none=True, metadata={"description": "activity only."})
+    outcome = fields.String(allow_none=True, metadata={"description": "activity only: how it went (a call's outcome)."})
+    duration_seconds = fields.Integer(allow_none=True, metadata={"description": "activity only: how long (a call's duration)."})
+    notes = fields.String(metadata={"description": "activity only: its content, clipped, when the summary is its subject."})
+    filename = fields.String(metadata={"description": "attachment only; `url` downloads it (signed-in users, as the record page does)."})
+    size = fields.Integer(metadata={"description": "attachment only: bytes."})
     pinned = fields.Boolean(metadata={"description": "note only."})
     status = fields.String(metadata={"description": "task only."})
     due_at = fields.DateTime(allow_none=True, metadata={"description": "task only."})
@@ -92,8 +99,20 @@ def _select(model: type, at_column: Any, type_name: str, query: Any, cursor: Any
     return query.order_by(at_column.desc(), model.id.desc()).limit(limit + 1)
 
 
+def _linked(model: type, link: str, record: Any) -> Any:
+    """Rows of ``model`` linked to the record; for a company also those linked to its
+    contacts or deals (the company's roll-up), as subqueries of the same query."""
+    own = getattr(model, link) == record.id
+    if link == "company":
+        own = own | model.contact.in_(Contact.select(Contact.id).where(Contact.company == record.id)) | model.deal.in_(
+            Deal.select(Deal.id).where(Deal.company == record.id))
+    return linking.visible(model.select().where(own), model)
+
+
 def items_for(link: str, record: Any, args: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
     """One page of the timeline of ``record`` (linked to items as ``link``)."""
+    from crmcore.attachments import Attachment
+
     limit = args["limit"]
     wanted = set(args.get("type") or TYPES)
     before = common.naive_utc(args["before"]) if args.get("before") is not None else None
@@ -105,16 +124,17 @@ def items_for(link: str, record: Any, args: dict[str, Any]) -> tuple[list[dict[s
         cursor = tuple(decoded)
     items: list[dict[str, Any]] = []
     if "activity" in wanted:
-        query = linking.visible(Activity.select().where(getattr(Activity, link) == record.id), Activity)
+        query = _linked(Activity, link, record)
         for a in _select(Activity, Activity.occurred_at, "activity", query, cursor, before, limit):
             summary = a.subject or a.content or a.kind
-            items.append({"type": "activity", "id": a.id, "at": a.occurred_at, "summary": _clip(summary), "url": f"/api/v1/activities/{a.id}", "user_id": a.user_id, "kind": a.kind, "direction": a.direction})
+            items.append({"type": "activity", "id": a.id, "at": a.occurred_at, "summary": _clip(summary), "url": f"/api/v1/activities/{a.id}", "user_id": a.user_id, "kind": a.kind, "direction": a.direction,
+                          "outcome": a.outcome, "duration_seconds": a.duration_seconds, "notes": _clip(a.content) if a.subject else ""})
     if "note" in wanted:
-        query = linking.visible(Note.select().where(getattr(Note, link) == record.id), Note)
+        query = _linked(Note, link, record)
         for n in _select(Note, Note.created_at, "note", query, cursor, before, limit):
             items.append({"type": "note", "id": n.id, "at": n.created_at, "summary": _clip(n.body), "url": f"/api/v1/notes/{n.id}", "user_id": n.author_id, "pinned": n.pinned})
     if "task" in wanted:
-        query = linking.visible(Task.select().where(getattr(Task, link) == record.id), Task)
+        query = _linked(Task, link, record)
         for t in _select(Task, Task.created_at, "task", query, cursor, before, limit):
             items.append({"type": "task", "id": t.id, "at": t.created_at, "summary": _clip(t.title), "url": f"/api/v1/tasks/{t.id}", "user_id": t.assignee_id, "status": t.status, "due_at": t.due_at})
     if "stage_change" in wanted and link == "deal":
@@ -129,6 +149,11 @@ def items_for(link: str, record: Any, args: dict[str, Any]) -> tuple[list[dict[s
         for c in _select(DealStageChange, DealStageChange.changed_at, "stage_change", query.objects(), cursor, before, limit):
             summary = f"Moved from {c.from_name or '(none)'} to {c.to_name or '(deleted stage)'}"
             items.append({"type": "stage_change", "id": c.id, "at": c.changed_at, "summary": summary, "user_id": c.changed_by_id, "from_stage_id": c.from_stage_id, "to_stage_id": c.to_stage_id})
+    if "attachment" in wanted:
+        query = Attachment.select().where((Attachment.entity == link) & (Attachment.record_id == record.id))
+        for f in _select(Attachment, Attachment.created_at, "attachment", query, cursor, before, limit):
+            items.append({"type": "attachment", "id": f.id, "at": f.created_at, "summary": f"Attached {f.filename}", "url": f"/app/attachments/{f.id}",
+                          "user_id": f.uploaded_by_id, "filename": f.filename, "size": f.size})
     items.sort(key=lambda i: (i["at"], i["type"], i["id"]), reverse=True)
     next_cursor = None
     if len(items) > limit:

@@ -9,8 +9,16 @@ from typing import Any
 from flask import Blueprint
 from flask_smorest import Blueprint as ApiBlueprint
 
-from crmcore import hookimpl, notifications
-from crmcore.contrib import Migration, NavItem, ScheduledJob, SignalReceiver
+from crmcore import accounts, attachments, hookimpl, mentions, notifications, system_mail
+from crmcore.contrib import (
+    Migration,
+    NavItem,
+    PrivacySection,
+    RecordPanel,
+    ScheduledJob,
+    SignalReceiver,
+    TaskHandler,
+)
 from crmcore.entities.models import ENTITY_MODELS, AuditEntry, Entity, Lead, Task
 from crmcore.migrations import CORE_MIGRATIONS, add_columns, create_indexes, create_tables
 from crmcore.models import CORE_MODELS
@@ -34,7 +42,7 @@ def on_tenant_created(tenant, **_):
 
 @hookimpl(trylast=True)
 def crm_models():
-    return list(CORE_MODELS) + list(ENTITY_MODELS) + [RateCounter] + notifications.MODELS
+    return list(CORE_MODELS) + list(ENTITY_MODELS) + [RateCounter] + notifications.MODELS + accounts.MODELS + attachments.MODELS
 
 
 def _add_audit_actor_name(database: Any) -> None:
@@ -79,7 +87,21 @@ def crm_migrations():
         Migration("0006_rate_limits", create_tables(RateCounter)),  # crmcore.ratelimit
         Migration("0007_notifications", _notifications),  # crmcore.notifications
         Migration("0008_finite_custom_numbers", _drop_non_finite_custom_numbers),
+        Migration("0009_accounts", _accounts),  # crmcore.accounts
+        Migration("0010_attachments", create_tables(*attachments.MODELS)),  # crmcore.attachments
     ]
+
+
+def _accounts(database: Any) -> None:
+    """The invitation/reset link table and the users' time zone and digest columns (a
+    new database already has the columns: 0001 creates crm_users as the model is now)."""
+    from crmcore.models import User
+
+    create_tables(*accounts.MODELS)(database)
+    existing = {c.name for c in database.get_columns(User._meta.table_name)}
+    missing = [name for name in accounts.USER_COLUMNS if name not in existing]
+    if missing:
+        add_columns(User, *missing)(database)
 
 
 def _notifications(database: Any) -> None:
@@ -146,13 +168,24 @@ def crm_signal_receivers():
     return [
         SignalReceiver("tenant_created", on_tenant_created),
         SignalReceiver("notification_created", notifications.on_notification_created),
+        SignalReceiver("note_created", mentions.on_note_created),  # @mentions notify
+        SignalReceiver("note_updated", mentions.on_note_updated),
         *live.signal_receivers(),
     ]
 
 
 @hookimpl(trylast=True)
 def crm_scheduled_jobs():
-    return [ScheduledJob("core:task_reminders", notifications.send_task_reminders, "interval", {"seconds": 60})]
+    return [
+        ScheduledJob("core:task_reminders", notifications.send_task_reminders, "interval", {"seconds": 60}),
+        ScheduledJob("core:notification_digest", accounts.send_digests, "cron", {"hour": 7}),
+    ]
+
+
+@hookimpl(trylast=True)
+def crm_task_handlers():
+    # SMTP is the outside world: not transactional, idempotent by Message-ID (crmcore.system_mail)
+    return [TaskHandler(system_mail.TASK_KIND, system_mail.deliver, transactional=False)]
 
 
 @hookimpl(trylast=True)
@@ -181,3 +214,42 @@ def crm_nav_items(tenant, user):
         if isinstance(nav, NavItem):
             items.append(nav)
     return items
+
+
+# --------------------------------------------------------------------------- attachments
+
+
+@hookimpl(trylast=True)
+def crm_record_panels(tenant, user, entity, record):
+    """The "Files" panel of every record page (crmcore/web/attachments.py)."""
+    from flask import render_template
+
+    from crmcore.web.records import can
+
+    if entity not in attachments.ENTITIES:
+        return []
+
+    def render() -> str:
+        return render_template("crm/attachments/panel.html", files=attachments.of_record(entity, record.id), entity=entity,
+                               record_id=record.id, can_write=can("records:write"), allowed=sorted(attachments.ALLOWED),
+                               max_mb=attachments.MAX_BYTES // (1024 * 1024))
+
+    return [RecordPanel("files", "Files", render, order=50)]
+
+
+@hookimpl(trylast=True)
+def crm_privacy_export(tenant, entity, record_id, lead_ids, contact_ids):
+    files = attachments.privacy_export(lead_ids, contact_ids)
+    return [PrivacySection("core:attachments", files)] if files else []
+
+
+@hookimpl(trylast=True)
+def crm_privacy_erase(tenant, entity, record_id, lead_ids, contact_ids):
+    erased = attachments.privacy_erase(lead_ids, contact_ids)
+    return {"crm_attachments": erased} if erased else {}
+
+
+@hookimpl(trylast=True)
+def crm_merge_records(tenant, entity, kept_id, merged_id):
+    moved = attachments.merge(entity, kept_id, merged_id)
+    return {"crm_attachments": moved} if moved else {}

@@ -100,6 +100,12 @@ def setup() -> Any:
         abort(403)
     errors: dict[str, list[str]] = {}
     form = {"question": "", "answer": ""}
+    # ?edit=<id>: the form below the list edits that entry instead of adding one
+    editing = ChatFaq.get_or_none(ChatFaq.id == request.values.get("edit", type=int)) if request.values.get("edit") else None
+    if request.values.get("edit") and editing is None:
+        abort(404)
+    if editing is not None:
+        form = {"question": editing.question, "answer": editing.answer}
     if request.method == "POST":
         action = request.form.get("action", "add")
         if action == "delete":
@@ -115,6 +121,10 @@ def setup() -> Any:
             errors["answer"] = ["Write the answer the assistant gives."]
         elif len(form["answer"]) > 5000:
             errors["answer"] = ["At most 5000 characters."]
+        if not errors and editing is not None:
+            ChatFaq.update(**form).where(ChatFaq.id == editing.id).execute()
+            flash("FAQ entry saved.")
+            return redirect(url_for(".setup"))
         if not errors:
             ChatFaq.create(**form)
             flash("FAQ entry added.")
@@ -122,4 +132,4 @@ def setup() -> Any:
     faqs = list(ChatFaq.select().order_by(ChatFaq.id))
     base = request.host_url.rstrip("/")
     snippet = f'<script src="{base}{url_for("chat_assets.widget_js")}" data-key="{service.public_key(g.tenant)}" async></script>'
-    return render_template("chat/setup.html", faqs=faqs, errors=errors, form=form, snippet=snippet, conf=service.settings(g.tenant)), (422 if errors else 200)
+    return render_template("chat/setup.html", faqs=faqs, errors=errors, form=form, editing=editing, snippet=snippet, conf=service.settings(g.tenant)), (422 if errors else 200)

@@ -111,7 +111,7 @@ from crmcore.entities.service import log_activity, tag_names
 from crmcore.entities.service import update as update_record
 from crmcore.entities.visibility import restricted as sees_own_records_only
 from crmcore.migrations import add_columns, create_indexes, create_tables
-from crmcore.models import ApiToken, User
+from crmcore.models import ApiToken, Team, User
 from crmcore.notifications import notify
 from crmcore.realtime import RealtimeUnavailable
 
@@ -135,7 +135,7 @@ __all__ = [
     # database
     "database", "BaseModel", "TenantModel", "IdField", "Tenant", "NoTenantError", "atomic",
     "connection", "on_commit", "is_postgres", "current_tenant", "require_tenant_id",
-    "tenant_context", "utcnow", "create_tables", "create_indexes", "add_columns", "User", "ApiToken",
+    "tenant_context", "utcnow", "create_tables", "create_indexes", "add_columns", "User", "Team", "ApiToken",
     # entities
     "Lead", "Contact", "Company", "Deal", "Pipeline", "Stage", "DealStageChange", "Activity",
     "Note", "Task", "Tag", "Tagging", "CustomField", "AuditEntry", "JSONText", "LEAD_STATUSES",
@@ -151,7 +151,7 @@ __all__ = [
     "etag_for", "with_etag", "if_match_version", "write_errors", "keyset_page",
     "encode_cursor", "decode_cursor", "model_schema",
     # pages
-    "flatten_errors", "load_form", "user_options", "tag_suggestions",
+    "flatten_errors", "load_form", "user_options", "team_options", "tag_suggestions",
     # command line
     "with_app",
 ]
@@ -399,6 +399,13 @@ def user_options(active_only: bool = True) -> list[tuple[int, str]]:
     from crmcore.web.records import user_options as _user_options
 
     return _user_options(active_only)
+
+
+def team_options() -> list[tuple[int, str]]:
+    """(id, name) of the tenant's teams by name, for a select."""
+    from crmcore.entities.teams import team_options as _team_options
+
+    return _team_options()
 
 
 def tag_suggestions() -> list[str]:

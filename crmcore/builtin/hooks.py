@@ -79,7 +79,18 @@ def crm_migrations():
         Migration("0006_rate_limits", create_tables(RateCounter)),  # crmcore.ratelimit
         Migration("0007_notifications", _notifications),  # crmcore.notifications
         Migration("0008_finite_custom_numbers", _drop_non_finite_custom_numbers),
+        Migration("0012_teams", _teams),
     ]
+
+
+def _teams(database: Any) -> None:
+    """The team table and User.team, for databases whose crm_users predates them (a new
+    database gets both from 0001_initial, which creates the core's tables as they are now)."""
+    from crmcore.models import Team, User
+
+    create_tables(Team)(database)
+    if "team_id" not in {c.name for c in database.get_columns(User._meta.table_name)}:
+        add_columns(User, "team")(database)
 
 
 def _notifications(database: Any) -> None:

@@ -18,6 +18,7 @@ from crmcore.sdk import (
     NavItem,
     ScheduledJob,
     TaskHandler,
+    add_columns,
     create_tables,
     hookimpl,
 )
@@ -34,8 +35,16 @@ def crm_migrations():
         Migration("0001_pipeline_snapshots", create_tables(PipelineSnapshot)),
         Migration("0002_goals", create_tables(Goal)),
         Migration("0003_saved_reports", create_tables(SavedReport)),
+        Migration("0004_teams", _team_columns),
     ]
 
+
+def _team_columns(database):
+    """Goal.team and SavedReport.team_filter (the core's teams, its migration 0012_teams),
+    for tables that predate them (0002/0003 create the tables as the models are now)."""
+    for model, name, column in ((Goal, "team", "team_id"), (SavedReport, "team_filter", "team_filter")):
+        if column not in {c.name for c in database.get_columns(model._meta.table_name)}:
+            add_columns(model, name)(database)
 
 
 @hookimpl

@@ -4,6 +4,7 @@ each table, made from the same cells as the screen."""
 
 from __future__ import annotations
 
+import calendar
 import csv
 import io
 from typing import Any
@@ -35,10 +36,10 @@ def _filters_or_errors() -> tuple[filters.Filters, dict[str, Any]]:
 
 
 def _options() -> dict[str, Any]:
-    """Choices of the filter form: users and pipelines (two small queries)."""
+    """Choices of the filter form: users, teams and pipelines (three small queries)."""
     users = list(User.select(User.id, User.name, User.email).where(User.active == True).order_by(User.name, User.email).tuples())  # noqa: E712
     pipelines = list(Pipeline.select(Pipeline.id, Pipeline.name).order_by(Pipeline.order, Pipeline.id).tuples())
-    return {"users": [(uid, name or email) for uid, name, email in users], "pipelines": pipelines}
+    return {"users": [(uid, name or email) for uid, name, email in users], "pipelines": pipelines, "teams": sdk.team_options()}
 
 
 @bp.route("/")
@@ -64,6 +65,7 @@ def index():
         current_user_id=sdk.current_user_id(),
         goal_kinds=GOAL_KINDS,
         presets=DATE_PRESETS,
+        fiscal_month=calendar.month_name[sdk.settings(sdk.current_tenant(), filters.PLUGIN)["fiscal_year_start_month"]],
     ), (422 if errors else 200)
 
 
@@ -84,7 +86,7 @@ def _saved_reports() -> list[dict[str, Any]]:
 def save_report():
     """"Save this view": the dashboard's filters (or a rolling preset) for one metric."""
     form = request.form
-    data = {k: v for k, v in form.items() if k in ("name", "metric", "date_preset", "date_from", "date_to", "owner_id", "pipeline_id", "source", "currency") and v.strip()}
+    data = {k: v for k, v in form.items() if k in ("name", "metric", "date_preset", "date_from", "date_to", "owner_id", "team_id", "pipeline_id", "source", "currency") and v.strip()}
     if data.get("date_preset"):
         data.pop("date_from", None)
         data.pop("date_to", None)
@@ -109,7 +111,7 @@ def set_goal():
     """The goal form (managers and admins): the same checks as ``POST /api/v1/analytics/goals``."""
     if not sdk.has_permission("analytics:goals"):
         abort(403)
-    data = {k: v for k, v in request.form.items() if k in ("user_id", "kind", "target", "currency", "first_day", "last_day") and v.strip()}
+    data = {k: v for k, v in request.form.items() if k in ("user_id", "team_id", "kind", "target", "currency", "first_day", "last_day") and v.strip()}
     try:
         goal = goals.create(goals.GoalInput().load(data))
     except ValidationError as exc:

@@ -130,7 +130,7 @@ __all__ = [
     "ListColumn", "ListFilter", "LiveTopicRule", "Migration", "ScheduledJob", "SignalReceiver", "TaskHandler",
     "PrivacySection", "SearchResult",
     # application
-    "settings", "is_enabled", "call_hook", "first_answer", "current_user", "current_role",
+    "settings", "is_enabled", "call_hook", "first_answer", "current_user", "current_role", "external_url",
     "call_hook_all", "connect_receiver",
     # database
     "database", "BaseModel", "TenantModel", "IdField", "Tenant", "NoTenantError", "atomic",
@@ -222,6 +222,24 @@ def connect_receiver(plugin: str, signal_name: str, func: Any) -> None:
         return crm.is_enabled(tenant, name)
 
     crm.receivers.append((signal_name, _connect(plugin, signal_name, func, enabled)))
+
+
+def external_url(path: str) -> str:
+    """The full address of ``path`` (``/app/...``) for a link that leaves the site (an
+    email, a message): in a request, on the host the request came to; elsewhere (a task, a
+    job) on the instance's ``base_url`` (crm.toml, or ``CRM_BASE_URL``). Without a
+    request and without ``base_url`` the path alone comes back, and a warning is logged."""
+    import logging
+
+    import flask
+
+    if flask.has_request_context():
+        return flask.request.host_url.rstrip("/") + path
+    base = _crm().config.instance.base_url
+    if not base:
+        logging.getLogger("crmcore.sdk").warning("external_url(%s): set base_url in crm.toml for full links outside a request", path)
+        return path
+    return base + path
 
 
 def current_user() -> User | None:

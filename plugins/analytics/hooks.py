@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from crm_plugins.analytics import (
     api,
+    report_pages,  # noqa: F401  (adds the report edit page to views.bp)
     reports_api,  # noqa: F401  (adds the /reports routes to api.blp)
     schedule,
     snapshots,

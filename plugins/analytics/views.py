@@ -85,18 +85,9 @@ def _saved_reports() -> list[dict[str, Any]]:
 @bp.route("/reports", methods=["POST"])
 def save_report():
     """"Save this view": the dashboard's filters (or a rolling preset) for one metric."""
-    form = request.form
-    data = {k: v for k, v in form.items() if k in ("name", "metric", "date_preset", "date_from", "date_to", "owner_id", "team_id", "pipeline_id", "source", "currency") and v.strip()}
-    if data.get("date_preset"):
-        data.pop("date_from", None)
-        data.pop("date_to", None)
-    if data.get("metric") in reports.GROUPINGS and form.get("period"):
-        data["grouping"] = form["period"]
-    data["shared"] = form.get("shared") == "on"
-    if form.get("schedule") in ("weekly", "monthly"):
-        data["schedule"] = form["schedule"]
-        data.update({k: form[k] for k in ("weekday", "month_day", "hour") if form.get(k, "").strip()})
-        data["recipients"] = [r for r in form.getlist("recipients") if r.strip()]
+    from crm_plugins.analytics.report_pages import report_data  # (it registers its routes on bp)
+
+    data = report_data(request.form)
     try:
         report = reports.save(reports.ReportInput().load(data))
     except ValidationError as exc:

@@ -87,3 +87,37 @@ def test_only_admins_open_the_teams_page(web):
     web.login(manager, "acme", "manager", email="m@acme.test")
     assert manager.get("/app/admin/teams/").status_code == 403
     assert post(web, manager, "/app/admin/teams/", {"name": "North"}).status_code == 403
+
+
+def test_migrations_add_teams_to_a_database_that_predates_them(crm_env):
+    """A database migrated before teams existed: core 0012_teams adds crm_teams and
+    crm_users.team_id, analytics 0004_teams its two columns; users keep their rows."""
+    from playhouse.migrate import migrate as run_operations
+
+    from crm_plugins.analytics.models import Goal, SavedReport
+    from crmcore.migrations import migrate, migrator
+    from crmcore.models import MigrationRecord
+
+    crm_env.write_tenant("acme", plugins=["analytics"])
+    app = crm_env.create_app()
+    with app.app_context(), db.database.connection_context():
+        with db.tenant_context(crm_env.tenant("acme")):
+            User.create(email="old@acme.test", role="agent")
+        m = migrator(db.database)
+        legacy = {} if db.is_postgres() else {"legacy": True}  # SQLite: the table copied without the column (it is a foreign key)
+        run_operations(*(m.drop_column(table, column, **legacy) for table, column in (("analytics_goal", "team_id"), ("analytics_saved_report", "team_filter"), ("crm_users", "team_id"))))
+        db.database.drop_tables([Team])
+        MigrationRecord.delete().where(MigrationRecord.name.in_(["0012_teams", "0004_teams"])).execute()
+        assert "team_id" not in {c.name for c in db.database.get_columns("crm_users")}
+
+        applied = migrate(app.extensions["crm"].host)
+        assert any("0012_teams" in line for line in applied) and any("0004_teams" in line for line in applied)
+        assert "team_id" in {c.name for c in db.database.get_columns("crm_users")}
+        assert "team_id" in {c.name for c in db.database.get_columns(Goal._meta.table_name)}
+        assert "team_filter" in {c.name for c in db.database.get_columns(SavedReport._meta.table_name)}
+        with db.tenant_context(crm_env.tenant("acme")):
+            team = Team.create(name="North")
+            old = User.get(User.email == "old@acme.test")
+            assert old.team_id is None
+            User.update(team=team).where(User.id == old.id).execute()
+            assert User.get_by_id(old.id).team_id == team.id

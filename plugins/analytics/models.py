@@ -90,4 +90,17 @@ class SavedReport(TenantModel):
         indexes = ((("tenant", "owner"), False),)
 
 
-MODELS = [PipelineSnapshot, Goal, SavedReport]
+class DashboardCopy(TenantModel):
+    """The tenant's unfiltered dashboard as of ``computed_at`` (UTC) on its local ``day``."""
+
+    day = peewee.DateField()
+    computed_at = peewee.DateTimeField(default=utcnow)
+    seconds = peewee.FloatField(default=0)  # how long computing it took
+    payload = peewee.TextField()  # {"results": [...], "figures": [...]}
+
+    class Meta:
+        table_name = "analytics_dashboard_copy"
+        indexes = ((("tenant",), True),)
+
+
+MODELS = [PipelineSnapshot, Goal, SavedReport, DashboardCopy]

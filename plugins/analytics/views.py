@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
-from crm_plugins.analytics import filters, goals, metrics, reports, summary
+from crm_plugins.analytics import dashboard_cache, filters, goals, metrics, reports, summary
 from crm_plugins.analytics.models import DATE_PRESETS, GOAL_KINDS, Goal, SavedReport
 from crm_plugins.analytics.sql import user_names
 from crmcore import sdk
@@ -45,14 +45,23 @@ def _options() -> dict[str, Any]:
 @bp.route("/")
 def index():
     f, errors = _filters_or_errors()
-    computed: dict = {}  # rows by function: each query runs once for the page
-    results = [metrics.result(m, f, computed) for m in metrics.METRICS.values()]
+    tenant = sdk.current_tenant()
+    copy = None if errors else dashboard_cache.usable(request.args, tenant)
+    if copy is not None:  # the pre-computed dashboard (dashboard_cache.py)
+        results, figures = dashboard_cache.loaded(copy)
+    else:
+        computed: dict = {}  # rows by function: each query runs once for the page
+        results = [metrics.result(m, f, computed) for m in metrics.METRICS.values()]
+        figures = summary.figures(f, computed)
     charts = {r["name"]: _chart(r) for r in results}
     return render_template(
         "analytics/index.html",
         f=f,
         errors=errors,
-        figures=summary.figures(f, computed),
+        figures=figures,
+        copy=copy,
+        copy_local=dashboard_cache.local_time(copy.computed_at, f.time_zone) if copy else None,
+        refresh_minutes=sdk.settings(tenant, filters.PLUGIN)["dashboard_refresh_minutes"],
         results=results,
         charts=charts,
         options=_options(),

@@ -104,8 +104,12 @@ def test_migrations_add_teams_to_a_database_that_predates_them(crm_env):
         with db.tenant_context(crm_env.tenant("acme")):
             User.create(email="old@acme.test", role="agent")
         m = migrator(db.database)
-        legacy = {} if db.is_postgres() else {"legacy": True}  # SQLite: the table copied without the column (it is a foreign key)
-        run_operations(*(m.drop_column(table, column, **legacy) for table, column in (("analytics_goal", "team_id"), ("analytics_saved_report", "team_filter"), ("crm_users", "team_id"))))
+        dropped = (("analytics_goal", "team_id"), ("analytics_saved_report", "team_filter"), ("crm_users", "team_id"))
+        if db.is_postgres():
+            for table, column in dropped:
+                db.database.execute_sql(f'ALTER TABLE "{table}" DROP COLUMN "{column}" CASCADE')
+        else:  # SQLite: the table copied without the column (it is a foreign key)
+            run_operations(*(m.drop_column(table, column, legacy=True) for table, column in dropped))
         db.database.drop_tables([Team])
         MigrationRecord.delete().where(MigrationRecord.name.in_(["0012_teams", "0004_teams"])).execute()
         assert "team_id" not in {c.name for c in db.database.get_columns("crm_users")}

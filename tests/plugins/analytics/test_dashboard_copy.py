@@ -41,12 +41,14 @@ def test_the_dashboard_is_served_from_its_background_copy(world):
     agent = world.env.client("acme")
     world.env.login(agent, "acme", role="agent", email="rep@acme.test")
     world.env.write_tenant("acme", plugins=["analytics"], settings={"analytics": {"time_zone": "America/New_York"}, "core": {"agents_see_own_only": True}})
+    world.env.reload()
     own = agent.get("/app/analytics/").get_data(as_text=True)
     assert "Figures as of" not in own  # an agent limited to their own records: live, theirs
 
 
 def test_refresh_minutes_zero_turns_the_copy_off(world):
     world.env.write_tenant("acme", plugins=["analytics"], settings={"analytics": {"time_zone": "America/New_York", "dashboard_refresh_minutes": 0}})
+    world.env.reload()
     with in_tenant(world.env) as tenant:
         dashboard_cache.refresh(tenant)
         assert dashboard_cache.refresh_job(tenant) is False

@@ -92,7 +92,7 @@ def test_dashboard_with_constructed_data_at_desktop_and_phone_width(page, phone,
     expect(page.locator("#m-goals tbody tr").first).to_contain_text("75.0%")
     page.locator("#saved-reports").scroll_into_view_if_needed()
     shot(page, "analytics-saved-reports", full_page=False)
-    page.get_by_role("link", name="Win rate, last 30 days").click()
+    page.get_by_role("link", name="Win rate, last 30 days", exact=True).click()  # (not its Edit link)
     expect(page.locator("#f-from")).not_to_have_value("")
 
     page.locator("#m-win-rate tbody tr.total th a").click()

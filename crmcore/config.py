@@ -120,6 +120,9 @@ class InstanceSchema(Schema):
     instance_dir = fields.String(load_default="instance")
     plugins_dir = fields.String(load_default="")
     default_tenant = fields.String(load_default="")
+    #: the instance's address as people reach it (https://crm.example.com), for links in
+    #: emails and other messages sent without a request (crmcore.sdk.external_url)
+    base_url = fields.String(load_default="", validate=validate.Regexp(r"^(https?://[^/\s?#]+(/[^\s?#]*)?)?$", error="not an http(s) address without query: {input!r}"))
     session_hours = fields.Float(load_default=12.0, validate=validate.Range(min=0.01))
     #: requests a minute each API token may make (crmcore.ratelimit); 0: no limit
     api_rate_per_minute = fields.Integer(load_default=600, validate=validate.Range(min=0, max=1_000_000))
@@ -176,6 +179,7 @@ class InstanceConfig:
     api_rate_per_minute: int = 600
     #: [mail]: the SMTP server of system mail (crmcore.system_mail); host "" = off
     mail: Mapping[str, Any] = field(default_factory=lambda: MailSettingsSchema().load({}))
+    base_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -327,6 +331,7 @@ def load_instance(config_dir: Path, env: Mapping[str, str], problems: list[Probl
         path=path if path.exists() else None,
         database=data["database"],
         mail=data["mail"],
+        base_url=data["base_url"].rstrip("/"),
     )
 
 

@@ -13,6 +13,18 @@ from crmcore.db import BaseModel, Tenant, TenantModel, utcnow
 ROLES = ("admin", "manager", "agent", "viewer")
 
 
+class Team(TenantModel):
+    """A group of users (a sales team): a user belongs to at most one. Plugins read it
+    through the SDK (``Team``, ``User.team``) to filter and set goals by team."""
+
+    name = peewee.CharField(max_length=100)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "crm_teams"
+        indexes = ((("tenant", "name"), True),)
+
+
 class User(TenantModel):
     """A person who signs in to one tenant."""
 
@@ -28,6 +40,8 @@ class User(TenantModel):
     #: a daily email of unread notifications; ``digest_sent_on`` claims each day's once
     digest_daily = peewee.BooleanField(default=False)
     digest_sent_on = peewee.DateField(null=True)
+    #: the user's team (core migration 0012_teams); a deleted team leaves its members without one
+    team = peewee.ForeignKeyField(Team, null=True, on_delete="SET NULL", backref="+")
 
     class Meta:
         table_name = "crm_users"
@@ -100,4 +114,4 @@ class Lease(BaseModel):
         table_name = "crm_leases"
 
 
-CORE_MODELS = [Tenant, User, ApiToken, Task, MigrationRecord, Lease]
+CORE_MODELS = [Tenant, Team, User, ApiToken, Task, MigrationRecord, Lease]

@@ -111,7 +111,7 @@ from crmcore.entities.service import log_activity, tag_names
 from crmcore.entities.service import update as update_record
 from crmcore.entities.visibility import restricted as sees_own_records_only
 from crmcore.migrations import add_columns, create_indexes, create_tables
-from crmcore.models import ApiToken, User
+from crmcore.models import ApiToken, Team, User
 from crmcore.notifications import notify
 from crmcore.realtime import RealtimeUnavailable
 
@@ -131,12 +131,12 @@ __all__ = [
     "ListColumn", "ListFilter", "LiveTopicRule", "Migration", "ScheduledJob", "SignalReceiver", "TaskHandler",
     "PrivacySection", "SearchResult",
     # application
-    "settings", "is_enabled", "call_hook", "first_answer", "current_user", "current_role",
+    "settings", "is_enabled", "call_hook", "first_answer", "current_user", "current_role", "external_url",
     "call_hook_all", "connect_receiver",
     # database
     "database", "BaseModel", "TenantModel", "IdField", "Tenant", "NoTenantError", "atomic",
     "connection", "on_commit", "is_postgres", "current_tenant", "require_tenant_id",
-    "tenant_context", "utcnow", "create_tables", "create_indexes", "add_columns", "User", "ApiToken",
+    "tenant_context", "utcnow", "create_tables", "create_indexes", "add_columns", "User", "Team", "ApiToken",
     # entities
     "Lead", "Contact", "Company", "Deal", "Pipeline", "Stage", "DealStageChange", "Activity",
     "Note", "Task", "Tag", "Tagging", "CustomField", "AuditEntry", "JSONText", "LEAD_STATUSES",
@@ -152,7 +152,7 @@ __all__ = [
     "etag_for", "with_etag", "if_match_version", "write_errors", "keyset_page",
     "encode_cursor", "decode_cursor", "model_schema",
     # pages
-    "flatten_errors", "load_form", "user_options", "tag_suggestions",
+    "flatten_errors", "load_form", "user_options", "team_options", "tag_suggestions",
     # command line
     "with_app",
 ]
@@ -223,6 +223,24 @@ def connect_receiver(plugin: str, signal_name: str, func: Any) -> None:
         return crm.is_enabled(tenant, name)
 
     crm.receivers.append((signal_name, _connect(plugin, signal_name, func, enabled)))
+
+
+def external_url(path: str) -> str:
+    """The full address of ``path`` (``/app/...``) for a link that leaves the site (an
+    email, a message): in a request, on the host the request came to; elsewhere (a task, a
+    job) on the instance's ``base_url`` (crm.toml, or ``CRM_BASE_URL``). Without a
+    request and without ``base_url`` the path alone comes back, and a warning is logged."""
+    import logging
+
+    import flask
+
+    if flask.has_request_context():
+        return flask.request.host_url.rstrip("/") + path
+    base = _crm().config.instance.base_url
+    if not base:
+        logging.getLogger("crmcore.sdk").warning("external_url(%s): set base_url in crm.toml for full links outside a request", path)
+        return path
+    return base + path
 
 
 def current_user() -> User | None:
@@ -400,6 +418,13 @@ def user_options(active_only: bool = True) -> list[tuple[int, str]]:
     from crmcore.web.records import user_options as _user_options
 
     return _user_options(active_only)
+
+
+def team_options() -> list[tuple[int, str]]:
+    """(id, name) of the tenant's teams by name, for a select."""
+    from crmcore.entities.teams import team_options as _team_options
+
+    return _team_options()
 
 
 def tag_suggestions() -> list[str]:

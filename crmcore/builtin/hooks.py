@@ -89,6 +89,7 @@ def crm_migrations():
         Migration("0008_finite_custom_numbers", _drop_non_finite_custom_numbers),
         Migration("0009_accounts", _accounts),  # crmcore.accounts
         Migration("0010_attachments", create_tables(*attachments.MODELS)),  # crmcore.attachments
+        Migration("0012_teams", _teams),
     ]
 
 
@@ -102,6 +103,16 @@ def _accounts(database: Any) -> None:
     missing = [name for name in accounts.USER_COLUMNS if name not in existing]
     if missing:
         add_columns(User, *missing)(database)
+
+
+def _teams(database: Any) -> None:
+    """The team table and User.team, for databases whose crm_users predates them (a new
+    database gets both from 0001_initial, which creates the core's tables as they are now)."""
+    from crmcore.models import Team, User
+
+    create_tables(Team)(database)
+    if "team_id" not in {c.name for c in database.get_columns(User._meta.table_name)}:
+        add_columns(User, "team")(database)
 
 
 def _notifications(database: Any) -> None:

@@ -1,7 +1,7 @@
 """The admin area, /app/admin: an overview, plus what every admin page shares.
 
 The sections are modules of their own, each a blueprint under /app/admin/<section>:
-``admin_users``, ``admin_tokens``, ``admin_pipelines``, ``admin_fields`` and
+``admin_users``, ``admin_teams``, ``admin_tokens``, ``admin_pipelines``, ``admin_fields`` and
 ``admin_plugins``. Each calls :func:`admin_only` so that only the tenant's admins reach
 them (everyone else gets the 403 page); the "Admin" navigation item shows for admins only.
 """
@@ -24,6 +24,7 @@ NAV = NavItem(label="Admin", endpoint="admin.index", order=90, icon="settings", 
 SECTIONS = (
     ("admin.index", "Overview"),
     ("admin_users.index", "Users"),
+    ("admin_teams.index", "Teams"),
     ("admin_tokens.index", "API tokens"),
     ("admin_pipelines.index", "Pipelines"),
     ("admin_fields.index", "Custom fields"),

@@ -16,7 +16,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from crmcore.api import common
 from crmcore.api.fields import EmailAddress
-from crmcore.entities import users
+from crmcore.entities import teams, users
 from crmcore.entities.errors import Conflict, Invalid
 from crmcore.entities.users import DUPLICATE, LAST_ADMIN, LastAdmin  # noqa: F401 - importable here as before
 from crmcore.models import ROLES, User
@@ -79,7 +79,7 @@ change_user = users.change_user
 
 def render_user(user: User, errors: dict[str, dict[str, list[str]]] | None = None, form: Any = None, status: int = 200):
     errors = errors or {}
-    return render_template("crm/admin/user.html", person=user, role_options=ROLE_OPTIONS, errors=errors, form=form or {}, min_password=MIN_PASSWORD), status
+    return render_template("crm/admin/user.html", person=user, role_options=ROLE_OPTIONS, team_options=teams.team_options(), errors=errors, form=form or {}, min_password=MIN_PASSWORD), status
 
 
 @bp.route("/")
@@ -163,4 +163,19 @@ def reset_password(user_id: int):
         return render_user(user, {"password": errors}, status=422)
     users.set_password(user, data["password"])
     flash(f"New password set for {user.email}.")
+    return redirect(url_for(".edit", user_id=user.id))
+
+
+@bp.route("/<int:user_id>/team", methods=["POST"])
+def set_team(user_id: int):
+    """Put a user in a team, or in none (empty choice)."""
+    user = user_or_404(user_id)
+    raw = request.form.get("team_id", "").strip()
+    if raw and not raw.isdigit():
+        return render_user(user, {"team": {"team_id": ["Choose a team from the list."]}}, status=422)
+    try:
+        changed = teams.set_team(user, int(raw) if raw else None)
+    except Invalid as exc:
+        return render_user(user, {"team": {k: list(v) for k, v in exc.errors.items()}}, status=422)
+    flash(("Team saved for " if changed else "Nothing changed for ") + user.email + ".")
     return redirect(url_for(".edit", user_id=user.id))

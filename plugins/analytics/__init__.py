@@ -27,8 +27,11 @@ class AnalyticsSettings(Schema):
 
     #: The tenant's time zone: date ranges ("from 1 March to 31 March") are its days.
     time_zone = fields.String(load_default="UTC", validate=[validate.Length(min=1, max=64), valid_time_zone])
-    #: First month of the fiscal year (1 = January): the "this fiscal year" range.
+    #: First month of the fiscal year (1 = January): the date presets' quarters and years.
     fiscal_year_start_month = fields.Integer(load_default=1, validate=validate.Range(min=1, max=12))
+    #: The unfiltered dashboard is computed in the background at most this many minutes
+    #: apart and shown from that copy (0: always computed for the request).
+    dashboard_refresh_minutes = fields.Integer(load_default=15, validate=validate.Range(min=0, max=1440))
 
 
 plugin = Plugin(

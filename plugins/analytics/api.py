@@ -152,8 +152,9 @@ class PipelineSnapshots(MethodView):
 
 class GoalSchema(Schema):
     id = fields.Integer()
-    user_id = fields.Integer(allow_none=True, metadata={"description": "Null for a team goal."})
-    who = fields.String()
+    user_id = fields.Integer(allow_none=True, metadata={"description": "The rep; null for a team's or everyone's goal."})
+    team_id = fields.Integer(allow_none=True, metadata={"description": "The team (its members' records); null for a rep's or everyone's goal."})
+    who = fields.String(metadata={"description": "The rep's name, \"Team <name>\" or \"Everyone\"."})
     kind = fields.String(metadata={"description": "revenue_won, deals_won or activities."})
     currency = fields.String(allow_none=True)
     target = fields.Decimal(as_string=True)
@@ -193,7 +194,7 @@ class Goals(MethodView):
     @blp.doc(security=SECURITY)
     @require(GOALS_PERMISSION)
     def post(self, data):
-        """Set a goal for a rep or the team
+        """Set a goal for a rep, a team or everyone
 
         `revenue_won` (value of deals won in the period, in one currency), `deals_won` or
         `activities`, over a period of days in the tenant's time zone.

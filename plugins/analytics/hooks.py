@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from crm_plugins.analytics import (
     api,
+    dashboard_cache,
+    report_pages,  # noqa: F401  (adds the report edit page to views.bp)
     reports_api,  # noqa: F401  (adds the /reports routes to api.blp)
     schedule,
     snapshots,
     views,
     widget,
 )
-from crm_plugins.analytics.models import MODELS, Goal, PipelineSnapshot, SavedReport
+from crm_plugins.analytics.models import MODELS, DashboardCopy, Goal, PipelineSnapshot, SavedReport
 from crmcore import sdk
 from crmcore.sdk import (
     DashboardWidget,
@@ -18,6 +20,7 @@ from crmcore.sdk import (
     NavItem,
     ScheduledJob,
     TaskHandler,
+    add_columns,
     create_tables,
     hookimpl,
 )
@@ -34,8 +37,17 @@ def crm_migrations():
         Migration("0001_pipeline_snapshots", create_tables(PipelineSnapshot)),
         Migration("0002_goals", create_tables(Goal)),
         Migration("0003_saved_reports", create_tables(SavedReport)),
+        Migration("0004_teams", _team_columns),
+        Migration("0005_dashboard_copy", create_tables(DashboardCopy)),
     ]
 
+
+def _team_columns(database):
+    """Goal.team and SavedReport.team_filter (the core's teams, its migration 0012_teams),
+    for tables that predate them (0002/0003 create the tables as the models are now)."""
+    for model, name, column in ((Goal, "team", "team_id"), (SavedReport, "team_filter", "team_filter")):
+        if column not in {c.name for c in database.get_columns(model._meta.table_name)}:
+            add_columns(model, name)(database)
 
 
 @hookimpl
@@ -45,12 +57,17 @@ def crm_scheduled_jobs():
         ScheduledJob("analytics:snapshot", snapshots.snapshot_job, trigger="cron", trigger_args={"minute": 5}),
         # Scheduled reports are due on the hour; every 15 minutes sends them within a quarter of an hour.
         ScheduledJob("analytics:reports", schedule.due_reports_job, trigger="cron", trigger_args={"minute": "*/15"}),
+        # The pre-computed dashboard: a refresh task when the copy is older than the setting.
+        ScheduledJob("analytics:dashboard", dashboard_cache.refresh_job, trigger="cron", trigger_args={"minute": "*/5"}),
     ]
 
 
 @hookimpl
 def crm_task_handlers():
-    return [TaskHandler(schedule.SEND_TASK, schedule.send_report_task, max_attempts=5)]
+    return [
+        TaskHandler(schedule.SEND_TASK, schedule.send_report_task, max_attempts=5),
+        TaskHandler(dashboard_cache.REFRESH_TASK, dashboard_cache.refresh_task, max_attempts=3),
+    ]
 
 
 @hookimpl

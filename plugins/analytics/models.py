@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import peewee
 
-from crmcore.sdk import JSONText, Pipeline, Stage, TenantModel, User, utcnow
+from crmcore.sdk import JSONText, Pipeline, Stage, Team, TenantModel, User, utcnow
 
 
 class PipelineSnapshot(TenantModel):
@@ -33,10 +33,12 @@ GOAL_KINDS = ("revenue_won", "deals_won", "activities")
 
 
 class Goal(TenantModel):
-    """A target for one user (or the whole team when ``user`` is empty) over a period of
-    local days; ``start_at``/``end_at`` are the period's UTC bounds, fixed when it is set."""
+    """A target for one user, one team (``team``: the records of its members) or everyone
+    (both empty) over a period of local days; ``start_at``/``end_at`` are the period's UTC
+    bounds, fixed when it is set."""
 
     user = peewee.ForeignKeyField(User, null=True, on_delete="CASCADE", backref="+")
+    team = peewee.ForeignKeyField(Team, null=True, on_delete="CASCADE", backref="+")  # migration 0004_teams
     kind = peewee.CharField(max_length=20)
     currency = peewee.CharField(max_length=3, null=True)  # revenue goals
     target = peewee.DecimalField(max_digits=18, decimal_places=2)
@@ -51,8 +53,9 @@ class Goal(TenantModel):
         indexes = ((("tenant", "first_day"), False),)
 
 
-#: Rolling date ranges a saved report may keep instead of fixed days (resolved when it runs).
-DATE_PRESETS = ("today", "last_7_days", "last_30_days", "this_month", "last_month", "this_quarter", "last_quarter", "this_year")
+#: Rolling date ranges a saved report may keep instead of fixed days (resolved when it runs);
+#: quarters and years are fiscal ones (``fiscal_year_start_month``).
+DATE_PRESETS = ("today", "last_7_days", "last_30_days", "this_month", "last_month", "this_quarter", "last_quarter", "this_year", "last_year")
 #: How often a saved report is emailed (``none``: never).
 SCHEDULES = ("none", "weekly", "monthly")
 
@@ -70,6 +73,7 @@ class SavedReport(TenantModel):
     date_from = peewee.DateField(null=True)
     date_to = peewee.DateField(null=True)
     owner_filter = peewee.IntegerField(null=True)  # the metric's owner filter (a user id)
+    team_filter = peewee.IntegerField(null=True)  # the metric's team filter (a team id; migration 0004_teams)
     pipeline_id = peewee.IntegerField(null=True)
     source = peewee.CharField(max_length=30, null=True)
     currency = peewee.CharField(max_length=3, null=True)
@@ -86,4 +90,17 @@ class SavedReport(TenantModel):
         indexes = ((("tenant", "owner"), False),)
 
 
-MODELS = [PipelineSnapshot, Goal, SavedReport]
+class DashboardCopy(TenantModel):
+    """The tenant's unfiltered dashboard as of ``computed_at`` (UTC) on its local ``day``."""
+
+    day = peewee.DateField()
+    computed_at = peewee.DateTimeField(default=utcnow)
+    seconds = peewee.FloatField(default=0)  # how long computing it took
+    payload = peewee.TextField()  # {"results": [...], "figures": [...]}
+
+    class Meta:
+        table_name = "analytics_dashboard_copy"
+        indexes = ((("tenant",), True),)
+
+
+MODELS = [PipelineSnapshot, Goal, SavedReport, DashboardCopy]

@@ -2,8 +2,8 @@
 shared with the tenant, optionally emailed on a schedule.
 
 A report keeps either fixed days (``date_from``/``date_to``) or a rolling ``date_preset``
-("last 7 days", "this quarter" ...), resolved in the tenant's time zone each time the
-report runs or is reopened. Everyone who reads the analytics may save reports and see
+("last 7 days", "this quarter" ...), resolved in the tenant's time zone (quarters and
+years of its fiscal year) each time the report runs or is reopened. Everyone who reads the analytics may save reports and see
 their own and the shared ones; only the owner (or an admin) changes or deletes one.
 
 A schedule is weekly (a weekday) or monthly (a day, 1-28) at an hour of the tenant's time
@@ -23,7 +23,7 @@ from crm_plugins.analytics import filters, metrics
 from crm_plugins.analytics.filters import SANE_DAYS
 from crm_plugins.analytics.models import DATE_PRESETS, SCHEDULES, SavedReport
 from crmcore import sdk
-from crmcore.sdk import User
+from crmcore.sdk import Team, User
 
 #: Groupings a metric's rows may have; metrics not listed have only ``default``.
 GROUPINGS = {"forecast": ("month", "quarter"), "forecast-accuracy": ("month",)}
@@ -39,6 +39,7 @@ class ReportInput(Schema):
     date_from = fields.Date(load_default=None, allow_none=True, validate=SANE_DAYS)
     date_to = fields.Date(load_default=None, allow_none=True, validate=SANE_DAYS)
     owner_id = fields.Integer(load_default=None, allow_none=True, validate=ID, metadata={"description": "The metric's owner filter."})
+    team_id = fields.Integer(load_default=None, allow_none=True, validate=ID, metadata={"description": "The metric's team filter."})
     pipeline_id = fields.Integer(load_default=None, allow_none=True, validate=ID)
     source = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=30))
     currency = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(r"^[A-Z]{3}$"))
@@ -71,37 +72,15 @@ class ReportInput(Schema):
             raise ValidationError(errors)
 
 
-def preset_range(preset: str, today: dt.date) -> tuple[dt.date, dt.date]:
-    """First and last day of a rolling range, relative to ``today`` (a local day).
-    Quarters are calendar quarters, like the forecast's."""
-    if preset == "today":
-        return today, today
-    if preset in ("last_7_days", "last_30_days"):
-        return today - dt.timedelta(days=6 if preset == "last_7_days" else 29), today
-    if preset == "this_month":
-        return today.replace(day=1), today
-    if preset == "last_month":
-        last = today.replace(day=1) - dt.timedelta(days=1)
-        return last.replace(day=1), last
-    if preset in ("this_quarter", "last_quarter"):
-        first = dt.date(today.year, 3 * ((today.month - 1) // 3) + 1, 1)
-        if preset == "this_quarter":
-            return first, today
-        last = first - dt.timedelta(days=1)
-        return dt.date(last.year, 3 * ((last.month - 1) // 3) + 1, 1), last
-    if preset == "this_year":
-        return today.replace(month=1, day=1), today
-    raise ValueError(preset)
-
-
 def filter_args(report: SavedReport, today: dt.date | None = None) -> dict[str, Any]:
     """The report's filters as the metrics' query arguments, its preset resolved."""
     tenant = sdk.current_tenant()
     zone = zoneinfo.ZoneInfo(sdk.settings(tenant, filters.PLUGIN)["time_zone"])
     date_from, date_to = report.date_from, report.date_to
     if report.date_preset:
-        date_from, date_to = preset_range(report.date_preset, today or dt.datetime.now(zone).date())
-    args = {"date_from": date_from, "date_to": date_to, "owner_id": report.owner_filter, "pipeline_id": report.pipeline_id, "source": report.source, "currency": report.currency}
+        fiscal_start = sdk.settings(tenant, filters.PLUGIN)["fiscal_year_start_month"]
+        date_from, date_to = filters.preset_range(report.date_preset, today or dt.datetime.now(zone).date(), fiscal_start)
+    args = {"date_from": date_from, "date_to": date_to, "owner_id": report.owner_filter, "team_id": report.team_filter, "pipeline_id": report.pipeline_id, "source": report.source, "currency": report.currency}
     if report.grouping in ("month", "quarter"):
         args["period"] = report.grouping
     return {k: v for k, v in args.items() if v is not None}
@@ -147,11 +126,14 @@ def save(data: dict[str, Any], report: SavedReport | None = None) -> SavedReport
             raise ValidationError({"recipients": [f"No such users in this tenant: {sorted(missing & set(data['recipients']))}."]})
         if data.get("owner_id") in missing:
             raise ValidationError({"owner_id": ["No such user in this tenant."]})
+    if data.get("team_id") is not None and not Team.select().where(Team.id == data["team_id"]).exists():
+        raise ValidationError({"team_id": ["No such team in this tenant."]})
     if report is None and sdk.current_user_id() is None:
         raise ValidationError({"user": ["This token belongs to no user: a saved report is a user's."]})
     report = report or SavedReport(owner=sdk.current_user_id())
     report.name, report.metric, report.grouping, report.shared = data["name"], data["metric"], data.get("grouping") or "default", data.get("shared", False)
     report.date_preset, report.date_from, report.date_to = data.get("date_preset"), data.get("date_from"), data.get("date_to")
+    report.team_filter = data.get("team_id")
     report.owner_filter, report.pipeline_id, report.source, report.currency = data.get("owner_id"), data.get("pipeline_id"), data.get("source"), data.get("currency")
     report.schedule, report.hour = data.get("schedule", "none"), data.get("hour")
     report.weekday = data.get("weekday") if report.schedule == "weekly" else None
@@ -167,7 +149,7 @@ def describe(report: SavedReport, email_on: bool) -> dict[str, Any]:
     """A report as the API and the page show it."""
     return {
         "id": report.id, "name": report.name, "metric": report.metric, "grouping": report.grouping, "shared": report.shared, "owner_user_id": report.owner_id,
-        "date_preset": report.date_preset, "date_from": report.date_from, "date_to": report.date_to, "owner_id": report.owner_filter,
+        "date_preset": report.date_preset, "date_from": report.date_from, "date_to": report.date_to, "owner_id": report.owner_filter, "team_id": report.team_filter,
         "pipeline_id": report.pipeline_id, "source": report.source, "currency": report.currency,
         "schedule": report.schedule, "weekday": report.weekday, "month_day": report.month_day, "hour": report.hour, "recipients": list(report.recipients or []),
         "next_run_at": report.next_run_at,

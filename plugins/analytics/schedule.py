@@ -11,7 +11,8 @@ the report and queues ONE email through the channels plugin's public contract
 run twice queues one message; the outbox sends it.
 
 The channel contract carries no attachments, so the email has the table in HTML and a
-link to the CSV export of the same figures instead of a CSV file.
+link to the CSV export of the same figures instead of a CSV file, a full address on the
+instance's ``base_url`` (crm.toml; ``sdk.external_url``).
 
 With the email plugin off the job does nothing: the schedule is kept (the API and the page
 say "needs the email plugin") and the report is sent at its next occurrence once email is
@@ -24,8 +25,6 @@ import html
 import logging
 from typing import Any
 from urllib.parse import urlencode
-
-from flask import url_for
 
 from crm_plugins.analytics import filters, reports
 from crm_plugins.analytics.models import SavedReport
@@ -63,11 +62,10 @@ def due_reports_job(tenant: Any) -> int:
 
 
 def _export_link(report: SavedReport) -> str:
+    """The full address of the report's CSV export with its filters: the worker has no
+    request, so the host is the instance's ``base_url`` (crm.toml)."""
     query = urlencode({k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in reports.filter_args(report).items()})
-    try:
-        return url_for("analytics_pages.export_csv", name=report.metric, _external=True) + "?" + query
-    except RuntimeError:  # a worker without a request or SERVER_NAME: the path on the CRM's site
-        return f"/app/analytics/{report.metric}.csv?{query}"
+    return sdk.external_url(f"/app/analytics/{report.metric}.csv?{query}")
 
 
 def render(report: SavedReport, result: dict[str, Any]) -> tuple[str, str]:

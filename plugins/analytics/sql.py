@@ -28,6 +28,17 @@ def seconds_between(later: Any, earlier: Any) -> Any:
     return (fn.julianday(later) - fn.julianday(earlier)) * 86400.0
 
 
+def owned_by(column: Any, f: Filters) -> Any:
+    """``column`` (an owner or user id) matches the owner and team filters (True without)."""
+    condition: Any = True
+    if f.owner_id is not None:
+        condition = column == f.owner_id
+    if f.team_id is not None:
+        members = column.in_(User.select(User.id).where(User.team == f.team_id))
+        condition = members if condition is True else (condition & members)
+    return condition
+
+
 def deals(f: Filters, *columns: Any) -> Any:
     """Deals matching the filters (currency, owner, pipeline, source) the caller may see."""
     return deal_filters(Deal.select(*columns), f)
@@ -36,8 +47,8 @@ def deals(f: Filters, *columns: Any) -> Any:
 def deal_filters(query: Any, f: Filters) -> Any:
     """``query`` (which selects or joins ``Deal``) limited to the filters' deals."""
     query = sdk.visible(query, Deal).where(Deal.currency == f.currency)
-    if f.owner_id is not None:
-        query = query.where(Deal.owner == f.owner_id)
+    if f.owner_id is not None or f.team_id is not None:
+        query = query.where(owned_by(Deal.owner, f))
     if f.pipeline_id is not None:
         query = query.where(Deal.pipeline == f.pipeline_id)
     if f.source is not None:
@@ -48,8 +59,8 @@ def deal_filters(query: Any, f: Filters) -> Any:
 def leads(f: Filters, *columns: Any) -> Any:
     """Leads matching the filters (owner, source) the caller may see, created in the range."""
     query = sdk.visible(Lead.select(*columns), Lead).where(f.in_range(Lead.created_at))
-    if f.owner_id is not None:
-        query = query.where(Lead.owner == f.owner_id)
+    if f.owner_id is not None or f.team_id is not None:
+        query = query.where(owned_by(Lead.owner, f))
     if f.source is not None:
         query = query.where(Lead.source == f.source)
     return query
@@ -58,8 +69,8 @@ def leads(f: Filters, *columns: Any) -> Any:
 def activities(f: Filters, *columns: Any) -> Any:
     """Activities that occurred in the range (logged by the owner filter's user) the caller may see."""
     query = sdk.visible_linked(Activity.select(*columns), Activity).where(f.in_range(Activity.occurred_at))
-    if f.owner_id is not None:
-        query = query.where(Activity.user == f.owner_id)
+    if f.owner_id is not None or f.team_id is not None:
+        query = query.where(owned_by(Activity.user, f))
     return query
 
 

@@ -4,6 +4,7 @@ each table, made from the same cells as the screen."""
 
 from __future__ import annotations
 
+import calendar
 import csv
 import io
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from marshmallow import ValidationError
 
-from crm_plugins.analytics import filters, goals, metrics, reports, summary
+from crm_plugins.analytics import dashboard_cache, filters, goals, metrics, reports, summary
 from crm_plugins.analytics.models import DATE_PRESETS, GOAL_KINDS, Goal, SavedReport
 from crm_plugins.analytics.sql import user_names
 from crmcore import sdk
@@ -35,23 +36,32 @@ def _filters_or_errors() -> tuple[filters.Filters, dict[str, Any]]:
 
 
 def _options() -> dict[str, Any]:
-    """Choices of the filter form: users and pipelines (two small queries)."""
+    """Choices of the filter form: users, teams and pipelines (three small queries)."""
     users = list(User.select(User.id, User.name, User.email).where(User.active == True).order_by(User.name, User.email).tuples())  # noqa: E712
     pipelines = list(Pipeline.select(Pipeline.id, Pipeline.name).order_by(Pipeline.order, Pipeline.id).tuples())
-    return {"users": [(uid, name or email) for uid, name, email in users], "pipelines": pipelines}
+    return {"users": [(uid, name or email) for uid, name, email in users], "pipelines": pipelines, "teams": sdk.team_options()}
 
 
 @bp.route("/")
 def index():
     f, errors = _filters_or_errors()
-    computed: dict = {}  # rows by function: each query runs once for the page
-    results = [metrics.result(m, f, computed) for m in metrics.METRICS.values()]
+    tenant = sdk.current_tenant()
+    copy = None if errors else dashboard_cache.usable(request.args, tenant)
+    if copy is not None:  # the pre-computed dashboard (dashboard_cache.py)
+        results, figures = dashboard_cache.loaded(copy)
+    else:
+        computed: dict = {}  # rows by function: each query runs once for the page
+        results = [metrics.result(m, f, computed) for m in metrics.METRICS.values()]
+        figures = summary.figures(f, computed)
     charts = {r["name"]: _chart(r) for r in results}
     return render_template(
         "analytics/index.html",
         f=f,
         errors=errors,
-        figures=summary.figures(f, computed),
+        figures=figures,
+        copy=copy,
+        copy_local=dashboard_cache.local_time(copy.computed_at, f.time_zone) if copy else None,
+        refresh_minutes=sdk.settings(tenant, filters.PLUGIN)["dashboard_refresh_minutes"],
         results=results,
         charts=charts,
         options=_options(),
@@ -64,6 +74,7 @@ def index():
         current_user_id=sdk.current_user_id(),
         goal_kinds=GOAL_KINDS,
         presets=DATE_PRESETS,
+        fiscal_month=calendar.month_name[sdk.settings(sdk.current_tenant(), filters.PLUGIN)["fiscal_year_start_month"]],
     ), (422 if errors else 200)
 
 
@@ -83,18 +94,9 @@ def _saved_reports() -> list[dict[str, Any]]:
 @bp.route("/reports", methods=["POST"])
 def save_report():
     """"Save this view": the dashboard's filters (or a rolling preset) for one metric."""
-    form = request.form
-    data = {k: v for k, v in form.items() if k in ("name", "metric", "date_preset", "date_from", "date_to", "owner_id", "pipeline_id", "source", "currency") and v.strip()}
-    if data.get("date_preset"):
-        data.pop("date_from", None)
-        data.pop("date_to", None)
-    if data.get("metric") in reports.GROUPINGS and form.get("period"):
-        data["grouping"] = form["period"]
-    data["shared"] = form.get("shared") == "on"
-    if form.get("schedule") in ("weekly", "monthly"):
-        data["schedule"] = form["schedule"]
-        data.update({k: form[k] for k in ("weekday", "month_day", "hour") if form.get(k, "").strip()})
-        data["recipients"] = [r for r in form.getlist("recipients") if r.strip()]
+    from crm_plugins.analytics.report_pages import report_data  # (it registers its routes on bp)
+
+    data = report_data(request.form)
     try:
         report = reports.save(reports.ReportInput().load(data))
     except ValidationError as exc:
@@ -109,7 +111,7 @@ def set_goal():
     """The goal form (managers and admins): the same checks as ``POST /api/v1/analytics/goals``."""
     if not sdk.has_permission("analytics:goals"):
         abort(403)
-    data = {k: v for k, v in request.form.items() if k in ("user_id", "kind", "target", "currency", "first_day", "last_day") and v.strip()}
+    data = {k: v for k, v in request.form.items() if k in ("user_id", "team_id", "kind", "target", "currency", "first_day", "last_day") and v.strip()}
     try:
         goal = goals.create(goals.GoalInput().load(data))
     except ValidationError as exc:

@@ -505,3 +505,10 @@ def test_reload_announces_tenants_whose_plugins_changed(sample_env, captured_sig
         sample_env.write_tenant("beta", plugins=["sample"])  # same content: no news
         sample_env.reload()
     assert sent == []
+
+
+def test_base_url_is_an_http_address_kept_without_its_trailing_slash(cfg: Dir) -> None:
+    assert cfg.load({"CRM_BASE_URL": "https://crm.example.com/"}).instance.base_url == "https://crm.example.com"
+    cfg.instance({"base_url": "crm.example.com/app?x=1"})
+    text, problems = problems_of(cfg)
+    assert_problem(text, problems, "crm.toml", "base_url", "not an http(s) address")

@@ -31,6 +31,7 @@ PAGES = [
     ("search", "/app/search/?q=globex"),
     ("admin", "/app/admin/"),
     ("admin-users", "/app/admin/users/"),
+    ("admin-teams", "/app/admin/teams/"),
     ("admin-tokens", "/app/admin/tokens/"),
     ("admin-pipelines", "/app/admin/pipelines/"),
     ("admin-custom-fields", "/app/admin/custom-fields/"),

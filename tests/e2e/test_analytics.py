@@ -16,8 +16,11 @@ from werkzeug.serving import make_server
 from crmcore import auth, db
 from tests.e2e.conftest import (
     ADMIN_PASSWORD,
+    DESKTOP,
     LiveServer,
+    _new_context,
     _QuietHandler,
+    _watched,
     expect,
     no_horizontal_overflow,
     shot,
@@ -89,7 +92,7 @@ def test_dashboard_with_constructed_data_at_desktop_and_phone_width(page, phone,
     expect(page.locator("#m-goals tbody tr").first).to_contain_text("75.0%")
     page.locator("#saved-reports").scroll_into_view_if_needed()
     shot(page, "analytics-saved-reports", full_page=False)
-    page.get_by_role("link", name="Win rate, last 30 days").click()
+    page.get_by_role("link", name="Win rate, last 30 days", exact=True).click()  # (not its Edit link)
     expect(page.locator("#f-from")).not_to_have_value("")
 
     page.locator("#m-win-rate tbody tr.total th a").click()
@@ -103,3 +106,52 @@ def test_dashboard_with_constructed_data_at_desktop_and_phone_width(page, phone,
     no_horizontal_overflow(phone)
     shot(phone, "analytics-phone")
     shot(phone, "analytics-phone-top", full_page=False)
+
+
+def test_teams_and_editing_a_saved_report_in_the_browser(browser, live_server, request):
+    """An admin adds a team on /app/admin/teams and puts themself in it; the dashboard's
+    Team filter; a saved report edited in its page (a refused field first). axe-core on the
+    new pages (a context without CSP, so the injected script runs); screenshots looked at:
+    admin-teams.png, analytics-report-edit*.png."""
+    from tests.e2e.test_accessibility import violations
+
+    _seed(live_server)
+    ctx = _new_context(browser, live_server, viewport=DESKTOP, bypass_csp=True)
+    try:
+        page = next(_watched(ctx.new_page(), request))
+        sign_in(page, live_server)
+        page.goto("/app/admin/teams/")
+        page.get_by_label("Name").fill("North")
+        page.get_by_role("button", name="Add team").click()
+        expect(page.get_by_text("Team North added")).to_be_visible()
+        page.goto(f"/app/admin/users/{live_server.admin_id}")
+        page.locator("#f-team_id").select_option(label="North")
+        page.get_by_role("button", name="Set team").click()
+        page.goto("/app/admin/teams/")
+        expect(page.locator("table")).to_contain_text("Ada Admin")
+        assert violations(page) == []
+        shot(page, "admin-teams", full_page=False)
+
+        page.goto("/app/analytics/")
+        page.locator("#f-team").select_option(label="North")
+        page.get_by_role("button", name="Show").click()
+        expect(page.locator('[data-figure="win_rate"] .figure')).to_have_text("75.0%")  # every deal is the admin's
+        page.get_by_label("Name").fill("North win rate")
+        page.get_by_label("Metric").select_option("win-rate")
+        page.get_by_role("button", name="Save this view").click()
+        page.get_by_role("link", name="Edit the report North win rate").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Edit report: North win rate")
+        expect(page.locator("#e-team")).to_have_value(page.locator("#e-team option", has_text="North").get_attribute("value"))
+        page.get_by_label("Rolling period").select_option("this_quarter")
+        page.get_by_label("From").fill("2026-03-01")
+        page.get_by_label("How often").select_option("weekly")
+        page.get_by_role("button", name="Save the report").click()
+        expect(page.locator("#err-recipients")).to_contain_text("at least one recipient")
+        assert violations(page) == []
+        shot(page, "analytics-report-edit-errors")
+        page.get_by_label("Send to").select_option(label="Ada Admin")
+        page.get_by_role("button", name="Save the report").click()
+        expect(page.locator("#saved-reports li")).to_contain_text("this quarter")
+        expect(page.locator("#saved-reports li")).to_contain_text("weekly")
+    finally:
+        ctx.close()

@@ -19,7 +19,7 @@ def test_goals_attainment_and_pacing(world):
             {"user_id": alice, "kind": "revenue_won", "target": "2000", "first_day": "2026-02-01", "last_day": "2026-02-28"},
             # Bob won D5 on 28 February local (1 March UTC): one deal of two.
             {"user_id": bob, "kind": "deals_won", "target": "2", "first_day": "2026-02-01", "last_day": "2026-02-28"},
-            # The team's activities in February: 3 of 3.
+            # Everyone's activities in February: 3 of 3.
             {"kind": "activities", "target": "3", "first_day": "2026-02-01", "last_day": "2026-02-28"},
         )
     ]
@@ -27,7 +27,7 @@ def test_goals_attainment_and_pacing(world):
     by_kind = {g["kind"]: g for g in world.get("/goals")["items"]}
     assert (by_kind["revenue_won"]["actual"], by_kind["revenue_won"]["attainment"], by_kind["revenue_won"]["pacing"]) == ("1000.00", 0.5, "missed")
     assert (by_kind["deals_won"]["actual"], by_kind["deals_won"]["attainment"]) == (1, 0.5)
-    assert (by_kind["activities"]["who"], by_kind["activities"]["actual"], by_kind["activities"]["pacing"]) == ("Team", 3, "met")
+    assert (by_kind["activities"]["who"], by_kind["activities"]["actual"], by_kind["activities"]["pacing"]) == ("Everyone", 3, "met")
     # Pacing half-way through the period: 50% done is on track, less is behind.
     with world.env.app.app_context(), db.database.connection_context(), db.tenant_context(world.env.tenant("acme")):
         mid = dt.datetime(2026, 2, 15, 5)

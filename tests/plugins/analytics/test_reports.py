@@ -7,7 +7,7 @@ import datetime as dt
 import re
 from types import SimpleNamespace
 
-from crm_plugins.analytics import reports
+from crm_plugins.analytics import filters, reports
 from crm_plugins.analytics.models import SavedReport
 from crmcore import auth, db
 
@@ -24,11 +24,40 @@ def _auth(world, role):
 
 def test_preset_ranges_are_local_calendar_days():
     today = dt.date(2026, 2, 14)
-    assert reports.preset_range("last_7_days", today) == (dt.date(2026, 2, 8), today)
-    assert reports.preset_range("last_month", today) == (dt.date(2026, 1, 1), dt.date(2026, 1, 31))
-    assert reports.preset_range("this_quarter", today) == (dt.date(2026, 1, 1), today)
-    assert reports.preset_range("last_quarter", today) == (dt.date(2025, 10, 1), dt.date(2025, 12, 31))
-    assert reports.preset_range("this_year", dt.date(2026, 5, 3)) == (dt.date(2026, 1, 1), dt.date(2026, 5, 3))
+    assert filters.preset_range("last_7_days", today) == (dt.date(2026, 2, 8), today)
+    assert filters.preset_range("last_month", today) == (dt.date(2026, 1, 1), dt.date(2026, 1, 31))
+    assert filters.preset_range("this_quarter", today) == (dt.date(2026, 1, 1), today)
+    assert filters.preset_range("last_quarter", today) == (dt.date(2025, 10, 1), dt.date(2025, 12, 31))
+    assert filters.preset_range("this_year", dt.date(2026, 5, 3)) == (dt.date(2026, 1, 1), dt.date(2026, 5, 3))
+    assert filters.preset_range("last_year", today) == (dt.date(2025, 1, 1), dt.date(2025, 12, 31))
+
+
+def test_fiscal_quarters_and_years_start_in_the_fiscal_start_month():
+    # A fiscal year from 1 April: 14 Feb 2026 is in Q4 of the year 2025-04-01 .. 2026-03-31.
+    today = dt.date(2026, 2, 14)
+    assert filters.preset_range("this_quarter", today, 4) == (dt.date(2026, 1, 1), today)
+    assert filters.preset_range("last_quarter", today, 4) == (dt.date(2025, 10, 1), dt.date(2025, 12, 31))
+    assert filters.preset_range("this_year", today, 4) == (dt.date(2025, 4, 1), today)
+    assert filters.preset_range("last_year", today, 4) == (dt.date(2024, 4, 1), dt.date(2025, 3, 31))
+    # From 1 November: quarters Nov-Jan, Feb-Apr ...; 14 Feb starts the second one.
+    assert filters.preset_range("this_quarter", today, 11) == (dt.date(2026, 2, 1), today)
+    assert filters.preset_range("last_quarter", today, 11) == (dt.date(2025, 11, 1), dt.date(2026, 1, 31))
+    assert filters.preset_range("this_year", dt.date(2026, 10, 31), 11) == (dt.date(2025, 11, 1), dt.date(2026, 10, 31))
+    assert filters.preset_range("this_year", dt.date(2026, 11, 1), 11) == (dt.date(2026, 11, 1), dt.date(2026, 11, 1))
+
+
+def test_a_preset_filter_uses_the_tenants_fiscal_year(crm_env):
+    crm_env.write_tenant("acme", plugins=["analytics"], settings={"analytics": {"time_zone": "Europe/Berlin", "fiscal_year_start_month": 7}})
+    crm_env.create_app()
+    with crm_env.app.app_context(), db.database.connection_context(), db.tenant_context(crm_env.tenant("acme")):
+        f = filters.parse({"date_preset": "this_year"})
+        today = dt.datetime.now(filters.zoneinfo.ZoneInfo("Europe/Berlin")).date()
+        assert (f.date_from, f.date_to) == (dt.date(today.year if today.month >= 7 else today.year - 1, 7, 1), today)
+    client = crm_env.client("acme")
+    headers = {"Authorization": f"Bearer {crm_env.token('acme', 'admin')}"}
+    both = client.get("/api/v1/analytics/deal-size", query_string={"date_preset": "this_year", "date_from": "2026-01-01"}, headers=headers)
+    assert both.status_code == 422 and "date_preset" in both.get_json()["errors"]["query"]
+    assert client.get("/api/v1/analytics/deal-size", query_string={"date_preset": "next_year"}, headers=headers).status_code == 422
 
 
 def test_save_run_share_and_permissions(world):

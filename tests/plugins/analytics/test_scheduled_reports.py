@@ -21,6 +21,7 @@ def env(crm_env, smtp):  # noqa: F811
     crm_env.write_tenant("acme", plugins=["analytics", "channels", "email"],
                          settings={"analytics": {"time_zone": "Europe/Berlin"}, "core": {"agents_see_own_only": True}, "email": email_settings(smtp.port), "channels": {"retry_seconds": 0.05}})
     crm_env.write_tenant("beta", plugins=["analytics"])
+    crm_env.write_instance(base_url="https://crm.example.com/")  # the worker's links: full addresses
     crm_env.create_app()
     return crm_env
 
@@ -60,7 +61,7 @@ def test_a_due_report_is_claimed_once_and_emailed_with_its_table(env, smtp):  # 
     mail = smtp.accepted[0]
     assert mail["To"] == "boss@acme.example.com" and mail["Subject"] == "Report: Weekly deal size (2026-02-01 – 2026-02-28)"
     page = mail.get_body(("html",)).get_content()
-    assert "<td>Boss</td>" in page and "1,234.00" in page and "/app/analytics/deal-size.csv?date_from=2026-02-01&amp;date_to=2026-02-28" in page
+    assert "<td>Boss</td>" in page and "1,234.00" in page and 'href="https://crm.example.com/app/analytics/deal-size.csv?date_from=2026-02-01&amp;date_to=2026-02-28' in page
 
     # An agent who sees only their own records gets only their figures by email, not the tenant's.
     agent, agent_api = _manager(env, "acme", role="agent", name="Rep")

@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from crm_plugins.automation import conditions, rules, waits
+from crm_plugins.automation import conditions, field_paths, rules, waits
 from crm_plugins.automation.actions import MODELS, wait_delta
 from crm_plugins.automation.contrib import ActionCall, StopRun
 from crm_plugins.automation.models import AutomationRule, AutomationRuleVersion, AutomationRun
@@ -69,7 +69,13 @@ def on_signal(signal_name: str) -> Any:
             key = (event.entity, event.record_id, with_tags)
             if key not in values:
                 values[key] = _condition_values(event, data, with_tags)
-            if values[key] is not None and conditions.evaluate(rule.conditions, values[key]):
+            if values[key] is None:
+                continue
+            tested = values[key]
+            if conditions.needs_extra(rule.conditions):  # related records, custom fields, score
+                record = values[key]["_record"]
+                tested = {**tested, **field_paths.extra_values(event.entity, [record], rule.conditions)[record.id]}
+            if conditions.evaluate(rule.conditions, tested):
                 matched.append((rule, event))
         if matched:
             with atomic():  # one commit for every run this fact starts
@@ -89,7 +95,9 @@ def _condition_values(event: Any, data: dict[str, Any], with_tags: bool) -> dict
     if record is None:
         return None
     tags = tag_names(event.entity, [record.id])[record.id] if with_tags else None
-    return conditions.values_of(record, conditions.record_fields(model), tags, event.facts)
+    values = conditions.values_of(record, conditions.record_fields(model), tags, event.facts)
+    values["_record"] = record  # for the extra fields of the rules that name some
+    return values
 
 
 @dataclass(frozen=True)

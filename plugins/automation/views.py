@@ -12,6 +12,7 @@ from marshmallow import fields as mfields
 from crm_plugins.automation import conditions, rules, runs
 from crm_plugins.automation.actions import MODELS, PROTECTED
 from crm_plugins.automation.api import run_counts
+from crm_plugins.automation.field_paths import extra_fields
 from crm_plugins.automation.models import AutomationRule, AutomationRun
 from crm_plugins.automation.templates import TEMPLATES
 from crmcore import sdk
@@ -70,7 +71,7 @@ def _editor_context(values: dict[str, Any], errors: dict[str, list[str]] | None 
     options = sorted({o for t in known_triggers.values() for o in t.options})
     return {
         "values": values, "errors": errors or {}, "entities": list(MODELS),
-        "fields_by_entity": {e: conditions.record_fields(m) + ["tags"] for e, m in MODELS.items()},
+        "fields_by_entity": {e: conditions.record_fields(m) + ["tags"] + extra_fields(tenant, e) for e, m in MODELS.items()},
         "settable": {e: [f for f in conditions.record_fields(m) if f not in PROTECTED] for e, m in MODELS.items()},
         "triggers": known_triggers, "option_names": options, "operators": conditions.OPS,
         "options_by_trigger": {name: list(t.options) for name, t in known_triggers.items()},

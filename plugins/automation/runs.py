@@ -22,7 +22,7 @@ from crm_plugins.automation.actions import MODELS, wait_delta
 from crm_plugins.automation.contrib import ActionCall, StopRun
 from crm_plugins.automation.models import AutomationRule, AutomationRuleVersion, AutomationRun
 from crmcore import sdk
-from crmcore.sdk import atomic, enqueue, payload_of, tag_names, utcnow
+from crmcore.sdk import atomic, enqueue, enqueue_many, payload_of, tag_names, utcnow
 
 log = logging.getLogger("crm_plugins.automation")
 
@@ -319,8 +319,9 @@ def wake_due(tenant: Any) -> int:
         due = list(AutomationRun.update(status="queued", wake_at=None, tries=AutomationRun.tries + 1, updated_at=now)
                    .where((AutomationRun.status == "waiting") & (AutomationRun.wake_at <= now))
                    .returning(AutomationRun.id, AutomationRun.step, AutomationRun.tries).tuples().execute())
-        for run_id, step, tries in due:
-            queue_step(tenant, AutomationRun(id=run_id, step=step, tries=tries))
+        # one INSERT per 500 step tasks (an enqueue each took ~4 ms: 10,000 runs, 45 s)
+        enqueue_many(STEP_TASK, [({"run_id": run_id, "step": step, "tries": tries}, f"automation:run:{run_id}:{step}:{tries}")
+                                 for run_id, step, tries in due], tenant=tenant)
     return len(due)
 
 

@@ -127,9 +127,10 @@ def main(argv: list[str] | None = None) -> int:
             sweep_s = time.perf_counter() - started
         finally:
             del db.database.obj.execute_sql
-        per_run = sum(1 for s in statements if "automation_run" in s or "crm_task" in s.lower())
-        out.append(f"whole sweep: {fired} runs started in {sweep_s * 1000:.0f} ms, {len(statements)} statements "
-                   f"({len(statements) - per_run} finding and claiming, the rest the runs' own rows and tasks)")
+        finding = [s for s in statements if "automation_fired" in s or ('"automation_rule"' in s and "automation_run" not in s)]
+        out.append(f"whole sweep: {fired} runs started in {sweep_s * 1000:.0f} ms, {len(statements)} statements: "
+                   f"{len(finding)} finding and claiming (whatever the number of deals), the rest starting the runs "
+                   f"({(len(statements) - len(finding)) / max(fired, 1):.1f} per run, savepoints included)")
 
         # 2. waiting runs resumed
         waiting_rule = rules.save(tenant, {"name": "Wait then tag", "entity": "deal", "status": "active", "conditions": {},

@@ -83,6 +83,8 @@ def test_time_sweep_conditions_on_related_records_custom_fields_and_score(admin:
     assert "conditions.all[0].field" in str(admin("POST", "/automation/rules", rule_body(conditions={"all": [{"field": "custom.nope", "op": "eq", "value": 1}]}), status=422))
     # the score is offered where the scoring plugin is on, not here
     assert "conditions.all[0].field" in str(admin("POST", "/automation/rules", rule_body(conditions={"all": [{"field": "score", "op": "gt", "value": 80}]}), status=422))
+    offered = admin("GET", "/automation/catalogue")["fields"]["deal"]
+    assert {"company.industry", "owner.email", "stage.name", "custom.seats", "tags"} <= set(offered) and "score" not in offered
     saas = admin("POST", "/companies", {"name": "Cloudy", "industry": "SaaS"}, status=201)
     shop = admin("POST", "/companies", {"name": "Shop", "industry": "Retail"}, status=201)
     big = admin("POST", "/deals", {"title": "Big", "company_id": saas["id"], "custom": {"seats": 12}}, status=201)

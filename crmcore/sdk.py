@@ -119,7 +119,7 @@ from crmcore.realtime import RealtimeUnavailable
 from crmcore.signals import send as send_signal
 from crmcore.signals import signal
 from crmcore.system_mail import MailNotConfigured, send_system_mail
-from crmcore.tasks import enqueue, payload_of
+from crmcore.tasks import enqueue, enqueue_many, payload_of
 
 # --------------------------------------------------------------------------- page helpers
 from crmcore.web.forms import flatten as flatten_errors
@@ -145,7 +145,7 @@ __all__ = [
     "log_activity", "tag_names", "change_deal", "create_deal", "end_of_stage", "stages_of", "display_names",
     "visible_lead", "visible_deal", "visible_record", "lead_query", "deal_query", "run_deal_rule",
     # signals, tasks, live
-    "signal", "send_signal", "enqueue", "payload_of", "live_publish", "live_subscribe",
+    "signal", "send_signal", "enqueue", "enqueue_many", "payload_of", "live_publish", "live_subscribe",
     "live_since_id", "RealtimeUnavailable", "notify", "send_system_mail", "MailNotConfigured",
     # API
     "ApiSchema", "PageArgs", "require", "public", "has_permission", "current_user_id", "visible", "visible_linked",

@@ -113,6 +113,37 @@ def enqueue(
     return task
 
 
+def enqueue_many(
+    kind: str,
+    items: list[tuple[Mapping[str, Any], str]],
+    *,
+    tenant: Tenant | None = None,
+    run_at: dt.datetime | None = None,
+) -> int:
+    """Add many tasks of one kind at once: ``items`` are ``(payload, idempotency_key)``;
+    a key already used adds nothing (as :func:`enqueue`, without handing back the task).
+    One INSERT per 500 tasks, for sweeps that queue thousands (an enqueue each costs a
+    round trip or two per task). Inside :func:`crmcore.db.atomic` the tasks commit with
+    the surrounding work. Returns how many were added."""
+    from crmcore.app import crm_state
+
+    state = crm_state()
+    handler = state.task_handlers.get(kind)
+    if handler is None:
+        raise UnknownTaskKind(f"no handler for task kind {kind!r} (declare it with crm_task_handlers)")
+    tenant = tenant if tenant is not None else db.current_tenant()
+    attempts = handler.max_attempts or state.config.instance.tasks["max_attempts"]
+    when = _as_utc_naive(run_at) if run_at is not None else utcnow()
+    rows = [{"tenant": tenant.id if tenant is not None else None, "kind": kind, "payload": json.dumps(dict(payload or {}), default=str),
+             "idempotency_key": key, "next_run_at": when, "max_attempts": attempts} for payload, key in items]
+    added = 0
+    for start in range(0, len(rows), 500):
+        added += len(list(Task.insert_many(rows[start:start + 500]).on_conflict_ignore().returning(Task.id).tuples().execute()))
+    if added:
+        db.on_commit(state.notify_worker)
+    return added
+
+
 def payload_of(task: Task) -> dict[str, Any]:
     return json.loads(task.payload or "{}")
 

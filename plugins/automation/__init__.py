@@ -6,9 +6,19 @@ modules it imports. Every key below is documented in README.md.
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from crmcore.sdk import Plugin
+
+
+def valid_timezone(name: str) -> None:
+    """An IANA time zone name (schedules fire in it)."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"Unknown time zone {name!r} (an IANA name such as Europe/Berlin).") from None
 
 
 class AutomationSettings(Schema):
@@ -22,6 +32,7 @@ class AutomationSettings(Schema):
     max_rules = fields.Integer(load_default=200, validate=validate.Range(min=1, max=5000))
     time_window_hours = fields.Float(load_default=24.0, validate=validate.Range(min=0.01, max=24 * 365))
     retention_days = fields.Integer(load_default=30, validate=validate.Range(min=1, max=3650))
+    timezone = fields.String(load_default="UTC", validate=valid_timezone)
 
 
 plugin = Plugin(

@@ -7,9 +7,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import peewee
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from crm_plugins.automation.contrib import ActionCall, AutomationAction
+from crm_plugins.automation.contrib import ActionCall, AutomationAction, StopRun
 from crm_plugins.automation.models import AutomationCounter
 from crmcore import sdk
 from crmcore.sdk import (
@@ -18,6 +19,7 @@ from crmcore.sdk import (
     Deal,
     Lead,
     Task,
+    User,
     create_record,
     tag_names,
     update_record,
@@ -55,6 +57,12 @@ class CreateTaskParams(Schema):
 
 class AssignOwnerParams(Schema):
     user_ids = fields.List(fields.Integer(), required=True, validate=validate.Length(min=1, max=100), metadata={"description": "Round-robin among them."})
+    only_if_unassigned = fields.Boolean(load_default=False)
+
+
+class AssignLeastLoadedParams(Schema):
+    user_ids = fields.List(fields.Integer(), required=True, validate=validate.Length(min=1, max=100),
+                           metadata={"description": "The team: the one with the fewest open records of this kind gets it (ties: round-robin)."})
     only_if_unassigned = fields.Boolean(load_default=False)
 
 
@@ -140,6 +148,46 @@ def assign_owner(call: ActionCall) -> str:
     return f"owner set to user {user_id}"
 
 
+def _open_records(entity: str) -> Any:
+    """Which records of ``entity`` count as a user's open load: leads not converted or
+    unqualified, deals not closed, every contact and company they own."""
+    model = MODELS[entity]
+    if entity == "lead":
+        return model.status.not_in(["converted", "unqualified"])
+    if entity == "deal":
+        return model.closed_at.is_null()
+    return peewee.SQL("1 = 1")
+
+
+def assign_least_loaded(call: ActionCall) -> str:
+    """The owner becomes the team member with the fewest open records of this kind (one
+    grouped query); among the least loaded, the next after the one this step chose last
+    (round-robin). The step's counter row is locked first, so two runs of the step at
+    once choose one after the other."""
+    p = call.params
+    if p["only_if_unassigned"] and getattr(call.record, "owner_id", None):
+        return "already assigned"
+    model, team = MODELS[call.entity], list(dict.fromkeys(p["user_ids"]))
+    AutomationCounter.insert(tenant=call.tenant.id, rule=call.rule_id, step=call.step, value=0).on_conflict_ignore().execute()
+    last = list(AutomationCounter.update(value=AutomationCounter.value)
+                .where((AutomationCounter.rule == call.rule_id) & (AutomationCounter.step == call.step))
+                .returning(AutomationCounter.value).tuples().execute())[0][0]
+    load = (User.select(User.id, peewee.fn.COUNT(model.id))
+            .join(model, peewee.JOIN.LEFT_OUTER, on=((model.owner == User.id) & (model.id != call.record.id) & _open_records(call.entity)))
+            .where(User.id.in_(team) & (User.active == True)).group_by(User.id).tuples())  # noqa: E712
+    counts = dict(load)
+    if not counts:
+        raise StopRun("No active user in the team to assign.")
+    fewest = min(counts.values())
+    # round-robin among the least loaded: the first of them after the last one chosen
+    order = [team[(last + i) % len(team)] for i in range(len(team))]
+    user_id = next(u for u in order if counts.get(u) == fewest)
+    AutomationCounter.update(value=team.index(user_id) + 1).where(
+        (AutomationCounter.rule == call.rule_id) & (AutomationCounter.step == call.step)).execute()
+    update_record(call.record, {"owner": user_id})
+    return f"owner set to user {user_id} ({fewest} open)"
+
+
 def update_field(call: ActionCall) -> str:
     name = call.params["field"]
     key = name.removesuffix("_id") if name.endswith("_id") else name
@@ -201,6 +249,8 @@ def wait(call: ActionCall) -> str:  # the runner schedules the wake-up; nothing 
 BUILTIN_ACTIONS = (
     AutomationAction("create_task", "Create a task", create_task, CreateTaskParams, description="A task linked to the record, for its owner unless said."),
     AutomationAction("assign_owner", "Assign the owner (round-robin)", assign_owner, AssignOwnerParams, ("lead", "contact", "company", "deal")),
+    AutomationAction("assign_least_loaded", "Assign the owner (least loaded in a team)", assign_least_loaded, AssignLeastLoadedParams,
+                     description="The team member with the fewest open records of this kind; ties in turn."),
     AutomationAction("update_field", "Update a field", update_field, UpdateFieldParams),
     AutomationAction("add_tag", "Add a tag", add_tag, TagParams),
     AutomationAction("remove_tag", "Remove a tag", remove_tag, TagParams),

@@ -10,6 +10,8 @@ from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 
 from crm_plugins.automation import conditions, rules, runs, templates
+from crm_plugins.automation.actions import MODELS
+from crm_plugins.automation.field_paths import extra_fields
 from crm_plugins.automation.models import RULE_STATUSES, RUN_STATUSES, AutomationRule, AutomationRun
 from crmcore import sdk
 from crmcore.sdk import PageArgs, keyset_page, require
@@ -251,7 +253,9 @@ def _run_or_404(run_id: int) -> AutomationRun:
 
 
 @blp.route("/catalogue")
-@blp.response(200, Schema.from_dict({"triggers": fields.List(fields.Dict()), "actions": fields.List(fields.Dict()), "operators": fields.Dict(), "templates": fields.List(fields.Dict())}, name="AutomationCatalogue"))
+@blp.response(200, Schema.from_dict({"triggers": fields.List(fields.Dict()), "actions": fields.List(fields.Dict()), "operators": fields.Dict(), "templates": fields.List(fields.Dict()),
+                                      "fields": fields.Dict(metadata={"description": "Record kind -> the fields conditions may name (columns, tags, related records' fields, custom fields, score)."})},
+                                     name="AutomationCatalogue"))
 @blp.doc(security=SECURITY)
 @require(READ)
 def catalogue():
@@ -263,4 +267,5 @@ def catalogue():
                      "params": sorted(a.params().fields) if a.params else []} for a in rules.actions(tenant).values()],
         "operators": conditions.OPS,
         "templates": templates.TEMPLATES,
+        "fields": {e: conditions.record_fields(m) + ["tags"] + extra_fields(tenant, e) for e, m in MODELS.items()},
     }

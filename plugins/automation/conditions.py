@@ -97,6 +97,14 @@ def validate(tree: Any, fields: list[str], path: str = "conditions") -> dict[str
     return errors
 
 
+def needs_extra(tree: Any) -> bool:
+    """Whether the tree names a related record's field, a custom field or the score
+    (read by :func:`crm_plugins.automation.fields.extra_values`)."""
+    from crm_plugins.automation.field_paths import named
+
+    return any(("." in n and not n.startswith("event.")) or n == "score" for n in named(tree))
+
+
 def needs_tags(tree: Any) -> bool:
     if isinstance(tree, dict):
         if tree.get("field") == "tags":

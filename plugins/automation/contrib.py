@@ -73,6 +73,10 @@ class AutomationAction:
     params: type | None = None
     entities: tuple[str, ...] = ()
     description: str = ""
+    #: ``choices(tenant) -> {param: [(value, label), ...]}``: the values the editor offers
+    #: as a list for params that name something of the tenant's (an email template, a
+    #: webhook endpoint), so nobody types an id. Called when the editor opens.
+    choices: Callable[[Any], dict[str, list[tuple[Any, str]]]] | None = None
 
 
 class StopRun(Exception):

@@ -10,6 +10,7 @@ from marshmallow import ValidationError
 from crm_plugins.automation import conditions, time_triggers
 from crm_plugins.automation.actions import MODELS, PROTECTED, display_name
 from crm_plugins.automation.contrib import AutomationAction, AutomationTrigger
+from crm_plugins.automation.field_paths import extra_fields, extra_values
 from crm_plugins.automation.models import RULE_STATUSES, AutomationRule, AutomationRuleVersion
 from crmcore import sdk
 from crmcore.sdk import Invalid, Stage, User, atomic, tag_names, utcnow
@@ -82,8 +83,8 @@ def validate(tenant: Any, data: dict[str, Any]) -> dict[str, Any]:
                 errors[f"trigger.options.{key}"] = [f"Unknown option; this trigger has: {', '.join(spec.options) or 'none'}."]
             if trigger["type"] == "record_updated" and options.get("field") and options["field"] not in fields:
                 errors["trigger.options.field"] = [f"No field {options['field']!r} on {entity} records."]
-            errors.update(time_triggers.check_options(trigger["type"], entity, options))
-    errors.update(conditions.validate(data.get("conditions") or {}, fields))
+            errors.update(time_triggers.check_options(trigger["type"], entity, options, sdk.settings(tenant, "automation")["timezone"]))
+    errors.update(conditions.validate(data.get("conditions") or {}, fields + extra_fields(tenant, entity)))
     exit_on = data.get("exit_on") or []
     if not isinstance(exit_on, list) or len(exit_on) > 10:
         errors["exit_on"] = ["A list of at most 10 trigger names."]
@@ -173,16 +174,17 @@ def describe_step(step: dict[str, Any], known: dict[str, AutomationAction]) -> s
 def dry_run(tenant: Any, rule: AutomationRule, limit: int) -> dict[str, Any]:
     """The rule against the ``limit`` most recent records of its entity: which match and
     what would be done. Nothing is done. Conditions on ``event.*`` facts count as met
-    (there is no event in a dry run). Three queries whatever the limit."""
+    (there is no event in a dry run). A constant number of queries whatever the limit."""
     model = MODELS[rule.entity]
     records = list(model.select().order_by(model.id.desc()).limit(limit))
     fields = conditions.record_fields(model)
     tags = tag_names(rule.entity, [r.id for r in records]) if conditions.needs_tags(rule.conditions) else {}
     known = actions(tenant)
     planned = [describe_step(s, known) for s in rule.steps]
+    extras = extra_values(rule.entity, records, rule.conditions) if conditions.needs_extra(rule.conditions) else {}
     out = []
     for record in records:
-        values = conditions.values_of(record, fields, tags.get(record.id), {})
+        values = conditions.values_of(record, fields, tags.get(record.id), {}) | extras.get(record.id, {})
         matched = conditions.evaluate(rule.conditions, values, assume_events=True)
         out.append({"record_id": record.id, "name": display_name(record), "matches": matched, "steps": planned if matched else []})
     return {"checked": len(records), "matched": sum(1 for r in out if r["matches"]), "records": out,

@@ -11,18 +11,19 @@ causal chain is the current one, so runs they start carry it (the depth guard).
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import datetime as dt
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from crm_plugins.automation import conditions, rules, waits
+from crm_plugins.automation import conditions, field_paths, rules, waits
 from crm_plugins.automation.actions import MODELS, wait_delta
 from crm_plugins.automation.contrib import ActionCall, StopRun
 from crm_plugins.automation.models import AutomationRule, AutomationRuleVersion, AutomationRun
 from crmcore import sdk
-from crmcore.sdk import atomic, enqueue, payload_of, tag_names, utcnow
+from crmcore.sdk import atomic, enqueue, enqueue_many, payload_of, tag_names, utcnow
 
 log = logging.getLogger("crm_plugins.automation")
 
@@ -69,10 +70,16 @@ def on_signal(signal_name: str) -> Any:
             key = (event.entity, event.record_id, with_tags)
             if key not in values:
                 values[key] = _condition_values(event, data, with_tags)
-            if values[key] is not None and conditions.evaluate(rule.conditions, values[key]):
+            if values[key] is None:
+                continue
+            tested = values[key]
+            if conditions.needs_extra(rule.conditions):  # related records, custom fields, score
+                record = values[key]["_record"]
+                tested = {**tested, **field_paths.extra_values(event.entity, [record], rule.conditions)[record.id]}
+            if conditions.evaluate(rule.conditions, tested):
                 matched.append((rule, event))
         if matched:
-            with atomic():  # one commit for every run this fact starts
+            with _one_transaction():  # one commit for every run this fact starts
                 for rule, event in matched:
                     start(tenant, rule, event.entity, event.record_id, rule.trigger_type)
 
@@ -89,7 +96,9 @@ def _condition_values(event: Any, data: dict[str, Any], with_tags: bool) -> dict
     if record is None:
         return None
     tags = tag_names(event.entity, [record.id])[record.id] if with_tags else None
-    return conditions.values_of(record, conditions.record_fields(model), tags, event.facts)
+    values = conditions.values_of(record, conditions.record_fields(model), tags, event.facts)
+    values["_record"] = record  # for the extra fields of the rules that name some
+    return values
 
 
 @dataclass(frozen=True)
@@ -155,7 +164,7 @@ def start(tenant: Any, rule: AutomationRule, entity: str, record_id: int, trigge
     parent = _chain.get() or []
     chain = parent + [rule.id]
     now = utcnow()
-    with atomic():
+    with _one_transaction():
         guard = error = None
         if len(chain) > settings["max_depth"]:
             guard, error = "depth", f"Stopped: caused by a chain of {len(parent)} runs (rules {parent}); the limit is {settings['max_depth']}."
@@ -170,6 +179,13 @@ def start(tenant: Any, rule: AutomationRule, entity: str, record_id: int, trigge
         if guard is None:
             queue_step(tenant, run)
     return run
+
+
+def _one_transaction() -> Any:
+    """A transaction, unless one is open: a receiver in the sender's transaction (the
+    core gives it a savepoint already) or a sweep's. A savepoint more per run cost two
+    round trips each on the create path, and nothing here catches an error between them."""
+    return contextlib.nullcontext() if sdk.database.in_transaction() else atomic()
 
 
 def queue_step(tenant: Any, run: AutomationRun, delay: float = 0.0) -> None:
@@ -311,8 +327,9 @@ def wake_due(tenant: Any) -> int:
         due = list(AutomationRun.update(status="queued", wake_at=None, tries=AutomationRun.tries + 1, updated_at=now)
                    .where((AutomationRun.status == "waiting") & (AutomationRun.wake_at <= now))
                    .returning(AutomationRun.id, AutomationRun.step, AutomationRun.tries).tuples().execute())
-        for run_id, step, tries in due:
-            queue_step(tenant, AutomationRun(id=run_id, step=step, tries=tries))
+        # one INSERT per 500 step tasks (an enqueue each took ~4 ms: 10,000 runs, 45 s)
+        enqueue_many(STEP_TASK, [({"run_id": run_id, "step": step, "tries": tries}, f"automation:run:{run_id}:{step}:{tries}")
+                                 for run_id, step, tries in due], tenant=tenant)
     return len(due)
 
 

@@ -19,12 +19,12 @@ from typing import Any
 
 import peewee
 
-from crm_plugins.automation import conditions
+from crm_plugins.automation import schedules, sql_conditions
 from crm_plugins.automation.actions import MODELS
 from crm_plugins.automation.contrib import AutomationTrigger
 from crm_plugins.automation.models import AutomationFired, AutomationRule
 from crmcore import sdk
-from crmcore.sdk import Activity, atomic, tag_names, utcnow
+from crmcore.sdk import Activity, atomic, utcnow
 
 BATCH = 500  # records per rule per sweep; the rest fire on the next sweeps
 ENTITIES = ("lead", "contact", "company", "deal")
@@ -38,6 +38,8 @@ TIME_TRIGGERS = (
     AutomationTrigger("date_reached", "", "A date field is reached (± days)", ENTITIES, _never,
                       options={"field": "the date or time field", "offset_days": "days after it (negative: before)"}),
     AutomationTrigger("inactive", "", "No activity for some days", ENTITIES, _never, options={"days": "days without activity"}),
+    AutomationTrigger("schedule", "", "On a schedule (every matching record)", ENTITIES, _never,
+                      options={"cron": "a crontab ('0 9 * * mon-fri') or 'every weekday 9:00', in the tenant's time zone"}),
 )
 NAMES = tuple(t.name for t in TIME_TRIGGERS)
 
@@ -47,7 +49,7 @@ def date_fields(entity: str) -> list[str]:
     return [f.name for f in model._meta.sorted_fields if isinstance(f, (peewee.DateField, peewee.DateTimeField))]
 
 
-def check_options(trigger_type: str, entity: str, options: dict[str, Any]) -> dict[str, list[str]]:
+def check_options(trigger_type: str, entity: str, options: dict[str, Any], timezone: str = "UTC") -> dict[str, list[str]]:
     """Errors by path of a time trigger's options (empty: fine)."""
     errors: dict[str, list[str]] = {}
 
@@ -69,13 +71,17 @@ def check_options(trigger_type: str, entity: str, options: dict[str, Any]) -> di
         integer("offset_days", -365, 365, False)
     elif trigger_type == "inactive":
         integer("days", 1, 3650, True)
+    elif trigger_type == "schedule":
+        errors.update(schedules.check_options(options, timezone))
     return errors
 
 
-def _due_query(rule: AutomationRule, now: dt.datetime, window_hours: float) -> Any:
-    """(id, occurrence as text) of the rule's due records not fired for it, oldest first."""
+def _due_query(rule: AutomationRule, now: dt.datetime, settings: Any) -> Any:
+    """(id, occurrence as text) of the rule's due records that match its conditions and
+    have not fired for it, oldest first: one query (None: no occurrence is due)."""
     model = MODELS[rule.entity]
     options = rule.trigger.get("options") or {}
+    window_hours = settings["time_window_hours"]
     if rule.trigger_type == "date_reached":
         field = getattr(model, options["field"])
         due = now - dt.timedelta(days=int(options.get("offset_days") or 0))
@@ -85,39 +91,43 @@ def _due_query(rule: AutomationRule, now: dt.datetime, window_hours: float) -> A
         else:  # a date: due on its day
             bounds = (field <= due.date()) & (field > since.date())
         occurrence = peewee.Cast(field, "TEXT")
-    else:
+    elif rule.trigger_type == "inactive":
         last = (Activity.select(peewee.fn.MAX(Activity.occurred_at)).where(getattr(Activity, rule.entity) == model.id))
         moment = peewee.fn.COALESCE(last, model.created_at)
         bounds = moment <= now - dt.timedelta(days=int(options["days"]))
         occurrence = peewee.Cast(moment, "TEXT")
+    else:  # schedule: every matching record, once per firing
+        since = max(now - dt.timedelta(hours=window_hours), rule.updated_at)
+        firing = schedules.latest_occurrence(options["cron"], settings["timezone"], since, now)
+        if firing is None:
+            return None
+        bounds = sql_conditions.TRUE
+        occurrence = peewee.Value(firing.isoformat(sep=" "))
+    matching = sql_conditions.compile_tree(rule.conditions, model, rule.entity, facts={"occurrence": occurrence})
     fired = AutomationFired.select(AutomationFired.id).where(
         (AutomationFired.rule == rule.id) & (AutomationFired.record_id == model.id) & (AutomationFired.occurrence == occurrence))
-    return (model.select(model.id, occurrence.alias("occurrence")).where(bounds & ~peewee.fn.EXISTS(fired))
+    return (model.select(model.id, occurrence.alias("occurrence")).where(bounds & matching & ~peewee.fn.EXISTS(fired))
             .order_by(model.id).limit(BATCH).tuples())
 
 
 def sweep(tenant: Any) -> int:
-    """Scheduled every minute: start the runs of time rules that came due; returns how
-    many started. A constant number of queries per active time rule."""
+    """Scheduled every minute: start the runs of time rules that came due for the records
+    matching their conditions (found in SQL); returns how many started. A constant number
+    of queries per active time rule, plus the runs' own."""
     from crm_plugins.automation import runs
 
     settings = sdk.settings(tenant, "automation")
     now = utcnow()
     started = 0
     for rule in AutomationRule.select().where((AutomationRule.status == "active") & AutomationRule.trigger_type.in_(NAMES)):
-        model = MODELS[rule.entity]
         with atomic():
-            due = list(_due_query(rule, now, settings["time_window_hours"]))
+            query = _due_query(rule, now, settings)
+            due = list(query) if query is not None else []
             if not due:
                 continue
-            claimed = dict(AutomationFired.insert_many([{"tenant": tenant.id, "rule": rule.id, "record_id": rid, "occurrence": occ} for rid, occ in due])
-                           .on_conflict_ignore().returning(AutomationFired.record_id, AutomationFired.occurrence).tuples().execute())
-            records = list(model.select().where(model.id.in_(list(claimed))))
-            tags = tag_names(rule.entity, [r.id for r in records]) if conditions.needs_tags(rule.conditions) else {}
-            fields = conditions.record_fields(model)
-            for record in records:
-                values = conditions.values_of(record, fields, tags.get(record.id), {"occurrence": claimed[record.id]})
-                if conditions.evaluate(rule.conditions, values):
-                    runs.start(tenant, rule, rule.entity, record.id, rule.trigger_type)
-                    started += 1
+            claimed = list(AutomationFired.insert_many([{"tenant": tenant.id, "rule": rule.id, "record_id": rid, "occurrence": occ} for rid, occ in due])
+                       .on_conflict_ignore().returning(AutomationFired.record_id).tuples().execute())
+            for (record_id,) in claimed:
+                runs.start(tenant, rule, rule.entity, record_id, rule.trigger_type)
+                started += 1
     return started

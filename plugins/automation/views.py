@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
@@ -12,10 +13,13 @@ from marshmallow import fields as mfields
 from crm_plugins.automation import conditions, rules, runs
 from crm_plugins.automation.actions import MODELS, PROTECTED
 from crm_plugins.automation.api import run_counts
+from crm_plugins.automation.field_paths import extra_fields
 from crm_plugins.automation.models import AutomationRule, AutomationRun
 from crm_plugins.automation.templates import TEMPLATES
 from crmcore import sdk
 from crmcore.sdk import Invalid
+
+log = logging.getLogger("crm_plugins.automation")
 
 bp = Blueprint("automation", __name__, url_prefix="/app/automation", template_folder="templates", static_folder="static", static_url_path="/static")
 PAGE_SIZE = 100
@@ -56,6 +60,23 @@ def _param_kind(field: Any) -> str:
     return "text"
 
 
+def param_choices(tenant: Any, known_actions: dict[str, Any]) -> dict[str, list[tuple[Any, str]]]:
+    """param -> [(value, label)] the actions offer as pickers (a plugin's failure to list
+    them leaves that param a plain input, logged, and the editor working)."""
+    found: dict[str, list[tuple[Any, str]]] = {}
+    for name, action in known_actions.items():
+        if action.choices is None:
+            continue
+        try:
+            offered = action.choices(tenant) or {}
+        except Exception:  # noqa: BLE001 - another plugin's code: contain it
+            log.exception("automation: the choices of action %s failed", name)
+            continue
+        for pname, items in offered.items():
+            found.setdefault(pname, []).extend((value, str(label)) for value, label in items)
+    return found
+
+
 def _editor_context(values: dict[str, Any], errors: dict[str, list[str]] | None = None) -> dict[str, Any]:
     tenant = sdk.current_tenant()
     known_actions = rules.actions(tenant)
@@ -67,14 +88,15 @@ def _editor_context(values: dict[str, Any], errors: dict[str, list[str]] | None 
         for pname, pfield in declared.items():
             params.setdefault(pname, _param_kind(pfield))
     known_triggers = rules.triggers(tenant)
+    choices = param_choices(tenant, known_actions)
     options = sorted({o for t in known_triggers.values() for o in t.options})
     return {
         "values": values, "errors": errors or {}, "entities": list(MODELS),
-        "fields_by_entity": {e: conditions.record_fields(m) + ["tags"] for e, m in MODELS.items()},
+        "fields_by_entity": {e: conditions.record_fields(m) + ["tags"] + extra_fields(tenant, e) for e, m in MODELS.items()},
         "settable": {e: [f for f in conditions.record_fields(m) if f not in PROTECTED] for e, m in MODELS.items()},
         "triggers": known_triggers, "option_names": options, "operators": conditions.OPS,
         "options_by_trigger": {name: list(t.options) for name, t in known_triggers.items()},
-        "actions": known_actions, "params": params, "params_by_action": by_action,
+        "actions": known_actions, "params": params, "params_by_action": by_action, "choices": choices,
         "users": sdk.user_options(), "json": json,
     }
 

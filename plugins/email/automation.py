@@ -23,7 +23,7 @@ from crm_plugins.automation.contrib import (
     StopRun,
     TriggerEvent,
 )
-from crm_plugins.channels.contrib import Refused, compose
+from crm_plugins.channels.contrib import Refused, compose, templates_for
 from crm_plugins.channels.contrib import template as template_by_id
 from crm_plugins.email import bounces, unsubscribe
 from crmcore.sdk import Contact, Lead
@@ -63,8 +63,14 @@ def send_template(call: ActionCall) -> str:
     return f"email #{message.id} queued to {address} ({template.name})"
 
 
+def template_choices(tenant: Any) -> dict[str, list[tuple[Any, str]]]:
+    """The email templates, for the rule editor's picker."""
+    return {"template_id": [(t.id, t.name) for t in templates_for("email")]}
+
+
 ACTIONS = [AutomationAction("send_template", "Send an email template", send_template, SendTemplateParams, ("lead", "contact"),
-                            description="An email from a message template to the record's address, through the outbox.")]
+                            description="An email from a message template to the record's address, through the outbox.",
+                            choices=template_choices)]
 
 
 def _unsubscribed(address: str = "", **_: Any) -> TriggerEvent | None:

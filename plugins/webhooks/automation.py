@@ -43,5 +43,13 @@ def call_webhook(call: ActionCall) -> str:
     return f"webhook {message.msg_id} queued to endpoint {endpoint.id}"
 
 
+def endpoint_choices(tenant: Any) -> dict[str, list[tuple[Any, str]]]:
+    """The enabled webhook endpoints, for the rule editor's picker."""
+    endpoints = WebhookEndpoint.select(WebhookEndpoint.id, WebhookEndpoint.url, WebhookEndpoint.description).where(
+        WebhookEndpoint.enabled == True).order_by(WebhookEndpoint.id).limit(200)  # noqa: E712
+    return {"endpoint_id": [(e.id, f"{e.description} ({e.url})" if e.description else e.url) for e in endpoints]}
+
+
 ACTIONS = [AutomationAction("call_webhook", "Call a webhook", call_webhook, CallWebhookParams,
-                            description="A signed POST of the record to one webhook endpoint, with its retries.")]
+                            description="A signed POST of the record to one webhook endpoint, with its retries.",
+                            choices=endpoint_choices)]

@@ -35,7 +35,19 @@ def crm_models():
 
 @hookimpl
 def crm_migrations():
-    return [Migration("0001_initial", create_tables(MailboxFolder, Undeliverable, Unsubscribe))]
+    return [Migration("0001_initial", create_tables(MailboxFolder, Undeliverable, Unsubscribe)),
+            Migration("0002_unsubscribes_to_consent", _unsubscribes_to_consent)]
+
+
+def _unsubscribes_to_consent(database):
+    """Marketing unsubscribes move to the channels consent record (scope ``marketing``),
+    which every channel and the outbox read; one statement for every tenant. An address
+    that already has a consent row keeps it (an SMS-style opt-out of everything covers
+    marketing). ``email_unsubscribe`` stays, unused, for the record."""
+    database.execute_sql(
+        "INSERT INTO channels_consent (tenant_id, address, opted_out, channel, source, changed_at, scope) "
+        "SELECT u.tenant_id, LOWER(u.address), TRUE, 'email', u.source, u.unsubscribed_at, 'marketing' FROM email_unsubscribe u "
+        "WHERE NOT EXISTS (SELECT 1 FROM channels_consent c WHERE c.tenant_id = u.tenant_id AND c.address = LOWER(u.address))")
 
 
 @hookimpl

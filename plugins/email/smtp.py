@@ -14,7 +14,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from crm_plugins.channels.contrib import PermanentFailure, Refused, TemporaryFailure
+from crm_plugins.channels.contrib import PermanentFailure, Refused, TemporaryFailure, opted_out
 from crmcore import sdk
 
 PLUGIN = "email"
@@ -62,11 +62,12 @@ def prepare(tenant: Any, draft: dict[str, Any]) -> dict[str, Any]:
             for address, reason in bounced.items():
                 problems.setdefault(field, []).append(f"{address} bounced ({reason}): fix the address, or mark it fixed on the email admin page")
     marketing = draft.get("purpose") == "marketing"
+    if not problems:  # the channels consent record: an unsubscribe (marketing) or "no messages at all"
+        opted = opted_out([a for _, a in getaddresses(to + cc)], "marketing" if marketing else "sales")
+        for address, row in sorted(opted.items()):
+            what = "unsubscribed from marketing email" if row.scope == "marketing" else "asked for no messages at all"
+            problems.setdefault("to", []).append(f"{address} {what}")
     if not problems and marketing:
-        from crm_plugins.email import unsubscribe
-
-        for address in sorted(unsubscribe.unsubscribed([a for _, a in getaddresses(to + cc)])):
-            problems.setdefault("to", []).append(f"{address} unsubscribed from marketing email")
         if len(to) != 1 or cc:
             problems.setdefault("to", []).append("marketing email goes to one recipient (its unsubscribe link is theirs)")
     if problems:

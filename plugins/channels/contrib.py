@@ -58,7 +58,7 @@ class Channel:
     has_subject: bool = False
     #: ``prepare(tenant, draft) -> dict`` checks an outbound draft before it is queued
     #: (``draft``: to, cc, subject, body_text, body_html, conversation, purpose: "sales"
-    #: or "marketing") and returns what it fixes now: ``to``/``cc`` normalised,
+    #: or "marketing", author_id: the sending user's id or None) and returns what it fixes now: ``to``/``cc`` normalised,
     #: ``sender``, ``message_id``, ``headers``, and ``body_text``/``body_html`` when it
     #: adds to them (an unsubscribe footer).
     #: It raises :class:`Refused` for a draft the channel will not take (the API: 422).

@@ -326,7 +326,7 @@ def compose(tenant: Any, *, channel_name: str, entity: str | None, record: Any, 
     if channel.max_length and len(body_text) > channel.max_length:
         raise Refused({"body": [f"longer than the channel's {channel.max_length} characters"]})
     draft = {"to": list(to), "cc": list(cc or []), "subject": subject, "body_text": body_text, "body_html": body_html,
-             "conversation": conversation, "purpose": purpose}
+             "conversation": conversation, "purpose": purpose, "author_id": getattr(user, "id", None)}
     prepared = channel.prepare(tenant, draft) if channel.prepare else {}
     if conversation is None and not channel.has_subject:  # chat-like: one running thread per (normalised) address
         address = prepared.get("to", draft["to"])[0]

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from crm_plugins.channels.contrib import Channel
-from crm_plugins.email import automation, inbound, panel, smtp, unsubscribe, views
-from crm_plugins.email.models import MODELS, MailboxFolder, Undeliverable, Unsubscribe
+from crm_plugins.email import (
+    automation,
+    inbound,
+    mailgun,
+    panel,
+    smtp,
+    unsubscribe,
+    views,
+    webhooks,
+)
+from crm_plugins.email.models import MODELS, MailboxFolder, Signature, Undeliverable, Unsubscribe
 from crmcore.sdk import (
     Migration,
     NavItem,
@@ -29,6 +38,12 @@ def crm_channels(tenant):
 
 
 @hookimpl
+def crm_email_providers(tenant):
+    """The Mailgun-compatible HTTP API (``transport = "mailgun"``)."""
+    return [mailgun.MAILGUN]
+
+
+@hookimpl
 def crm_models():
     return MODELS
 
@@ -36,7 +51,8 @@ def crm_models():
 @hookimpl
 def crm_migrations():
     return [Migration("0001_initial", create_tables(MailboxFolder, Undeliverable, Unsubscribe)),
-            Migration("0002_unsubscribes_to_consent", _unsubscribes_to_consent)]
+            Migration("0002_unsubscribes_to_consent", _unsubscribes_to_consent),
+            Migration("0003_signatures", create_tables(Signature))]
 
 
 def _unsubscribes_to_consent(database):
@@ -52,7 +68,9 @@ def _unsubscribes_to_consent(database):
 
 @hookimpl
 def crm_web_blueprints():
-    return [views.bp, unsubscribe.bp]
+    from crm_plugins.email import signature  # noqa: F401  (its route is on views.bp)
+
+    return [views.bp, unsubscribe.bp, webhooks.bp]
 
 
 @hookimpl

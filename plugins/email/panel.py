@@ -17,5 +17,5 @@ def render(entity: str, record: Any) -> str:
     recent = channels.messages_of(entity, record.id, "email", limit=10)
     templates = channels.templates_for("email")
     texts = {m.id: split_quoted((m.body_text or "")[:20_000]) for m in recent}
-    return render_template("email/_panel.html", entity=entity, record=record, recent=recent, templates=templates, texts=texts,
+    return render_template("email/_panel.html", entity=entity, record=record, recent=recent, templates=templates, texts=texts, now=sdk.utcnow(),
                            can_send=sdk.has_permission("channels:send"), address=getattr(record, "email", None) or "")

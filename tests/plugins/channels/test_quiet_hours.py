@@ -84,6 +84,15 @@ def test_a_message_in_quiet_hours_waits_and_goes_when_they_end_an_urgent_one_goe
     assert admin("GET", f"/messages/{waiting['id']}")["status"] == "queued"
     refused = admin("POST", "/messages", json={**send, "purpose": "marketing", "urgent": True}, status=422)
     assert "never urgent" in refused["errors"]["json"]["urgent"][0]
+    # the record page says how long it waits; its compose form has the urgent box
+    client = env.client("acme")
+    env.login(client)
+    page = client.get(f"/app/leads/{lead.id}").get_data(as_text=True)
+    assert f"(waits until {opening_of_window_around_now():%Y-%m-%d %H:%M} UTC)" in page and 'name="urgent"' in page
+    form = {"csrf_token": env.csrf(client), "to": "ada@example.com", "subject": "Call me now", "body": "x", "urgent": "1"}
+    assert client.post(f"/app/email/compose/lead/{lead.id}", data=form).status_code == 302
+    run_due_tasks(env)
+    assert [m["Subject"] for m in smtp.accepted] == ["Your server is down", "Call me now"]
     # the window ends: the settings say so, and the clock reaches the opening
     quiet_env(env, smtp, "")
     env.reload()
@@ -91,7 +100,7 @@ def test_a_message_in_quiet_hours_waits_and_goes_when_they_end_an_urgent_one_goe
         Message.update(next_attempt_at=utcnow()).where(Message.id == waiting["id"]).execute()
         Task.update(next_run_at=utcnow()).where(Task.status == "queued").execute()
     run_due_tasks(env)
-    assert [m["Subject"] for m in smtp.accepted] == ["Your server is down", "Hello"]
+    assert [m["Subject"] for m in smtp.accepted] == ["Your server is down", "Call me now", "Hello"]
     sent = admin("GET", f"/messages/{waiting['id']}")
     assert sent["status"] == "sent" and sent["attempts"] == 1  # the wait was no attempt
 

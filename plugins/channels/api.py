@@ -47,6 +47,12 @@ class ChannelMessageSchema(Schema):
     idempotency_key = fields.String(allow_none=True)
     created_at = fields.DateTime()
     sent_at = fields.DateTime(allow_none=True)
+    purpose = fields.String(metadata={"description": "sales or marketing"})
+    urgent = fields.Boolean(metadata={"description": "Sent during quiet hours too."})
+    waiting_until = fields.Function(
+        lambda m: m.next_attempt_at.isoformat() if m.status == "queued" and m.held_by is None and m.next_attempt_at and m.next_attempt_at > utcnow() else None,
+        allow_none=True, metadata={"type": "string", "format": "date-time",
+                                   "description": "A queued message waits until then (quiet hours, a retry's backoff)."})
 
 
 class ChannelMessagePageSchema(Schema):
@@ -68,6 +74,7 @@ class SendMessageSchema(Schema):
     idempotency_key = fields.String(validate=validate.Length(min=1, max=200), metadata={"description": "A send asked again with the same key is the same message."})
     purpose = fields.String(load_default="sales", validate=validate.OneOf(["sales", "marketing"]),
                             metadata={"description": "marketing: carries an unsubscribe link (email: RFC 8058 one-click headers); refused to who unsubscribed."})
+    urgent = fields.Boolean(load_default=False, metadata={"description": "Send during the recipient's quiet hours too (never for marketing); otherwise it waits for them to end."})
 
     @validates_schema
     def _about_something(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -172,6 +179,7 @@ class Messages(MethodView):
                 sdk.current_tenant(), channel_name=data["channel"], entity=entity, record=record, conversation=conversation,
                 to=data.get("to"), cc=data.get("cc"), subject=data.get("subject"), body=data.get("body"), html=data.get("html"),
                 template=template, user=user, idempotency_key=data.get("idempotency_key"), purpose=data["purpose"],
+                urgent=data["urgent"],
             )
         except Refused as exc:
             refused(exc)

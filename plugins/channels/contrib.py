@@ -58,7 +58,7 @@ class Channel:
     has_subject: bool = False
     #: ``prepare(tenant, draft) -> dict`` checks an outbound draft before it is queued
     #: (``draft``: to, cc, subject, body_text, body_html, conversation, purpose: "sales"
-    #: or "marketing") and returns what it fixes now: ``to``/``cc`` normalised,
+    #: or "marketing", author_id: the sending user's id or None) and returns what it fixes now: ``to``/``cc`` normalised,
     #: ``sender``, ``message_id``, ``headers``, and ``body_text``/``body_html`` when it
     #: adds to them (an unsubscribe footer).
     #: It raises :class:`Refused` for a draft the channel will not take (the API: 422).
@@ -147,27 +147,31 @@ def last_received_at(channel: str, address: str) -> Any:
 
 # --------------------------------------------------------------------------- consent
 # One per-address record for every channel (see models.Consent): an SMS "STOP" opts the
-# number out; any channel that sends to that address refuses it.
+# number out of everything; an email unsubscribe opts the address out of marketing. Any
+# channel that sends to that address refuses it, and the outbox checks again before
+# sending (see consent.py).
+
+#: what an opt-out covers
+CONSENT_SCOPES = ("all", "marketing")
 
 
-def opted_out(addresses: list[str]) -> dict[str, Any]:
-    """The addresses among ``addresses`` that opted out, each with its Consent row."""
-    from crm_plugins.channels.models import Consent
+def opted_out(addresses: list[str], purpose: str = "sales") -> dict[str, Any]:
+    """The addresses among ``addresses`` that may not get a message for ``purpose``
+    (``sales``: opted out of everything; ``marketing``: of marketing too), each with its
+    Consent row. Email addresses are compared in lower case."""
+    from crm_plugins.channels import consent
 
-    if not addresses:
-        return {}
-    rows = Consent.select().where(Consent.address.in_(list(addresses)) & (Consent.opted_out == True))  # noqa: E712
-    return {row.address: row for row in rows}
+    return consent.opted_out(addresses, purpose)
 
 
-def set_consent(address: str, *, opted_out: bool, channel: str, source: str = "") -> None:
-    """Record that ``address`` opted out (or back in), through ``channel``, saying ``source``."""
-    from crm_plugins.channels.models import Consent
-    from crmcore.sdk import require_tenant_id, utcnow
+def set_consent(address: str, *, opted_out: bool, channel: str, source: str = "", scope: str = "all") -> bool:
+    """Record that ``address`` opted out of ``scope`` (``all`` or ``marketing``), or back
+    in, through ``channel``, saying ``source``. An opt-out of marketing does not narrow
+    an opt-out of everything. True when this changed whether the address may get
+    marketing (the first unsubscribe, not a repeated click)."""
+    from crm_plugins.channels import consent
 
-    values = {"opted_out": opted_out, "channel": channel, "source": source[:200], "changed_at": utcnow()}
-    Consent.insert(address=address[:320], tenant=require_tenant_id(), **values).on_conflict(
-        conflict_target=[Consent.tenant, Consent.address], update=values).execute()
+    return consent.set_consent(address, opted_out=opted_out, channel=channel, source=source, scope=scope)
 
 
 def note(message: Any, *, message_id: str | None = None, headers: dict[str, Any] | None = None) -> None:

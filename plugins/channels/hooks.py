@@ -17,6 +17,7 @@ from crmcore.sdk import (
     Permission,
     PrivacySection,
     TaskHandler,
+    add_columns,
     create_tables,
     hookimpl,
 )
@@ -30,7 +31,18 @@ def crm_models():
 @hookimpl
 def crm_migrations():
     return [Migration("0001_initial", create_tables(Conversation, Message, MessageTemplate, Outbox)),
-            Migration("0002_consent", create_tables(Consent))]
+            Migration("0002_consent", create_tables(Consent)),
+            Migration("0004_consent_scope_and_quiet_hours", _consent_scope_and_quiet_hours)]
+
+
+def _consent_scope_and_quiet_hours(database):
+    """Consent.scope, Message.purpose and Message.urgent (a new database got them from
+    0001 and 0002, which create the tables as the models are now)."""
+    for model, names in ((Consent, ("scope",)), (Message, ("purpose", "urgent"))):
+        columns = {c.name for c in database.get_columns(model._meta.table_name)}
+        missing = [n for n in names if n not in columns]
+        if missing:
+            add_columns(model, *missing)(database)
 
 
 @hookimpl
@@ -75,8 +87,9 @@ def crm_privacy_export(tenant, entity, record_id, lead_ids, contact_ids):
     data = [{"channel": m.channel, "direction": m.direction, "status": m.status, "subject": m.subject, "body": m.body_text,
              "sender": m.sender, "recipients": m.recipients, "created_at": m.created_at.isoformat()} for m in rows]
     # the consent of the addresses they wrote from (kept on erase: it keeps them from being messaged)
-    addresses = {c.address.removeprefix("whatsapp:") for c in conversations if c.address}
-    consent = [{"address": r.address, "opted_out": r.opted_out, "channel": r.channel, "source": r.source, "changed_at": r.changed_at.isoformat()}
+    addresses = {c.address.removeprefix("whatsapp:").lower() for c in conversations if c.address}
+    consent = [{"address": r.address, "opted_out": r.opted_out, "scope": r.scope, "channel": r.channel, "source": r.source,
+                "changed_at": r.changed_at.isoformat()}
                for r in Consent.select().where(Consent.address.in_(sorted(addresses) or [""])).order_by(Consent.id)]
     if not data and not consent:
         return []

@@ -68,6 +68,10 @@ class Message(TenantModel):
     #: the end of that hold (so a killed worker's messages become due again)
     next_attempt_at = peewee.DateTimeField(null=True)
     held_by = peewee.IntegerField(null=True)  # the drain task (crm_task_queue id) holding it
+    #: "sales" (a rep's own) or "marketing": what consent it needs (migration 0004)
+    purpose = peewee.CharField(max_length=10, default="sales")
+    #: sent during the tenant's quiet hours too (otherwise it waits for them to end)
+    urgent = peewee.BooleanField(default=False)
 
     class Meta:
         table_name = "channels_message"
@@ -122,6 +126,9 @@ class Consent(TenantModel):
     channel = peewee.CharField(max_length=30)  # where the request came in (sms ...)
     source = peewee.CharField(max_length=200, default="")  # what was said ("STOP please")
     changed_at = peewee.DateTimeField(default=utcnow)
+    #: what the opt-out covers: "all" messages (an SMS STOP) or only "marketing" (an email
+    #: unsubscribe: a rep's own mail still goes) (migration 0004)
+    scope = peewee.CharField(max_length=10, default="all")
 
     class Meta:
         table_name = "channels_consent"

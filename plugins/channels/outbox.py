@@ -22,6 +22,7 @@ from typing import Any
 
 from peewee import fn
 
+from crm_plugins.channels import consent, quiet_hours
 from crm_plugins.channels.contrib import PermanentFailure, TemporaryFailure
 from crm_plugins.channels.models import Conversation, Message, Outbox
 from crmcore import sdk
@@ -60,10 +61,11 @@ def _take(task: Any, channel: str, hold_until: dt.datetime) -> list[Message]:
     return list(Message.select().where((Message.id.in_(ids)) & (Message.held_by == task.id) & (Message.next_attempt_at == hold_until)).order_by(Message.id))
 
 
-def _release(messages: list[Message]) -> None:
-    """Give back held messages not sent (the budget ran out): due at once, attempt uncounted."""
+def _release(messages: list[Message], due: dt.datetime | None = None) -> None:
+    """Give back held messages not sent (the budget ran out: due at once; quiet hours:
+    due when they end), attempt uncounted."""
     if messages:
-        Message.update(held_by=None, next_attempt_at=utcnow(), attempts=Message.attempts - 1).where(
+        Message.update(held_by=None, next_attempt_at=due or utcnow(), attempts=Message.attempts - 1).where(
             Message.id.in_([m.id for m in messages]) & (Message.status == "queued")).execute()
 
 
@@ -92,6 +94,9 @@ def drain_task(task: Any) -> None:
         missing = {m.conversation_id for m in batch} - set(conversations)
         if missing:  # the batch's conversations in one query
             conversations.update({c.id: c for c in Conversation.select().where(Conversation.id.in_(sorted(missing)))})
+        # opted out since it was queued: failed; in its recipient's quiet hours: later
+        refused = consent.blocked(batch)
+        waiting = quiet_hours.postponed(conf, [m for m in batch if m.id not in refused], conversations, utcnow())
         for i, message in enumerate(batch):
             if time.monotonic() >= deadline:
                 _release(batch[i:])
@@ -101,6 +106,12 @@ def drain_task(task: Any) -> None:
                 conversation = conversations[message.conversation_id] = Conversation.get_by_id(message.conversation_id)
             if channel is None or channel.send is None:
                 service.finish(tenant, message, "failed", f"channel {name!r} is not available", conversation)
+                continue
+            if message.id in refused:
+                service.finish(tenant, message, "failed", refused[message.id], conversation)
+                continue
+            if message.id in waiting:
+                _release([message], waiting[message.id])
                 continue
             message.failure_reason = None  # the channel may note a partial failure of this attempt
             try:

@@ -108,11 +108,13 @@ def _announce(tenant: Any, name: str, message: Message, conversation: Conversati
 
 def queue_outbound(tenant: Any, channel: Channel, conversation: Conversation | None, *, links: dict[str, int | None],
                    to: list[str], cc: list[str], subject: str, body_text: str, body_html: str,
-                   author_id: int | None, idempotency_key: str | None, prepared: dict[str, Any]) -> Message:
+                   author_id: int | None, idempotency_key: str | None, prepared: dict[str, Any],
+                   purpose: str = "sales", urgent: bool = False) -> Message:
     """Store an outbound message (status queued) and its send task, in one transaction.
 
     ``prepared`` is what the channel's preparation fixed (sender, message_id, headers ...).
-    With an ``idempotency_key`` already used, the message stored then is returned."""
+    With an ``idempotency_key`` already used, the message stored then is returned. A
+    message that is not ``urgent`` is due when the recipient's quiet hours end."""
     if idempotency_key:
         existing = Message.get_or_none(Message.idempotency_key == idempotency_key)
         if existing is not None:
@@ -125,20 +127,33 @@ def queue_outbound(tenant: Any, channel: Channel, conversation: Conversation | N
         previous = (Message.select().where((Message.conversation == conversation.id) & Message.message_id.is_null(False))
                     .order_by(Message.id.desc()).first())
         references = list(previous.references or []) + [previous.message_id] if previous else []
+        due = now if urgent else (_quiet_hours_end(tenant, conversation.contact_id, now) or now)
         message = Message.create(
             conversation=conversation.id, channel=channel.name, direction="out", status="queued",
             subject=subject[:300], body_text=body_text, body_html=body_html, recipients=to, cc=cc,
             in_reply_to=previous.message_id if previous else None, references=references[-50:],
-            idempotency_key=idempotency_key, author=author_id, created_at=now, next_attempt_at=now,
+            idempotency_key=idempotency_key, author=author_id, created_at=now, next_attempt_at=due, purpose=purpose, urgent=urgent,
             message_id=prepared.get("message_id") or f"<{uuid.uuid4().hex}@crm.invalid>",
             sender=prepared.get("sender", ""), headers=prepared.get("headers", {}),
         )
         Conversation.update(last_message_at=now, status="open" if conversation.status == "resolved" else conversation.status).where(
             Conversation.id == conversation.id).execute()
         _timeline(message, conversation, channel)
-        outbox.schedule(tenant, channel.name)
+        outbox.schedule(tenant, channel.name, due)
         _publish(tenant, conversation.id, message.id, "queued", channel.name)
     return message
+
+
+def _quiet_hours_end(tenant: Any, contact_id: int | None, now: Any) -> Any:
+    """When the quiet hours of the conversation's contact (or the tenant's) end; None
+    outside them."""
+    from crm_plugins.channels import quiet_hours
+
+    conf = sdk.settings(tenant, "channels")
+    if not conf["quiet_hours"]:
+        return None
+    contact_zone = Contact.select(Contact.timezone).where(Contact.id == contact_id).scalar() if contact_id else None
+    return quiet_hours.opening_for(conf, contact_zone, now)
 
 
 def finish(tenant: Any, message: Message, status: str, reason: str | None = None, conversation: Conversation | None = None) -> None:
@@ -265,9 +280,13 @@ def render_template(tenant: Any, template: Any, entity: str | None, record: Any,
 
 def compose(tenant: Any, *, channel_name: str, entity: str | None, record: Any, conversation: Conversation | None,
             to: list[str] | None, cc: list[str] | None, subject: str | None, body: str | None, html: str | None,
-            template: Any, user: Any, idempotency_key: str | None = None, purpose: str = "sales") -> Message:
+            template: Any, user: Any, idempotency_key: str | None = None, purpose: str = "sales", urgent: bool = False) -> Message:
     """Check, render and queue one outbound message about ``record`` (or a reply in
-    ``conversation``); raises :class:`Refused` (field messages) for a bad draft."""
+    ``conversation``); raises :class:`Refused` (field messages) for a bad draft. A
+    message that is not ``urgent`` (marketing never is) waits out the recipient's quiet
+    hours in the outbox."""
+    if urgent and purpose == "marketing":
+        raise Refused({"urgent": ["marketing is never urgent: it waits for quiet hours to end"]})
     channel = channels_of(tenant).get(channel_name)
     if channel is None or not channel.can("send"):
         raise Refused({"channel": [f"no channel {channel_name!r} that can send for this tenant"]})
@@ -307,7 +326,7 @@ def compose(tenant: Any, *, channel_name: str, entity: str | None, record: Any, 
     if channel.max_length and len(body_text) > channel.max_length:
         raise Refused({"body": [f"longer than the channel's {channel.max_length} characters"]})
     draft = {"to": list(to), "cc": list(cc or []), "subject": subject, "body_text": body_text, "body_html": body_html,
-             "conversation": conversation, "purpose": purpose}
+             "conversation": conversation, "purpose": purpose, "author_id": getattr(user, "id", None)}
     prepared = channel.prepare(tenant, draft) if channel.prepare else {}
     if conversation is None and not channel.has_subject:  # chat-like: one running thread per (normalised) address
         address = prepared.get("to", draft["to"])[0]
@@ -318,5 +337,5 @@ def compose(tenant: Any, *, channel_name: str, entity: str | None, record: Any, 
     return queue_outbound(
         tenant, channel, conversation, links=links, to=prepared.get("to", draft["to"]), cc=prepared.get("cc", draft["cc"]),
         subject=subject, body_text=body_text, body_html=body_html, author_id=getattr(user, "id", None),
-        idempotency_key=idempotency_key, prepared=prepared,
+        idempotency_key=idempotency_key, prepared=prepared, purpose=purpose, urgent=urgent,
     )

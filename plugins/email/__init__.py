@@ -37,6 +37,17 @@ class EmailSettings(Schema):
     alert_after_failures = fields.Integer(load_default=3, validate=validate.Range(min=1, max=1000))
     #: messages fetched per folder per poll (the rest on the next poll)
     fetch_batch = fields.Integer(load_default=200, validate=validate.Range(min=1, max=5000))
+    #: Reply-To: from_address plus-addressed with the message's token, for threading replies
+    #: that lost their In-Reply-To (the mail server must deliver local+anything@ to local@)
+    reply_tokens = fields.Boolean(load_default=False)
+    #: "smtp", or an HTTP provider registered through crm_email_providers ("mailgun")
+    transport = fields.String(load_default="smtp", validate=validate.Regexp(r"^[a-z][a-z0-9_]{0,29}$"))
+    #: the provider's API: base URL, key (as { "$env" = "NAME" }) and sending domain
+    api_url = fields.Url(load_default="https://api.mailgun.net", require_tld=False, schemes={"http", "https"})
+    api_key = fields.String(load_default="", validate=validate.Length(max=1000))
+    api_domain = fields.String(load_default="", validate=validate.Length(max=255))
+    #: the key the provider signs its webhooks (inbound mail, delivery events) with
+    webhook_signing_key = fields.String(load_default="", validate=validate.Length(max=1000))
 
     @validates("from_name")
     def _one_line(self, value: str, **kwargs) -> None:
@@ -50,4 +61,5 @@ plugin = Plugin(
     summary="Email on the channels inbox: send over SMTP from record pages, read the mailbox over IMAP.",
     requires=("channels",),
     settings=EmailSettings,
+    hookspecs="crm_plugins.email.hookspecs",
 )

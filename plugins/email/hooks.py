@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from crm_plugins.channels.contrib import Channel
-from crm_plugins.email import automation, inbound, panel, smtp, unsubscribe, views
-from crm_plugins.email.models import MODELS, MailboxFolder, Undeliverable, Unsubscribe
+from crm_plugins.email import (
+    automation,
+    inbound,
+    mailgun,
+    panel,
+    smtp,
+    unsubscribe,
+    views,
+    webhooks,
+)
+from crm_plugins.email.models import MODELS, MailboxFolder, Signature, Undeliverable, Unsubscribe
 from crmcore.sdk import (
     Migration,
     NavItem,
@@ -29,18 +38,39 @@ def crm_channels(tenant):
 
 
 @hookimpl
+def crm_email_providers(tenant):
+    """The Mailgun-compatible HTTP API (``transport = "mailgun"``)."""
+    return [mailgun.MAILGUN]
+
+
+@hookimpl
 def crm_models():
     return MODELS
 
 
 @hookimpl
 def crm_migrations():
-    return [Migration("0001_initial", create_tables(MailboxFolder, Undeliverable, Unsubscribe))]
+    return [Migration("0001_initial", create_tables(MailboxFolder, Undeliverable, Unsubscribe)),
+            Migration("0002_unsubscribes_to_consent", _unsubscribes_to_consent),
+            Migration("0003_signatures", create_tables(Signature))]
+
+
+def _unsubscribes_to_consent(database):
+    """Marketing unsubscribes move to the channels consent record (scope ``marketing``),
+    which every channel and the outbox read; one statement for every tenant. An address
+    that already has a consent row keeps it (an SMS-style opt-out of everything covers
+    marketing). ``email_unsubscribe`` stays, unused, for the record."""
+    database.execute_sql(
+        "INSERT INTO channels_consent (tenant_id, address, opted_out, channel, source, changed_at, scope) "
+        "SELECT u.tenant_id, LOWER(u.address), TRUE, 'email', u.source, u.unsubscribed_at, 'marketing' FROM email_unsubscribe u "
+        "WHERE NOT EXISTS (SELECT 1 FROM channels_consent c WHERE c.tenant_id = u.tenant_id AND c.address = LOWER(u.address))")
 
 
 @hookimpl
 def crm_web_blueprints():
-    return [views.bp, unsubscribe.bp]
+    from crm_plugins.email import signature  # noqa: F401  (its route is on views.bp)
+
+    return [views.bp, unsubscribe.bp, webhooks.bp]
 
 
 @hookimpl

@@ -19,7 +19,7 @@ from typing import Any
 from imap_tools import AND, MailBox, MailBoxStartTls, MailBoxUnencrypted, U
 
 import crm_plugins.channels.contrib as channels
-from crm_plugins.email import bounces
+from crm_plugins.email import bounces, reply_tokens
 from crm_plugins.email.models import MailboxFolder
 from crmcore import sdk
 from crmcore.sdk import atomic, utcnow
@@ -59,12 +59,15 @@ def parsed(msg: Any) -> dict[str, Any]:
     auto = _header(msg, "auto-submitted")
     if auto:
         headers["Auto-Submitted"] = auto[:100]
-    return {
+    data = {
         "address": (address or "").strip().lower()[:320], "name": name[:200], "subject": (msg.subject or "").replace("\r", " ").replace("\n", " ")[:300],
         "body_text": msg.text or "", "body_html": msg.html or "", "message_id": message_ids[0] if message_ids else None,
         "in_reply_to": in_reply_to[0] if in_reply_to else None, "references": references,
         "headers": headers, "recipients": [a for _, a in getaddresses([_header(msg, "to")]) if a][:50],
     }
+    # a reply that lost its threading headers: the reply-address token of its recipients
+    reply_tokens.thread_by_token(data, reply_tokens.addresses_of({n: _header(msg, n) for n in ("to", "cc", "delivered-to", "x-original-to")}))
+    return data
 
 
 def _folder_row(folder: str) -> MailboxFolder:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import peewee
 
-from crmcore.sdk import IdField, TenantModel, utcnow
+from crmcore.sdk import IdField, TenantModel, User, utcnow
 
 
 class MailboxFolder(TenantModel):
@@ -56,4 +56,18 @@ class Unsubscribe(TenantModel):
         indexes = ((("tenant", "address"), True),)
 
 
-MODELS = [MailboxFolder, Undeliverable, Unsubscribe]
+class Signature(TenantModel):
+    """A user's email signature, added under the text of each email they write (their
+    own, or from a template); none for automated mail (no author)."""
+
+    id = IdField()
+    user = peewee.ForeignKeyField(User, on_delete="CASCADE", backref="+")
+    text = peewee.TextField(default="")
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "email_signature"
+        indexes = ((("tenant", "user"), True),)
+
+
+MODELS = [MailboxFolder, Undeliverable, Unsubscribe, Signature]

@@ -9,12 +9,12 @@ import ssl
 import threading
 import time
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, getaddresses, make_msgid
+from email.utils import format_datetime, formataddr, getaddresses
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from crm_plugins.channels.contrib import PermanentFailure, Refused, TemporaryFailure
+from crm_plugins.channels.contrib import PermanentFailure, Refused, TemporaryFailure, opted_out
 from crmcore import sdk
 
 PLUGIN = "email"
@@ -50,8 +50,11 @@ def prepare(tenant: Any, draft: dict[str, Any]) -> dict[str, Any]:
     """The channel's check of an outbound draft; fixes the sender and the Message-ID."""
     conf = settings(tenant)
     problems: dict[str, list[str]] = {}
-    if not conf["from_address"] or not conf["smtp_host"]:
-        problems["channel"] = ["email sending is not configured for this tenant (settings.email from_address, smtp_host)"]
+    from crm_plugins.email import providers
+
+    transport_problem = providers.problem(tenant, conf)
+    if not conf["from_address"] or transport_problem:
+        problems["channel"] = [transport_problem or "email sending is not configured for this tenant (settings.email from_address)"]
     to = check_addresses("to", draft["to"], problems)
     cc = check_addresses("cc", draft["cc"], problems)
     if not problems:
@@ -62,31 +65,47 @@ def prepare(tenant: Any, draft: dict[str, Any]) -> dict[str, Any]:
             for address, reason in bounced.items():
                 problems.setdefault(field, []).append(f"{address} bounced ({reason}): fix the address, or mark it fixed on the email admin page")
     marketing = draft.get("purpose") == "marketing"
+    if not problems:  # the channels consent record: an unsubscribe (marketing) or "no messages at all"
+        opted = opted_out([a for _, a in getaddresses(to + cc)], "marketing" if marketing else "sales")
+        for address, row in sorted(opted.items()):
+            what = "unsubscribed from marketing email" if row.scope == "marketing" else "asked for no messages at all"
+            problems.setdefault("to", []).append(f"{address} {what}")
     if not problems and marketing:
-        from crm_plugins.email import unsubscribe
-
-        for address in sorted(unsubscribe.unsubscribed([a for _, a in getaddresses(to + cc)])):
-            problems.setdefault("to", []).append(f"{address} unsubscribed from marketing email")
         if len(to) != 1 or cc:
             problems.setdefault("to", []).append("marketing email goes to one recipient (its unsubscribe link is theirs)")
     if problems:
         raise Refused(problems)
-    domain = conf["from_address"].rsplit("@", 1)[1]
+    from crm_plugins.email import reply_tokens
+
+    message_id, token = reply_tokens.new_message_id(conf["from_address"].rsplit("@", 1)[1].lower())
     prepared = {
         "to": to, "cc": cc,
         "sender": formataddr((conf["from_name"], conf["from_address"])) if conf["from_name"] else conf["from_address"],
-        "message_id": make_msgid(domain=domain),
+        "message_id": message_id, "headers": {},
     }
-    if marketing:
-        from markupsafe import escape
+    reply_address = reply_tokens.reply_to(conf["from_address"], token) if conf["reply_tokens"] else None
+    if reply_address:
+        prepared["headers"]["Reply-To"] = formataddr((conf["from_name"], reply_address)) if conf["from_name"] else reply_address
+    from markupsafe import escape
 
+    from crm_plugins.email.models import Signature
+
+    signature = Signature.get_or_none(Signature.user == draft["author_id"]) if draft.get("author_id") else None
+    if signature is not None and signature.text.strip():
+        text = signature.text.strip()  # "-- " (RFC 3676): clients recognise and fold it
+        prepared["body_text"] = f"{draft['body_text'].rstrip()}\n\n-- \n{text}\n"
+        if draft["body_html"]:
+            lines = "<br>".join(str(escape(line)) for line in text.splitlines())
+            prepared["body_html"] = f'{draft["body_html"]}<div class="signature">-- <br>{lines}</div>'
+    if marketing:
         from crm_plugins.email import unsubscribe
 
         link = unsubscribe.link_for(tenant, getaddresses(to)[0][1])
-        prepared["headers"] = {"List-Unsubscribe": f"<{link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
-        prepared["body_text"] = f"{draft['body_text'].rstrip()}\n\n--\nUnsubscribe: {link}\n"
-        if draft["body_html"]:
-            prepared["body_html"] = f'{draft["body_html"]}<p style="font-size:small"><a href="{escape(link)}">Unsubscribe</a></p>'
+        prepared["headers"].update({"List-Unsubscribe": f"<{link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
+        prepared["body_text"] = f"{prepared.get('body_text', draft['body_text']).rstrip()}\n\n--\nUnsubscribe: {link}\n"
+        html = prepared.get("body_html", draft["body_html"])
+        if html:
+            prepared["body_html"] = f'{html}<p style="font-size:small"><a href="{escape(link)}">Unsubscribe</a></p>'
     return prepared
 
 
@@ -173,9 +192,14 @@ def _close(client: smtplib.SMTP) -> None:
 
 
 def send(tenant: Any, message: Any, conversation: Any) -> None:
-    """Send one message; 4xx and connection trouble are temporary, 5xx permanent."""
+    """Send one message over SMTP (4xx and connection trouble are temporary, 5xx
+    permanent), or through the tenant's HTTP provider (``transport``)."""
     conf = settings(tenant)
     mime = build(message)
+    if conf["transport"] != "smtp":  # an HTTP provider (crm_email_providers)
+        from crm_plugins.email import providers
+
+        return providers.send(tenant, conf, message, mime)
     rcpts = [a for _, a in getaddresses(list(message.recipients) + list(message.cc or []))]
     client, clean = None, False
     try:

@@ -5,6 +5,10 @@ one-click headers (``List-Unsubscribe``, ``List-Unsubscribe-Post``).
 button) records the unsubscribe at once; ``GET`` only shows the page with the button
 (link scanners follow GETs: a GET must not unsubscribe). The token is signed with the
 instance's secret key and names the tenant and the address; it does not expire.
+
+The unsubscribe is the channels plugin's consent record (``channels_consent``, scope
+``marketing``, channel ``email``, source ``one-click`` or ``link``); the rows of the
+former ``email_unsubscribe`` table were copied there by migration 0002.
 """
 
 from __future__ import annotations
@@ -14,9 +18,8 @@ from typing import Any
 from flask import Blueprint, abort, current_app, render_template, request, url_for
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from crm_plugins.email.models import Unsubscribe
+import crm_plugins.channels.contrib as channels
 from crmcore import sdk
-from crmcore.sdk import utcnow
 
 bp = Blueprint("email_public", __name__, url_prefix="/email", template_folder="templates")
 bp.crm_public = True
@@ -39,10 +42,9 @@ def link_for(tenant: Any, address: str) -> str:
 
 
 def unsubscribed(addresses: list[str]) -> set[str]:
-    wanted = [a.lower() for a in addresses]
-    if not wanted:
-        return set()
-    return {u.address for u in Unsubscribe.select(Unsubscribe.address).where(Unsubscribe.address.in_(wanted))}
+    """The addresses (lower case) that may not get marketing mail: unsubscribed, or
+    opted out of every message (the channels consent record)."""
+    return {a.lower() for a in channels.opted_out(addresses, "marketing")}
 
 
 def _address(token: str) -> str:
@@ -62,10 +64,8 @@ def unsubscribe(token: str) -> Any:
     if request.method == "POST":
         one_click = request.form.get("List-Unsubscribe") == "One-Click"
         with sdk.atomic():
-            known = Unsubscribe.select().where(Unsubscribe.address == address[:320]).exists()
-            Unsubscribe.insert(address=address[:320], source="one-click" if one_click else "link", unsubscribed_at=utcnow(),
-                               tenant=sdk.require_tenant_id()).on_conflict_ignore().execute()
-            if not known:
+            if not channels.opted_out([address], "marketing"):  # a repeated click changes nothing
+                channels.set_consent(address, opted_out=True, channel="email", source="one-click" if one_click else "link", scope="marketing")
                 sdk.send_signal(UNSUBSCRIBED_SIGNAL, sdk.current_tenant(), address=address)
         return render_template("email/unsubscribed.html", address=address, done=True)
     return render_template("email/unsubscribed.html", address=address, done=False, token=token)

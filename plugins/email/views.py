@@ -46,6 +46,7 @@ def compose(entity: str, record_id: int) -> Any:
             sdk.current_tenant(), channel_name="email", entity=entity, record=record, conversation=None,
             to=_list(values["to"]), cc=_list(values["cc"]), subject=values["subject"] or None, body=values["body"] or None,
             html=None, template=template, user=sdk.current_user(), idempotency_key=(form.get("idempotency_key") or "")[:200] or None,
+            urgent=bool(form.get("urgent")),  # sent during the recipient's quiet hours too
         )
     except Refused as exc:
         return render_template("email/compose.html", entity=entity, record=record, values=values, errors=exc.messages,
@@ -79,6 +80,7 @@ def send_test() -> Any:
         message = channels.compose(
             sdk.current_tenant(), channel_name="email", entity=None, record=None, conversation=None, to=[user.email], cc=[],
             subject="CRM test email", body="This is a test email from the CRM: sending works.", html=None, template=None, user=user,
+            urgent=True,  # an admin testing the settings at night wants the answer now
         )
     except Refused as exc:
         flash("The test email was not sent: " + "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.messages.items()))

@@ -13,7 +13,6 @@ from crm_plugins.automation.models import AutomationRun
 from crm_plugins.channels import contrib as channels
 from crm_plugins.email import unsubscribe
 from crm_plugins.email.models import Undeliverable
-from crmcore.sdk import utcnow
 from tests.plugins.channels.conftest import drain, email_settings, in_tenant
 
 FAST = {"retry_base_seconds": 0, "step_attempts": 2}
@@ -70,7 +69,7 @@ def test_no_address_an_undeliverable_or_unsubscribed_one_stops_the_run_with_the_
     rule(admin, [{"action": "send_template", "params": {"template_id": tpl["id"]}}, {"action": "add_tag", "params": {"tag": "mailed"}}])
     with in_tenant(env) as tenant:
         Undeliverable.create(address="gone@example.com", reason="5.1.1 user unknown", tenant=tenant.id)
-        unsubscribe.Unsubscribe.create(address="nomore@example.com", source="link", unsubscribed_at=utcnow(), tenant=tenant.id)
+        channels.set_consent("nomore@example.com", opted_out=True, channel="email", source="link", scope="marketing")
     for name, email in (("No Mail", None), ("Gone", "gone@example.com"), ("No More", "nomore@example.com")):
         admin("POST", "/leads", json={"name": name, "source": "form", **({"email": email} if email else {})}, status=201)
     drain(env)

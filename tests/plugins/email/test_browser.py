@@ -76,3 +76,30 @@ def test_compose_from_a_lead_page_and_see_it_on_the_timeline(browser, server, cr
     page.screenshot(path=str(SCREENSHOTS / "email-conversation.png"), full_page=True)
     assert errors == []
     context.close()
+
+
+def test_set_a_signature_and_find_the_urgent_box_without_serious_accessibility_violations(browser, server, crm_env):
+    from tests.e2e.test_accessibility import violations
+
+    lead = make_lead(crm_env, "Grace Hopper", email="grace@example.com")
+    context = browser.new_context(base_url=server, viewport={"width": 1280, "height": 900}, bypass_csp=True)  # axe is injected
+    context.set_default_timeout(8000)
+    page = context.new_page()
+    page.goto("/login")
+    page.get_by_label("Email").fill("rep@acme.test")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.goto(f"/app/leads/{lead.id}")
+    form = page.locator("form[data-compose]")
+    expect(form.get_by_role("checkbox", name="Urgent (sent even in the recipient's quiet hours)")).not_to_be_checked()
+    assert violations(page) == []
+    form.get_by_role("link", name="Your signature").click()
+    expect(page.get_by_role("heading", name="Your email signature", level=1)).to_be_visible()
+    page.get_by_label("Signature").fill("Rita Rep\nAcme Sales")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Your signature is saved.")).to_be_visible()
+    expect(page.get_by_label("Signature")).to_have_value("Rita Rep\nAcme Sales")
+    assert violations(page) == []
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "email-signature.png"), full_page=True)
+    context.close()

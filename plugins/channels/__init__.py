@@ -21,6 +21,9 @@ class ChannelsSettings(Schema):
     send_attempts = fields.Integer(load_default=8, validate=validate.Range(min=1, max=30))
     #: seconds before the first retry of a temporary failure (then doubling, at most an hour)
     retry_seconds = fields.Float(load_default=30.0, validate=validate.Range(min=0, max=3600))
+    #: texts an agent inserts into a reply in the inbox, on any channel (at most 50)
+    canned_responses = fields.List(fields.String(validate=validate.Length(min=1, max=1000)), load_default=list,
+                                   validate=validate.Length(max=50))
 
 
 plugin = Plugin(

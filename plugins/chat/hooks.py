@@ -106,6 +106,8 @@ def crm_channels(tenant: Any) -> list[Any]:
 
 @hookimpl
 def crm_nav_items(tenant: Any, user: Any) -> list[NavItem]:
+    if sdk.is_enabled(tenant, "channels"):
+        return []  # the inbox of every channel lists the chats too (plugins/chat/channel.py)
     return [NavItem(label="Inbox", endpoint="chat_pages.inbox", order=47)]
 
 

@@ -54,6 +54,7 @@ def inbox() -> Any:
         current=current, messages=messages, lead=lead, contact=contact, claimed_lead=claimed_lead, claimed_contact=claimed_contact, agents=agents, agent_names={a.id: a.name or a.email for a in agents},
         can_reply=has_permission("chat:reply"), topics=",".join(topics), since=sdk.live_since_id(),
         canned=canned_responses(g.tenant),
+        every_channel_url=url_for("channels.inbox") if sdk.is_enabled(g.tenant, "channels") else None,
     )
 
 

@@ -66,6 +66,9 @@ def test_chat_and_email_conversations_share_one_list_filtered_by_channel_and_sta
     # the chat's own inbox is unchanged, and its canned responses are the inbox's too
     chat_page = client.get(f"/app/chat/?status=any&c={chat_id}").get_data(as_text=True)
     assert "One moment please." in chat_page and "Thanks, we are on it." in chat_page
+    assert "Every channel's conversations" in chat_page
+    # one Inbox in the navigation: the inbox of every channel
+    assert re.findall(r'<a[^>]*href="(/app/[a-z]+/)"[^>]*>\s*Inbox\s*<', page) == ["/app/conversations/"]
 
 
 def test_queues_and_assignment_are_the_same_for_every_channel(env):

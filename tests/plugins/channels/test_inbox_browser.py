@@ -96,6 +96,7 @@ def test_chat_and_email_side_by_side_filtered_by_channel_and_live(browser, serve
     page.get_by_label("Assignee").select_option(label="Rita Rep (me)")
     page.get_by_role("button", name="Assign").click()
     expect(page.get_by_text("Assigned.")).to_be_visible()
+    page.screenshot(path=str(SCREENSHOTS / "inbox-email-conversation.png"), full_page=True)
     page.goto("/app/conversations/")
     page.get_by_role("link", name="Mine").click()
     expect(listed).to_have_count(1)

@@ -59,33 +59,17 @@ def page(channels: dict[str, Channel], *, channel: str = "", status: str = "", q
          limit: int = 50, cursor: str | None = None) -> tuple[list[InboxRow], str | None]:
     """One page of the inbox, newest activity first; ``next_cursor`` or None.
 
-    A damaged ``cursor`` is a 422. One query whatever the number of channels
-    and conversations."""
-    sources = _sources(channels, channel)
-    union = sources[0]
-    for source in sources[1:]:
-        union = union + source  # UNION ALL
-    rows = union.select_from(*[peewee.SQL(f'"{c}"') for c in INBOX_COLUMNS])
-    column = {name: peewee.Entity(name) for name in INBOX_COLUMNS}
-    if channel:
-        rows = rows.where(column["channel"] == channel)
-    if status:
-        rows = rows.where(column["status"] == status)
-    if queue == "unassigned":
-        rows = rows.where(column["assignee_id"].is_null())
-    elif queue == "mine":
-        rows = rows.where(column["assignee_id"] == (user_id or 0))
-    # what the caller may see: conversations whose lead and contact they may see (one
-    # not linked to anything is everybody's), the rule the chat inbox has always had
-    rows = rows.where(
-        (column["lead_id"].is_null() | column["lead_id"].in_(sdk.visible(Lead.select(Lead.id), Lead)))
-        & (column["contact_id"].is_null() | column["contact_id"].in_(sdk.visible(Contact.select(Contact.id), Contact))))
-    if cursor:
-        when, name, last_id = _decode(cursor)
-        stamp = column["last_message_at"]
-        rows = rows.where((stamp <= when) & ((stamp < when) | ((stamp == when) & (
-            (column["channel"] > name) | ((column["channel"] == name) & (column["id"] < last_id))))))
-    rows = rows.order_by(column["last_message_at"].desc(), column["channel"].asc(), column["id"].desc()).limit(limit + 1)
+    A damaged ``cursor`` is a 422. One query whatever the number of channels and
+    conversations: each source filtered, ordered and cut to a page on its own (so each
+    reads its index on the last message, bench/results/inbox.md), then UNION ALL, then
+    the page of the pages."""
+    position = _decode(cursor) if cursor else None
+    union = None
+    for source in _sources(channels, channel):
+        branch = _filtered(source, channel, status, queue, user_id, position).limit(limit + 1)
+        branch = branch.select_from(*_COLUMNS)  # ORDER BY / LIMIT inside a subquery: SQLite's compound members allow none
+        union = branch if union is None else union + branch  # UNION ALL
+    rows = union.select_from(*_COLUMNS).order_by(*_ORDER).limit(limit + 1)
     found = [_row(values) for values in rows.tuples()]
     next_cursor = None
     if len(found) > limit:
@@ -93,6 +77,35 @@ def page(channels: dict[str, Channel], *, channel: str = "", status: str = "", q
         last = found[-1]
         next_cursor = sdk.encode_cursor([last.last_message_at, last.channel, last.id])
     return found, next_cursor
+
+
+_COLUMNS = [peewee.SQL(f'"{name}"') for name in INBOX_COLUMNS]
+_C = {name: peewee.Entity(name) for name in INBOX_COLUMNS}
+_ORDER = [_C["last_message_at"].desc(), _C["channel"].asc(), _C["id"].desc()]
+
+
+def _filtered(source: Any, channel: str, status: str, queue: str, user_id: int | None, position: Any) -> Any:
+    """``source``'s rows that the filters keep, past the cursor's position, in order."""
+    rows = source.select_from(*_COLUMNS)
+    if channel:
+        rows = rows.where(_C["channel"] == channel)
+    if status:
+        rows = rows.where(_C["status"] == status)
+    if queue == "unassigned":
+        rows = rows.where(_C["assignee_id"].is_null())
+    elif queue == "mine":
+        rows = rows.where(_C["assignee_id"] == (user_id or 0))
+    # what the caller may see: conversations whose lead and contact they may see (one
+    # not linked to anything is everybody's), the rule the chat inbox has always had
+    rows = rows.where(
+        (_C["lead_id"].is_null() | _C["lead_id"].in_(sdk.visible(Lead.select(Lead.id), Lead)))
+        & (_C["contact_id"].is_null() | _C["contact_id"].in_(sdk.visible(Contact.select(Contact.id), Contact))))
+    if position is not None:
+        when, name, last_id = position
+        stamp = _C["last_message_at"]
+        rows = rows.where((stamp <= when) & ((stamp < when) | ((stamp == when) & (
+            (_C["channel"] > name) | ((_C["channel"] == name) & (_C["id"] < last_id))))))
+    return rows.order_by(*_ORDER)
 
 
 def _row(values: tuple[Any, ...]) -> InboxRow:

@@ -81,7 +81,10 @@ def page(channels: dict[str, Channel], *, channel: str = "", status: str = "", q
 
 _COLUMNS = [peewee.SQL(f'"{name}"') for name in INBOX_COLUMNS]
 _C = {name: peewee.Entity(name) for name in INBOX_COLUMNS}
-_ORDER = [_C["last_message_at"].desc(), _C["channel"].asc(), _C["id"].desc()]
+#: ids are unique per table only, so the channel breaks a tie of time and id; inside one
+#: source (time, id) is a total order already, which its index on the last message serves
+_ORDER = [_C["last_message_at"].desc(), _C["id"].desc(), _C["channel"].asc()]
+_SOURCE_ORDER = [_C["last_message_at"].desc(), _C["id"].desc()]
 
 
 def _filtered(source: Any, channel: str, status: str, queue: str, user_id: int | None, position: Any) -> Any:
@@ -104,8 +107,8 @@ def _filtered(source: Any, channel: str, status: str, queue: str, user_id: int |
         when, name, last_id = position
         stamp = _C["last_message_at"]
         rows = rows.where((stamp <= when) & ((stamp < when) | ((stamp == when) & (
-            (_C["channel"] > name) | ((_C["channel"] == name) & (_C["id"] < last_id))))))
-    return rows.order_by(*_ORDER)
+            (_C["id"] < last_id) | ((_C["id"] == last_id) & (_C["channel"] > name))))))
+    return rows.order_by(*_SOURCE_ORDER)
 
 
 def _row(values: tuple[Any, ...]) -> InboxRow:

@@ -43,6 +43,9 @@ class ChannelsSettings(Schema):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValidationError(f"{value!r} is not an IANA time zone (like Europe/Berlin)") from None
+    #: texts an agent inserts into a reply in the inbox, on any channel (at most 50)
+    canned_responses = fields.List(fields.String(validate=validate.Length(min=1, max=1000)), load_default=list,
+                                   validate=validate.Length(max=50))
 
 
 plugin = Plugin(

@@ -13,6 +13,11 @@ from typing import Any, Callable
 CAPABILITIES = frozenset({"send", "receive", "attachments", "delivery_status", "threading"})
 #: How a channel recognises a person: the lead/contact field it matches an address on.
 IDENTITIES = frozenset({"email", "phone", "visitor"})
+#: The columns of a row of the inbox, whatever channel keeps it (``Channel.conversations``):
+#: the channel's name, the conversation's id (in the channel's table), its subject, the
+#: customer's name and address, status (open, pending, resolved), assignee, lead and
+#: contact ids, and the time of its last message.
+INBOX_COLUMNS = ("channel", "id", "subject", "name", "address", "status", "assignee_id", "lead_id", "contact_id", "last_message_at")
 
 
 class TemporaryFailure(Exception):
@@ -63,6 +68,16 @@ class Channel:
     #: adds to them (an unsubscribe footer).
     #: It raises :class:`Refused` for a draft the channel will not take (the API: 422).
     prepare: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None
+    #: For a channel that keeps its conversations in its own tables (the website chat):
+    #: ``conversations()`` returns a SELECT of the current tenant's conversations with
+    #: the columns of :data:`INBOX_COLUMNS`, in that order; the inbox lists them beside
+    #: the shared ones in one UNION query (filtered, ordered and paged there).
+    conversations: Callable[[], Any] | None = None
+    #: ``conversation_url(id)``: the page of one of those conversations (the channel's own)
+    conversation_url: Callable[[int], str] | None = None
+    #: ``live_topics()``: the realtime topics on which the channel announces changes of
+    #: its conversations to the caller (the inbox page listens to them and refreshes)
+    live_topics: Callable[[], list[str]] | None = None
 
     def can(self, capability: str) -> bool:
         return capability in self.capabilities

@@ -66,7 +66,8 @@ def crm_permissions():
 
 @hookimpl
 def crm_nav_items(tenant, user):
-    return [NavItem(label="Conversations", endpoint="channels.inbox", order=48)]
+    # "Inbox": the one inbox of every channel (the chat's own nav item steps aside for it)
+    return [NavItem(label="Inbox", endpoint="channels.inbox", order=47)]
 
 
 @hookimpl

@@ -103,6 +103,43 @@ def _announce(tenant: Any, name: str, message: Message, conversation: Conversati
     _publish(tenant, conversation.id, message.id, message.status, message.channel)
 
 
+# --------------------------------------------------------------------------- assignment and status
+
+
+def visible_conversations(query: Any) -> Any:
+    """Limit ``query`` to conversations whose lead and contact the caller may see (the
+    core's rule, e.g. ``agents_see_own_only``); one linked to nothing is everybody's."""
+    return query.where(
+        (Conversation.lead.is_null() | Conversation.lead.in_(sdk.visible(Lead.select(Lead.id), Lead)))
+        & (Conversation.contact.is_null() | Conversation.contact.in_(sdk.visible(Contact.select(Contact.id), Contact))))
+
+
+def agents() -> list[Any]:
+    """Users a conversation may be assigned to: the tenant's active users but viewers."""
+    return list(sdk.User.select().where((sdk.User.active == True) & (sdk.User.role != "viewer"))  # noqa: E712
+                .order_by(sdk.User.name, sdk.User.email))
+
+
+def _changed(tenant: Any, conversation: Conversation) -> None:
+    on_commit(lambda: sdk.live_publish(tenant, "list:conversation", {"kind": "updated", "id": conversation.id, "actor_id": None}))
+
+
+def set_assignee(tenant: Any, conversation: Conversation, user_id: int | None) -> None:
+    """Assign the conversation (None: back to the Unassigned queue); the inbox hears it."""
+    with atomic():
+        Conversation.update(assignee=user_id).where(Conversation.id == conversation.id).execute()
+        conversation.assignee = user_id
+        _changed(tenant, conversation)
+
+
+def set_status(tenant: Any, conversation: Conversation, status: str) -> None:
+    """Open, pending or resolved; the inbox hears it."""
+    with atomic():
+        Conversation.update(status=status).where(Conversation.id == conversation.id).execute()
+        conversation.status = status
+        _changed(tenant, conversation)
+
+
 # --------------------------------------------------------------------------- outbound
 
 

@@ -96,7 +96,18 @@ def crm_activity_kinds(tenant: Any) -> list[str]:
 
 
 @hookimpl
+def crm_channels(tenant: Any) -> list[Any]:
+    """The website chat as one channel of the inbox of every channel (plugins/channels),
+    for tenants with both plugins on."""
+    from crm_plugins.chat.channel import website_channel
+
+    return [website_channel()]
+
+
+@hookimpl
 def crm_nav_items(tenant: Any, user: Any) -> list[NavItem]:
+    if sdk.is_enabled(tenant, "channels"):
+        return []  # the inbox of every channel lists the chats too (plugins/chat/channel.py)
     return [NavItem(label="Inbox", endpoint="chat_pages.inbox", order=47)]
 
 

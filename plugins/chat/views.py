@@ -53,8 +53,18 @@ def inbox() -> Any:
         "chat/inbox.html", conversations=conversations, unread=unread, view=view, status=status, views=VIEWS,
         current=current, messages=messages, lead=lead, contact=contact, claimed_lead=claimed_lead, claimed_contact=claimed_contact, agents=agents, agent_names={a.id: a.name or a.email for a in agents},
         can_reply=has_permission("chat:reply"), topics=",".join(topics), since=sdk.live_since_id(),
-        canned=service.settings(g.tenant)["canned_responses"],
+        canned=canned_responses(g.tenant),
+        every_channel_url=url_for("channels.inbox") if sdk.is_enabled(g.tenant, "channels") else None,
     )
+
+
+def canned_responses(tenant: Any) -> list[str]:
+    """The chat's canned responses, then those of the inbox of every channel (with the
+    channels plugin on: the same texts on every channel), each once."""
+    texts = list(service.settings(tenant)["canned_responses"])
+    if sdk.is_enabled(tenant, "channels"):
+        texts += [t for t in sdk.settings(tenant, "channels")["canned_responses"] if t not in texts]
+    return texts
 
 
 def _claims(conversation: ChatConversation) -> tuple[Any, Any]:

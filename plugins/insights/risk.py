@@ -20,10 +20,14 @@ from crmcore.sdk import Deal, Stage, enqueue
 
 TASK_KIND = "insights.risk"
 LEVELS = ("low", "medium", "high")
-DEFAULT_POINTS = {"stale_in_stage": 2, "no_activity": 2, "close_date_passed": 3, "negative_sentiment": 2, "single_contact": 1, "no_next_task": 1}
+DEFAULT_POINTS = {
+    "stale_in_stage": 2, "no_activity": 2, "close_date_passed": 3, "negative_sentiment": 2, "single_contact": 1, "no_next_task": 1,
+    "value_lowered": 1, "close_date_pushed": 2,
+}
 LABELS = {
     "stale_in_stage": "Stale in stage", "no_activity": "No recent activity", "close_date_passed": "Close date passed",
     "negative_sentiment": "Negative sentiment", "single_contact": "Single contact", "no_next_task": "No next task",
+    "value_lowered": "Value lowered", "close_date_pushed": "Close date pushed back",
 }
 REMEDIES = {
     "stale_in_stage": "Call to unblock it, or move it to the stage it is really in",
@@ -32,11 +36,14 @@ REMEDIES = {
     "negative_sentiment": "Call to address the concerns raised",
     "single_contact": "Involve a second stakeholder",
     "no_next_task": "Plan the next step as a task",
+    "value_lowered": "Ask what changed in scope or budget, and re-qualify the deal",
+    "close_date_pushed": "Agree a firm next step with the decision maker before moving the date again",
 }
 
 OPEN_DEAL_FACTS = """
 SELECT d.id, d.stage_entered_at, d.expected_close_date, d.created_at, s.name, s.expected_days,
-       a.last_at, COALESCE(c.n_contacts, 0), COALESCE(t.n_open, 0), se.recent, se.previous
+       a.last_at, COALESCE(c.n_contacts, 0), COALESCE(t.n_open, 0), se.recent, se.previous,
+       d.value, h.top_value, COALESCE(h.pushes, 0)
 FROM crm_deal d
 JOIN crm_stage s ON s.id = d.stage_id
 LEFT JOIN (SELECT deal_id, MAX(occurred_at) AS last_at FROM crm_activity
@@ -52,12 +59,32 @@ LEFT JOIN (SELECT deal_id,
                   AVG(CASE WHEN occurred_at < {p} AND occurred_at >= {p} THEN score END) AS previous
            FROM insights_sentiment WHERE tenant_id = {p} AND deal_id IS NOT NULL AND score IS NOT NULL
            GROUP BY deal_id) se ON se.deal_id = d.id
+LEFT JOIN (SELECT entity_id AS deal_id, MAX({old_value}) AS top_value,
+                  SUM(CASE WHEN {new_close} > {old_close} THEN 1 ELSE 0 END) AS pushes
+           FROM crm_audit WHERE tenant_id = {p} AND entity = 'deal' AND action = 'update' AND at >= {p}
+             AND (changes LIKE '{pct}"value"{pct}' OR changes LIKE '{pct}"expected_close_date"{pct}')
+           GROUP BY entity_id) h ON h.deal_id = d.id
 WHERE d.tenant_id = {p} AND s.is_won = {p} AND s.is_lost = {p} {only}
 """
 
 
 def _param() -> str:
     return "%s" if sdk.is_postgres() else "?"
+
+
+def _change(field: str, index: int, cast: str = "") -> str:
+    """SQL for the old (0) or new (1) value of ``field`` in an audit entry's changes
+    (``{"field": [old, new]}``, JSON text on both databases)."""
+    if sdk.is_postgres():
+        text = f"(changes::json -> '{field}' ->> {index})"
+        return f"CAST({text} AS NUMERIC)" if cast else text
+    text = f"json_extract(changes, '$.{field}[{index}]')"
+    return f"CAST({text} AS REAL)" if cast else text
+
+
+def history_columns() -> dict[str, str]:
+    """The audit log's expressions the facts query reads (value lowered, date pushed)."""
+    return {"pct": "%%" if sdk.is_postgres() else "%", "old_value": _change("value", 0, "number"), "new_close": _change("expected_close_date", 1), "old_close": _change("expected_close_date", 0)}
 
 
 def as_datetime(value: Any) -> dt.datetime | None:
@@ -77,11 +104,12 @@ def open_deal_facts(tenant: Any, now: dt.datetime, deal_ids: list[int] | None = 
     since, before = now - window, now - 2 * window
     p = _param()
     only = ""
-    params: list[Any] = [tenant.id, tenant.id, tenant.id, tenant.id, since, since, before, tenant.id, tenant.id, False, False]
+    history_since = now - dt.timedelta(days=settings["history_window_days"])
+    params: list[Any] = [tenant.id, tenant.id, tenant.id, tenant.id, since, since, before, tenant.id, tenant.id, history_since, tenant.id, False, False]
     if deal_ids is not None:
         only = f"AND d.id IN ({', '.join([p] * len(deal_ids))})" if deal_ids else "AND 1 = 0"
         params += list(deal_ids)
-    sql = OPEN_DEAL_FACTS.format(p=p, only=only)
+    sql = OPEN_DEAL_FACTS.format(p=p, only=only, **history_columns())
     if not sdk.is_postgres():  # SQLite compares the stored text: give it the same format
         params = [v.isoformat(sep=" ") if isinstance(v, dt.datetime) else v for v in params]
     return list(sdk.database.execute_sql(sql, params).fetchall())
@@ -89,7 +117,7 @@ def open_deal_facts(tenant: Any, now: dt.datetime, deal_ids: list[int] | None = 
 
 def assess(row: tuple, now: dt.datetime, settings: Any) -> tuple[float, list[dict[str, Any]]]:
     """The factors of one deal's facts (a row of :func:`open_deal_facts`)."""
-    _id, entered, close_date, created, stage_name, expected_days, last_at, n_contacts, n_open, recent, previous = row
+    _id, entered, close_date, created, stage_name, expected_days, last_at, n_contacts, n_open, recent, previous, value, top_value, pushes = row
     weights = {**DEFAULT_POINTS, **{k: v for k, v in (settings.get("risk_points") or {}).items() if k in DEFAULT_POINTS}}
     found: list[tuple[str, str]] = []
     in_stage = (now - (as_datetime(entered) or now)).days
@@ -107,6 +135,10 @@ def assess(row: tuple, now: dt.datetime, settings: Any) -> tuple[float, list[dic
     if recent is not None and (recent <= settings["negative_sentiment"] or (previous is not None and recent - previous <= -0.3 and recent < 0.05)):
         was = f" (was {previous:+.2f})" if previous is not None else ""
         found.append(("negative_sentiment", f"Recent sentiment {recent:+.2f}{was}"))
+    if top_value is not None and value is not None and float(top_value) > float(value):
+        found.append(("value_lowered", f"Value lowered from {float(top_value):,.0f} to {float(value):,.0f} in the last {settings['history_window_days']:g} days"))
+    if pushes and pushes >= settings["close_date_pushes"]:
+        found.append(("close_date_pushed", f"Close date pushed back {pushes} times in the last {settings['history_window_days']:g} days"))
     if n_contacts <= 1:
         found.append(("single_contact", "Only one contact involved" if n_contacts else "No contact involved"))
     if not n_open:

@@ -11,7 +11,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 from marshmallow import Schema, fields, validate
 
-from crm_plugins.insights import actions, health, interactions, textgen
+from crm_plugins.insights import actions, conversations, health, interactions, textgen
 from crm_plugins.insights.models import CustomerHealth, DealRisk, GeneratedTextRecord, InsightAlert
 from crmcore import sdk
 from crmcore.sdk import Company, Contact, Deal, enqueue, require
@@ -177,6 +177,33 @@ class Sentiment(MethodView):
             abort(404, message="unknown entity")
         _visible(entity, record_id)
         return interactions.trend(entity, record_id)
+
+
+class InsightsConversationSchema(Schema):
+    conversation_id = fields.Integer()
+    channel = fields.String(metadata={"description": "email, sms ... (the channels plugin's)"})
+    subject = fields.String()
+    average = fields.Float(allow_none=True, metadata={"description": "of every scored inbound message"})
+    recent_average = fields.Float(allow_none=True)
+    previous_average = fields.Float(allow_none=True)
+    latest_score = fields.Float(allow_none=True)
+    direction = fields.String(metadata={"description": "improving, steady, declining or unknown"})
+    scored = fields.Integer()
+    not_scored = fields.Integer()
+    last_at = fields.DateTime(allow_none=True)
+    window_days = fields.Float()
+
+
+@blp.route("/sentiment/<string:entity>/<int:record_id>/conversations")
+class ConversationSentiment(MethodView):
+    @blp.response(200, InsightsConversationSchema(many=True))
+    @require("insights:read")
+    def get(self, entity, record_id):
+        """Sentiment of a lead's, contact's or deal's conversations (email, SMS ...), newest first"""
+        if entity not in conversations.LINKED_ENTITIES:
+            abort(404, message="unknown entity (lead, contact or deal)")
+        _visible(entity, record_id)
+        return conversations.of_record(g.tenant, entity, record_id)
 
 
 def _visible(entity: str, record_id: int) -> None:

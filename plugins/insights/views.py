@@ -9,7 +9,15 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from markupsafe import Markup, escape
 from peewee import fn
 
-from crm_plugins.insights import actions, health, interactions, risk, sentiment, textgen
+from crm_plugins.insights import (
+    actions,
+    conversations,
+    health,
+    interactions,
+    risk,
+    sentiment,
+    textgen,
+)
 from crm_plugins.insights.models import CustomerHealth, DealRisk, GeneratedTextRecord, InsightAlert
 from crmcore import sdk
 from crmcore.sdk import Company, Contact, Deal, Lead, ListColumn, ListFilter, Stage
@@ -110,6 +118,7 @@ def deal_panel(record: Any) -> str:
         "insights/_record_panel.html", entity="deal", record=record, risk=row, lower_it=lower, closed=closed,
         actions=actions.for_record("deal", record.id), trend=interactions.trend("deal", record.id), health=None,
         label=sentiment.label, can_act=sdk.has_permission("insights:act"), here=record_url("deal", record.id), summary=latest_summary("deal", record.id),
+        conversations=conversations.of_record(g.tenant, "deal", record.id),
     )
 
 
@@ -118,6 +127,7 @@ def lead_panel(record: Any) -> str:
         "insights/_record_panel.html", entity="lead", record=record, risk=None, lower_it=[],
         actions=actions.for_record("lead", record.id), trend=interactions.trend("lead", record.id), health=None,
         label=sentiment.label, can_act=sdk.has_permission("insights:act"), here=record_url("lead", record.id), summary=latest_summary("lead", record.id),
+        conversations=conversations.of_record(g.tenant, "lead", record.id),
     )
 
 
@@ -127,6 +137,7 @@ def customer_panel(entity: str, record: Any) -> str:
         "insights/_record_panel.html", entity=entity, record=record, risk=None, lower_it=[], actions=[],
         trend=interactions.trend(entity, record.id), health=row, history=health.history_of(entity, record.id, 30) if row else [],
         label=sentiment.label, can_act=False, can_summarise=sdk.has_permission("insights:act"), here=record_url(entity, record.id), summary=latest_summary(entity, record.id),
+        conversations=conversations.of_record(g.tenant, entity, record.id),
     )
 
 

@@ -41,8 +41,8 @@ REMEDIES = {
 }
 
 OPEN_DEAL_FACTS = """
-SELECT d.id, d.stage_entered_at, d.expected_close_date, d.created_at, s.name, s.expected_days,
-       a.last_at, COALESCE(c.n_contacts, 0), COALESCE(t.n_open, 0), se.recent, se.previous,
+SELECT d.id, COALESCE({in_stage}, 0), d.expected_close_date, {overdue}, s.name, s.expected_days,
+       a.last_at IS NOT NULL, COALESCE({quiet}, 0), COALESCE(c.n_contacts, 0), COALESCE(t.n_open, 0), se.recent, se.previous,
        d.value, h.top_value, COALESCE(h.pushes, 0)
 FROM crm_deal d
 JOIN crm_stage s ON s.id = d.stage_id
@@ -82,9 +82,27 @@ def _change(field: str, index: int, cast: str = "") -> str:
     return f"CAST({text} AS REAL)" if cast else text
 
 
-def history_columns() -> dict[str, str]:
-    """The audit log's expressions the facts query reads (value lowered, date pushed)."""
-    return {"pct": "%%" if sdk.is_postgres() else "%", "old_value": _change("value", 0, "number"), "new_close": _change("expected_close_date", 1), "old_close": _change("expected_close_date", 0)}
+def _days_since(column: str) -> str:
+    """Whole days from ``column`` to the parameter "now" (timedelta.days for past times)."""
+    p = _param()
+    if sdk.is_postgres():
+        return f"CAST(FLOOR(EXTRACT(EPOCH FROM (CAST({p} AS TIMESTAMP) - {column})) / 86400) AS INTEGER)"
+    return f"CAST(julianday({p}) - julianday({column}) AS INTEGER)"
+
+
+def _days_overdue(column: str) -> str:
+    """Days from the date ``column`` to the parameter "today" (> 0: passed)."""
+    p = _param()
+    return f"(CAST({p} AS DATE) - {column})" if sdk.is_postgres() else f"CAST(julianday(date({p})) - julianday({column}) AS INTEGER)"
+
+
+def fact_columns() -> dict[str, str]:
+    """The computed columns of the facts query: days counted by the database, and the
+    audit log's expressions (value lowered, date pushed)."""
+    return {
+        "in_stage": _days_since("d.stage_entered_at"), "overdue": _days_overdue("d.expected_close_date"),
+        "quiet": _days_since("COALESCE(a.last_at, d.created_at)"),"pct": "%%" if sdk.is_postgres() else "%", "old_value": _change("value", 0, "number"), "new_close": _change("expected_close_date", 1), "old_close": _change("expected_close_date", 0),
+    }
 
 
 def as_datetime(value: Any) -> dt.datetime | None:
@@ -105,32 +123,33 @@ def open_deal_facts(tenant: Any, now: dt.datetime, deal_ids: list[int] | None = 
     p = _param()
     only = ""
     history_since = now - dt.timedelta(days=settings["history_window_days"])
-    params: list[Any] = [tenant.id, tenant.id, tenant.id, tenant.id, since, since, before, tenant.id, tenant.id, history_since, tenant.id, False, False]
+    params: list[Any] = [now, now.date(), now, tenant.id, tenant.id, tenant.id, tenant.id, since, since, before, tenant.id, tenant.id, history_since, tenant.id, False, False]
     if deal_ids is not None:
         only = f"AND d.id IN ({', '.join([p] * len(deal_ids))})" if deal_ids else "AND 1 = 0"
         params += list(deal_ids)
-    sql = OPEN_DEAL_FACTS.format(p=p, only=only, **history_columns())
+    sql = OPEN_DEAL_FACTS.format(p=p, only=only, **fact_columns())
     if not sdk.is_postgres():  # SQLite compares the stored text: give it the same format
-        params = [v.isoformat(sep=" ") if isinstance(v, dt.datetime) else v for v in params]
+        params = [v.isoformat(sep=" ") if isinstance(v, dt.datetime) else v.isoformat() if isinstance(v, dt.date) else v for v in params]
     return list(sdk.database.execute_sql(sql, params).fetchall())
 
 
-def assess(row: tuple, now: dt.datetime, settings: Any) -> tuple[float, list[dict[str, Any]]]:
+def weights_of(settings: Any) -> dict[str, float]:
+    """Points per factor: the defaults with the tenant's ``risk_points``."""
+    return {**DEFAULT_POINTS, **{k: v for k, v in (settings.get("risk_points") or {}).items() if k in DEFAULT_POINTS}}
+
+
+def assess(row: tuple, settings: Any, weights: dict[str, float] | None = None) -> tuple[float, list[dict[str, Any]]]:
     """The factors of one deal's facts (a row of :func:`open_deal_facts`)."""
-    _id, entered, close_date, created, stage_name, expected_days, last_at, n_contacts, n_open, recent, previous, value, top_value, pushes = row
-    weights = {**DEFAULT_POINTS, **{k: v for k, v in (settings.get("risk_points") or {}).items() if k in DEFAULT_POINTS}}
+    _id, in_stage, close_date, overdue, stage_name, expected_days, has_activity, quiet, n_contacts, n_open, recent, previous, value, top_value, pushes = row
+    weights = weights or weights_of(settings)
     found: list[tuple[str, str]] = []
-    in_stage = (now - (as_datetime(entered) or now)).days
     limit = expected_days or settings["default_stage_days"]
     if in_stage > limit:
         found.append(("stale_in_stage", f"In {stage_name} for {in_stage} days (expected {limit:g})"))
-    last = as_datetime(last_at)
-    quiet = (now - (last or as_datetime(created) or now)).days
     if quiet > settings["no_activity_days"]:
-        found.append(("no_activity", f"No activity for {quiet} days" if last else f"No activity logged in {quiet} days"))
-    close = as_datetime(close_date)
-    if close is not None and close.date() < now.date():
-        found.append(("close_date_passed", f"Expected close date {close.date().isoformat()} passed {(now.date() - close.date()).days} days ago"))
+        found.append(("no_activity", f"No activity for {quiet} days" if has_activity else f"No activity logged in {quiet} days"))
+    if overdue is not None and overdue > 0:
+        found.append(("close_date_passed", f"Expected close date {str(close_date)[:10]} passed {overdue} days ago"))
     # negative now, or fallen by 0.3 to neutral (a drop from +0.7 to +0.4 is still positive)
     if recent is not None and (recent <= settings["negative_sentiment"] or (previous is not None and recent - previous <= -0.3 and recent < 0.05)):
         was = f" (was {previous:+.2f})" if previous is not None else ""
@@ -146,6 +165,11 @@ def assess(row: tuple, now: dt.datetime, settings: Any) -> tuple[float, list[dic
     factors = [{"key": k, "label": LABELS[k], "reason": reason, "remedy": REMEDIES[k], "points": weights[k]} for k, reason in found if weights[k] > 0]
     factors.sort(key=lambda f: -f["points"])
     return sum(f["points"] for f in factors), factors
+
+
+#: ``json.dumps(value, default=str, sort_keys=True)`` (JSONText's format) without building
+#: an encoder per call
+_as_json = json.JSONEncoder(default=str, sort_keys=True).encode
 
 
 def level_of(points: float, settings: Any) -> str:
@@ -178,13 +202,15 @@ def recompute(tenant: Any, deal_ids: list[int] | None = None) -> dict[str, int]:
         # raw rows: the factors stay the JSON text they are stored as, compared as text
         existing = {deal: (level, points, factors) for deal, level, points, factors in sdk.database.execute(existing_query).fetchall()}
         changed, changes = [], []
+        weights = weights_of(settings)
+        stamp: Any = now if sdk.is_postgres() else now.isoformat(sep=" ")  # as the driver takes it
         for row in rows:
-            points, factors = assess(row, now, settings)
+            points, factors = assess(row, settings, weights)
             level = level_of(points, settings)
-            text = json.dumps(factors, default=str, sort_keys=True)  # as JSONText stores it
+            text = _as_json(factors) if factors else "[]"  # as JSONText stores it
             before = existing.get(row[0])
             if before is None or before[0] != level or before[1] != points or before[2] != text:
-                changed.append((tenant.id, row[0], level, points, text, now))
+                changed.append((tenant.id, row[0], level, points, text, stamp))
                 if before is None or before[0] != level:
                     changes.append((row[0], level, before[0] if before else None, factors))
         with sdk.atomic():
@@ -195,7 +221,7 @@ def recompute(tenant: Any, deal_ids: list[int] | None = None) -> dict[str, int]:
             replaced = [row[1] for row in changed if row[1] in existing]
             for start in range(0, len(replaced), 1000):
                 DealRisk.delete().where(DealRisk.deal.in_(replaced[start:start + 1000])).execute()
-            bulk.insert_rows("insights_deal_risk", ("tenant_id", "deal_id", "level", "points", "factors", "computed_at"), changed)
+            bulk.insert_ready_rows("insights_deal_risk", ("tenant_id", "deal_id", "level", "points", "factors", "computed_at"), changed)
             for deal_id, level, previous, factors in changes:
                 if previous is None and level == "low":
                     continue

@@ -138,8 +138,8 @@ def test_sentiment_factor_edges():
     from crm_plugins.insights.risk import assess
 
     settings = {"default_stage_days": 21, "no_activity_days": 14, "negative_sentiment": -0.05, "risk_points": {}}
-    row = lambda recent, previous: (1, NOW, None, NOW, "Lead", 14, NOW, 2, 1, recent, previous, 1000, None, 0)
-    keys = lambda recent, previous: [f["key"] for f in assess(row(recent, previous), NOW, settings)[1]]
+    row = lambda recent, previous: (1, 0, None, None, "Lead", 14, True, 0, 2, 1, recent, previous, 1000, None, 0)
+    keys = lambda recent, previous: [f["key"] for f in assess(row(recent, previous), settings)[1]]
     assert keys(-0.05, None) == ["negative_sentiment"]
     assert keys(-0.04, None) == []
     assert keys(0.0, 0.4) == ["negative_sentiment"]  # fell to neutral

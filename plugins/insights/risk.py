@@ -139,9 +139,20 @@ def weights_of(settings: Any) -> dict[str, float]:
 
 
 def assess(row: tuple, settings: Any, weights: dict[str, float] | None = None) -> tuple[float, list[dict[str, Any]]]:
-    """The factors of one deal's facts (a row of :func:`open_deal_facts`)."""
-    _id, in_stage, close_date, overdue, stage_name, expected_days, has_activity, quiet, n_contacts, n_open, recent, previous, value, top_value, pushes = row
+    """The factors of one deal's facts (a row of :func:`open_deal_facts`): points and
+    ``[{key, label, reason, remedy, points}]``, the heaviest first."""
     weights = weights or weights_of(settings)
+    found = reasons_of(row, settings, weights)
+    return sum(weights[k] for k, _r in found), [as_factor(k, reason, weights) for k, reason in found]
+
+
+def as_factor(key: str, reason: str, weights: dict[str, float]) -> dict[str, Any]:
+    return {"key": key, "label": LABELS[key], "reason": reason, "remedy": REMEDIES[key], "points": weights[key]}
+
+
+def reasons_of(row: tuple, settings: Any, weights: dict[str, float]) -> list[tuple[str, str]]:
+    """The (factor, reason) pairs of one deal's facts with points, the heaviest first."""
+    _id, in_stage, close_date, overdue, stage_name, expected_days, has_activity, quiet, n_contacts, n_open, recent, previous, value, top_value, pushes = row
     found: list[tuple[str, str]] = []
     limit = expected_days or settings["default_stage_days"]
     if in_stage > limit:
@@ -162,14 +173,24 @@ def assess(row: tuple, settings: Any, weights: dict[str, float] | None = None) -
         found.append(("single_contact", "Only one contact involved" if n_contacts else "No contact involved"))
     if not n_open:
         found.append(("no_next_task", "No open next task"))
-    factors = [{"key": k, "label": LABELS[k], "reason": reason, "remedy": REMEDIES[k], "points": weights[k]} for k, reason in found if weights[k] > 0]
-    factors.sort(key=lambda f: -f["points"])
-    return sum(f["points"] for f in factors), factors
+    found = [pair for pair in found if weights[pair[0]] > 0]
+    found.sort(key=lambda pair: -weights[pair[0]])
+    return found
 
 
-#: ``json.dumps(value, default=str, sort_keys=True)`` (JSONText's format) without building
-#: an encoder per call
-_as_json = json.JSONEncoder(default=str, sort_keys=True).encode
+def factor_json_parts(weights: dict[str, float]) -> dict[str, tuple[str, str]]:
+    """Per factor, the JSON text around its reason: a factor list is written as
+    ``JSONText`` writes it (``json.dumps(sort_keys=True)``: key, label, points, reason,
+    remedy) by joining these with the reasons, without encoding each dict again."""
+    parts = {}
+    for key in DEFAULT_POINTS:
+        head = json.dumps({"key": key, "label": LABELS[key], "points": weights[key]}, sort_keys=True)[:-1]
+        parts[key] = (f'{head}, "reason": ', f', "remedy": {json.dumps(REMEDIES[key])}}}')
+    return parts
+
+
+#: a str as json.dumps writes it (the C encoder json.dumps uses)
+_as_json_string = json.encoder.encode_basestring_ascii
 
 
 def level_of(points: float, settings: Any) -> str:
@@ -202,17 +223,24 @@ def recompute(tenant: Any, deal_ids: list[int] | None = None) -> dict[str, int]:
         # raw rows: the factors stay the JSON text they are stored as, compared as text
         existing = {deal: (level, points, factors) for deal, level, points, factors in sdk.database.execute(existing_query).fetchall()}
         changed, changes = [], []
+        # the tenant's first assessment (the plugin just switched on, or nothing stored):
+        # no signal per deal, as no alert, so that automation rules are not flooded with
+        # every open deal at once; a deal assessed for the first time later is announced
+        initial = deal_ids is None and not existing
         weights = weights_of(settings)
+        parts = factor_json_parts(weights)
         stamp: Any = now if sdk.is_postgres() else now.isoformat(sep=" ")  # as the driver takes it
         for row in rows:
-            points, factors = assess(row, settings, weights)
+            found = reasons_of(row, settings, weights)
+            points = sum(weights[k] for k, _r in found)
             level = level_of(points, settings)
-            text = _as_json(factors) if factors else "[]"  # as JSONText stores it
+            # as JSONText stores the factors (json.dumps, sorted keys)
+            text = "[" + ", ".join(parts[k][0] + _as_json_string(reason) + parts[k][1] for k, reason in found) + "]"
             before = existing.get(row[0])
             if before is None or before[0] != level or before[1] != points or before[2] != text:
                 changed.append((tenant.id, row[0], level, points, text, stamp))
-                if before is None or before[0] != level:
-                    changes.append((row[0], level, before[0] if before else None, factors))
+                if (before is None and not initial) or (before is not None and before[0] != level):
+                    changes.append((row[0], level, before[0] if before else None, [as_factor(k, r, weights) for k, r in found]))
         with sdk.atomic():
             closed = Deal.select(Deal.id).join(Stage, on=(Stage.id == Deal.stage)).where(Stage.is_won | Stage.is_lost)
             if deal_ids is not None:

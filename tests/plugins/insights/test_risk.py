@@ -50,6 +50,10 @@ def test_factors_levels_and_remedies(env, captured_signals):
         assert rows[sour].factors[0]["reason"] == "Recent sentiment -0.50 (was +0.60)"
         tips = risk.explain(rows[sour].points, rows[sour].factors, {"high_points": 5, "medium_points": 2})
         assert tips == ["Call to address the concerns raised (risk medium -> low)"]
+        assert sent == []  # the tenant's first assessment announces no deal (no signal storm)
+        DealRisk.delete().where(DealRisk.deal.in_([stale, sour])).execute()
+        with captured_signals("deal_risk_changed") as sent:
+            risk.recompute(tenant)  # deals assessed for the first time later are announced
         assert {data["deal_id"]: data["level"] for _n, _s, data in sent} == {stale: "high", sour: "medium"}
 
 
@@ -151,8 +155,11 @@ def test_sentiment_factor_edges():
 def test_value_lowered_and_close_date_pushed_from_the_audit_log(env):
     """The deal's change history (the core's audit log): a value below one it had in the
     window, and a close date moved later ``close_date_pushes`` times."""
+    import json
+
     from crm_plugins.insights import risk
     from crm_plugins.insights.models import DealRisk
+    from crmcore import sdk
     from crmcore.sdk import AuditEntry, Deal, update_record
 
     with in_tenant(env) as tenant:
@@ -181,6 +188,10 @@ def test_value_lowered_and_close_date_pushed_from_the_audit_log(env):
         assert factors[slipping.id]["close_date_pushed"]["points"] == 2
         assert "close_date_pushed" not in factors[once.id]  # once is not "repeatedly"
         assert "value_lowered" not in factors[old.id]  # outside history_window_days
+        # the factors are written as JSONText writes them (so "unchanged" compares equal)
+        raw = dict(sdk.database.execute_sql("SELECT deal_id, factors FROM insights_deal_risk").fetchall())
+        assert raw and all(raw[r.deal_id] == json.dumps(r.factors, default=str, sort_keys=True) for r in DealRisk.select())
+        assert risk.recompute(tenant)["changed"] == 0
         from crm_plugins.insights import actions
 
         assert "requalify" in [a.key for a in actions.for_record("deal", shrunk.id)]

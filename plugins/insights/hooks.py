@@ -89,10 +89,12 @@ def crm_migrations():
 
 
 def _conversation_sentiment(database: Any) -> None:
-    """``insights_sentiment.conversation_id`` (channel messages) and its partial index."""
-    columns = {c.name for c in database.get_columns(InteractionSentiment._meta.table_name)}
-    if "conversation_id" not in columns:  # a new database got it from 0001 (the model as it is now)
-        add_columns(InteractionSentiment, "conversation_id")(database)
+    """``conversation_id`` of channel messages' sentiments (and its partial index) and of
+    reply drafts."""
+    for model in (InteractionSentiment, GeneratedTextRecord):
+        columns = {c.name for c in database.get_columns(model._meta.table_name)}
+        if "conversation_id" not in columns:  # a new database got it from 0001/0002 (the model as it is now)
+            add_columns(model, "conversation_id")(database)
     create_indexes(InteractionSentiment)(database)
 
 

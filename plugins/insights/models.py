@@ -134,7 +134,9 @@ class GeneratedTextRecord(TenantModel):
     tenant = _tenant()
     entity = peewee.CharField(max_length=10)
     record_id = peewee.IntegerField()
-    purpose = peewee.CharField(max_length=20)  # summary
+    purpose = peewee.CharField(max_length=20)  # summary | reply
+    #: a reply draft's conversation (channels plugin; migration 0003)
+    conversation_id = peewee.IntegerField(null=True)
     status = peewee.CharField(max_length=10)  # queued | done | failed
     text = peewee.TextField(default="")
     source = peewee.CharField(max_length=120, default="")

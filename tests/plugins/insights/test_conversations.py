@@ -82,3 +82,39 @@ def test_a_tenant_without_insights_gets_no_scores(env):
     beta = env.client("beta")
     headers = {"Authorization": f"Bearer {env.token('beta', 'admin')}"}
     assert beta.get("/api/v1/insights/sentiment/contact/1/conversations", headers=headers).status_code == 404
+
+
+def test_reply_draft_offline_offered_to_edit_and_send(env):
+    from crm_plugins.insights.models import GeneratedTextRecord
+    from crmcore.sdk import Contact, create_record
+
+    with in_tenant(env) as tenant:
+        ann = create_record(Contact, {"first_name": "Ann", "last_name": "Angry", "email": "ann@example.com"})
+        angry = _receive(tenant, "Invoice", "The invoice is wrong again. We are very disappointed and need a corrected invoice this week. Call me at +44 20 7946 0958.")
+        other = create_record(Contact, {"first_name": "Bob", "last_name": "B", "email": "bob@example.com"})
+        bobs = _receive(tenant, "Hi", "Hello there", address="bob@example.com")
+    drain(env)
+    client = env.client("acme")
+    env.login(client, "acme", role="agent")
+    page = client.get(f"/app/contacts/{ann.id}").get_data(as_text=True)
+    assert "Draft a reply" in page
+    csrf = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    form = {"csrf_token": csrf, "entity": "contact", "record_id": ann.id}
+    # a conversation of another record is not this record's to answer
+    assert client.post("/app/insights/replies", data={**form, "conversation_id": bobs.conversation_id}).status_code == 404
+    assert client.post("/app/insights/replies", data={**form, "conversation_id": "x"}).status_code == 422
+    assert client.post("/app/insights/replies", data={**form, "conversation_id": angry.conversation_id}).status_code == 302
+    assert "Reply draft requested" in client.get(f"/app/contacts/{ann.id}").get_data(as_text=True)
+    drain(env)
+    with in_tenant(env):
+        draft = GeneratedTextRecord.get(GeneratedTextRecord.purpose == "reply")
+        assert (draft.status, draft.source, draft.conversation_id) == ("done", "template", angry.conversation_id)
+        assert draft.text.startswith("Hello,") and "sorry for the trouble" in draft.text and "7946" not in draft.text
+    page = client.get(f"/app/contacts/{ann.id}").get_data(as_text=True)
+    assert f'action="/app/conversations/{angry.conversation_id}/reply"' in page and "sorry for the trouble" in page
+    assert "<strong>Summary</strong>" not in page  # a reply draft is not the record's summary
+    headers = {"Authorization": f"Bearer {env.token('acme', 'agent')}"}
+    body = client.post("/api/v1/insights/replies", json={"entity": "contact", "record_id": ann.id, "conversation_id": angry.conversation_id}, headers=headers)
+    assert body.status_code == 202 and body.get_json()["purpose"] == "reply"
+    assert client.post("/api/v1/insights/replies", json={"entity": "contact", "record_id": other.id, "conversation_id": angry.conversation_id}, headers=headers).status_code == 404
+    assert client.post("/api/v1/insights/replies", json={"entity": "company", "record_id": 1, "conversation_id": 1}, headers=headers).status_code == 422

@@ -73,7 +73,7 @@ def of_record(tenant: Any, entity: str, record_id: int, limit: int = 10) -> list
     with its channel and subject ([] when the tenant has the channels plugin off)."""
     if entity not in LINKED_ENTITIES or not sdk.is_enabled(tenant, "channels"):
         return []
-    from crm_plugins.channels import contrib as channels
+    import crm_plugins.channels.contrib as channels
 
     seen: dict[int, Any] = {}
     for message in channels.messages_of(entity, record_id, limit=MESSAGES_LOOKED_AT):

@@ -27,7 +27,7 @@ def _conversation_ids(lead_ids: list[int], contact_ids: list[int]) -> list[int]:
     links); one query per person, through the channels plugin's contract."""
     if not sdk.is_enabled(sdk.current_tenant(), "channels"):
         return []
-    from crm_plugins.channels import contrib as channels
+    import crm_plugins.channels.contrib as channels
 
     found: set[int] = set()
     for entity, ids in (("lead", lead_ids), ("contact", contact_ids)):

@@ -97,7 +97,7 @@ def offline_reply(material: str) -> str:
 def conversation_material(entity: str, record_id: int, conversation_id: int, limit: int = 10) -> str:
     """The customer's messages in one of the record's conversations, newest first,
     separated by blank lines (through the channels plugin's contract)."""
-    from crm_plugins.channels import contrib as channels
+    import crm_plugins.channels.contrib as channels
 
     messages = [m for m in channels.messages_of(entity, record_id, limit=200) if m.conversation_id == conversation_id and m.direction == "in"]
     return "\n\n".join((m.body_text or m.subject or "").strip() for m in messages[:limit] if (m.body_text or m.subject))

@@ -21,7 +21,7 @@ def env(crm_env: Any) -> Any:
 
 
 def _receive(tenant: Any, subject: str, body: str, address: str = "ann@example.com", **extra: Any) -> Any:
-    from crm_plugins.channels import contrib as channels
+    import crm_plugins.channels.contrib as channels
 
     return channels.receive(tenant, "email", address=address, subject=subject, body_text=body, message_id=f"<{subject}-{body[:10]}@x>", **extra)
 

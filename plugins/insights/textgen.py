@@ -89,7 +89,7 @@ def offline_reply(material: str) -> str:
         thanks = "Thank you for your message, it is good to hear from you."
     else:
         thanks = "Thank you for your message."
-    point = extractive_summary(latest, 1)
+    point = extractive_summary(latest, 1).rstrip(".")
     about = f'\n\nAbout your point, "{point}": I am looking into it.' if point else ""
     return f"Hello,\n\n{thanks}{about} I will come back to you shortly with the next steps.\n\nBest regards"
 

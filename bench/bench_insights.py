@@ -6,7 +6,7 @@ Data (built in a fresh temporary database each run): tenant ``acme`` with the in
 plugin on, ``size`` open deals across the default pipeline's open stages (entered 0-60
 days ago, close dates +-30 days, a contact for half), 2 activities per deal on average
 with texts drawn from a mix of English business sentences (positive, negative, polite,
-"no problems" negations) and some German and French ones, and an open task for 40%.
+"no problems" negations) and some German and French ones, and an open task for 40%, value lowered on 10% and the close date pushed back twice on 5% (audit log entries).
 
 Scenarios:
 
@@ -16,7 +16,7 @@ Scenarios:
   ``polarity_scores`` alone over the same texts, already in memory. Target: at least 0.7x.
 * ``risk, first`` / ``risk, unchanged``: ``risk.recompute(tenant)`` with no stored risk
   (every row written) and again with nothing changed, against the floor: one hand-written
-  ``INSERT ... SELECT`` computing the same six factors' points per open deal into a bare
+  ``INSERT ... SELECT`` computing the same eight factors' points per open deal into a bare
   table (no reasons, no remedies, no signals). Target: within 3x.
 
     .venv/bin/python bench/bench_insights.py --size 2000                  # smoke
@@ -85,7 +85,7 @@ def make_app(config_dir: Path, url: str) -> Any:
 
 def build(size: int, now: dt.datetime) -> dict[str, int]:
     from crmcore import sdk
-    from crmcore.sdk import Activity, Contact, Deal, Stage, Task
+    from crmcore.sdk import Activity, AuditEntry, Contact, Deal, Stage, Task
 
     rng = random.Random(20261203)
     tenant = sdk.current_tenant()
@@ -120,16 +120,32 @@ def build(size: int, now: dt.datetime) -> dict[str, int]:
             Activity.insert_many(acts[start:start + 1000]).execute()
         for start in range(0, len(tasks), 1000):
             Task.insert_many(tasks[start:start + 1000]).execute()
-    return {"deals": len(deals), "activities": len(acts), "tasks": len(tasks)}
+        # change history (the audit log): a value lowered on 10% of deals, the close date
+        # pushed back twice on 5%
+        audit = []
+        for deal in deals:
+            if rng.random() < 0.1:
+                audit.append({"tenant": tenant.id, "entity": "deal", "entity_id": deal, "action": "update", "changes": {"value": ["1500.00", "1000.00"]}, "at": now - dt.timedelta(days=rng.uniform(0, 60))})
+            if rng.random() < 0.05:
+                for n in (1, 2):
+                    close = [(now + dt.timedelta(days=k)).date().isoformat() for k in (n * 10 - 10, n * 10)]
+                    audit.append({"tenant": tenant.id, "entity": "deal", "entity_id": deal, "action": "update", "changes": {"expected_close_date": close}, "at": now - dt.timedelta(days=rng.uniform(0, 60))})
+        for start in range(0, len(audit), 1000):
+            AuditEntry.insert_many(audit[start:start + 1000]).execute()
+    return {"deals": len(deals), "activities": len(acts), "tasks": len(tasks), "audit entries": len(audit)}
 
 
 def floor_risk_sql(postgres: bool) -> str:
-    """The six factors' default points in one INSERT ... SELECT (no reasons)."""
+    """The eight factors' default points in one INSERT ... SELECT (no reasons)."""
     p = "%s" if postgres else "?"
     # whole days, as the plugin counts them (timedelta.days)
     days = (lambda a, b: f"FLOOR(EXTRACT(EPOCH FROM ({a} - {b})) / 86400)") if postgres else (lambda a, b: f"CAST(julianday({a}) - julianday({b}) AS INTEGER)")
     now = f"CAST({p} AS TIMESTAMP)" if postgres else p
     today = f"CAST({p} AS DATE)" if postgres else f"date({p})"
+    pct = "%%" if postgres else "%"
+    change = (lambda f, i: f"(changes::json -> '{f}' ->> {i})") if postgres else (lambda f, i: f"json_extract(changes, '$.{f}[{i}]')")
+    old_value = f"CAST({change('value', 0)} AS {'NUMERIC' if postgres else 'REAL'})"
+    new_close, old_close = change("expected_close_date", 1), change("expected_close_date", 0)
     return f"""
 INSERT INTO bench_insights_risk (deal_id, points)
 SELECT d.id,
@@ -139,6 +155,8 @@ SELECT d.id,
 + (CASE WHEN se.recent <= -0.05 OR (se.recent - se.previous <= -0.3 AND se.recent < 0.05) THEN 2 ELSE 0 END)
 + (CASE WHEN COALESCE(c.n, 0) <= 1 THEN 1 ELSE 0 END)
 + (CASE WHEN COALESCE(t.n, 0) = 0 THEN 1 ELSE 0 END)
++ (CASE WHEN h.top_value > d.value THEN 1 ELSE 0 END)
++ (CASE WHEN COALESCE(h.pushes, 0) >= 2 THEN 2 ELSE 0 END)
 FROM crm_deal d JOIN crm_stage s ON s.id = d.stage_id
 LEFT JOIN (SELECT deal_id, MAX(occurred_at) AS last_at FROM crm_activity WHERE tenant_id = {p} AND deal_id IS NOT NULL GROUP BY deal_id) a ON a.deal_id = d.id
 LEFT JOIN (SELECT deal_id, COUNT(DISTINCT contact_id) AS n FROM (SELECT deal_id, contact_id FROM crm_activity WHERE tenant_id = {p} AND deal_id IS NOT NULL AND contact_id IS NOT NULL
@@ -147,6 +165,9 @@ LEFT JOIN (SELECT deal_id, COUNT(*) AS n FROM crm_task WHERE tenant_id = {p} AND
 LEFT JOIN (SELECT deal_id, AVG(CASE WHEN occurred_at >= {p} THEN score END) AS recent,
                   AVG(CASE WHEN occurred_at < {p} AND occurred_at >= {p} THEN score END) AS previous
            FROM insights_sentiment WHERE tenant_id = {p} AND deal_id IS NOT NULL AND score IS NOT NULL GROUP BY deal_id) se ON se.deal_id = d.id
+LEFT JOIN (SELECT entity_id AS deal_id, MAX({old_value}) AS top_value, SUM(CASE WHEN {new_close} > {old_close} THEN 1 ELSE 0 END) AS pushes
+           FROM crm_audit WHERE tenant_id = {p} AND entity = 'deal' AND action = 'update' AND at >= {p}
+           AND (changes LIKE '{pct}"value"{pct}' OR changes LIKE '{pct}"expected_close_date"{pct}') GROUP BY entity_id) h ON h.deal_id = d.id
 WHERE d.tenant_id = {p} AND s.is_won = {p} AND s.is_lost = {p}
 """
 
@@ -219,7 +240,7 @@ def main() -> None:
                 db.database.execute_sql("DROP TABLE IF EXISTS bench_insights_risk")
                 db.database.execute_sql("CREATE TABLE bench_insights_risk (deal_id INTEGER PRIMARY KEY, points REAL)")
                 window = dt.timedelta(days=30)
-                params = [now, tenant.id, tenant.id, tenant.id, tenant.id, now - window, now - window, now - 2 * window, tenant.id, tenant.id, False, False]
+                params = [now, tenant.id, tenant.id, tenant.id, tenant.id, now - window, now - window, now - 2 * window, tenant.id, tenant.id, now - dt.timedelta(days=90), tenant.id, False, False]
                 if not postgres:
                     params = [v.isoformat(sep=" ") if isinstance(v, dt.datetime) else v for v in params]
                 sql = floor_risk_sql(postgres)

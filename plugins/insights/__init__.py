@@ -19,7 +19,9 @@ if importlib.util.find_spec("vaderSentiment") is None:
 
 
 #: the deal risk factors (plugins/insights/risk.py), whose points ``risk_points`` overrides
-RISK_FACTORS = ("stale_in_stage", "no_activity", "close_date_passed", "negative_sentiment", "single_contact", "no_next_task")
+RISK_FACTORS = (
+    "stale_in_stage", "no_activity", "close_date_passed", "negative_sentiment", "single_contact", "no_next_task", "value_lowered", "close_date_pushed",
+)
 
 
 def _days(default: float, low: float = 0, high: float = 3650) -> fields.Float:
@@ -40,6 +42,8 @@ class InsightsSettings(Schema):
     risk_points = fields.Dict(
         keys=fields.String(validate=validate.OneOf(RISK_FACTORS)), values=fields.Float(validate=validate.Range(min=0, max=100)), load_default=dict,
     )
+    history_window_days = _days(90, 1)
+    close_date_pushes = fields.Integer(load_default=2, validate=validate.Range(min=1, max=100))
     medium_points = fields.Float(load_default=2, validate=validate.Range(min=0, max=100))
     high_points = fields.Float(load_default=5, validate=validate.Range(min=0, max=100))
     debounce_seconds = fields.Integer(load_default=60, validate=validate.Range(min=0, max=3600))

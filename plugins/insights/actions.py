@@ -26,6 +26,8 @@ DEAL_ACTIONS = {
     "negative_sentiment": ("address_concerns", "call", "Call to address the concerns"),
     "single_contact": ("add_stakeholder", "meeting", "Involve a second stakeholder"),
     "no_next_task": ("plan_next_step", "task", "Plan the next step"),
+    "value_lowered": ("requalify", "call", "Call to re-qualify scope and budget"),
+    "close_date_pushed": ("firm_next_step", "meeting", "Book a decision meeting"),
 }
 PRIORITY_BONUS = {"high": 2, "medium": 0.5, "low": 0}
 

@@ -7,7 +7,12 @@ from typing import Any
 import click
 
 from crm_plugins.insights import api, health, interactions, privacy, risk, textgen, views
-from crm_plugins.insights.models import INITIAL_MODELS, MODELS, GeneratedTextRecord
+from crm_plugins.insights.models import (
+    INITIAL_MODELS,
+    MODELS,
+    GeneratedTextRecord,
+    InteractionSentiment,
+)
 from crmcore import sdk
 from crmcore.sdk import (
     DashboardWidget,
@@ -18,6 +23,8 @@ from crmcore.sdk import (
     ScheduledJob,
     SignalReceiver,
     TaskHandler,
+    add_columns,
+    create_indexes,
     create_tables,
     hookimpl,
 )
@@ -50,6 +57,10 @@ def on_chat_message(tenant: Any, **data: Any) -> None:
     interactions.on_chat_message(tenant, **data)
 
 
+def on_channel_message(tenant: Any, **data: Any) -> None:
+    interactions.on_channel_message(tenant, **data)
+
+
 def sentiment_task(task: Any) -> None:
     interactions.sentiment_task(task)
     risk.schedule(sdk.current_tenant())  # a new sentiment can change a deal's trend
@@ -73,7 +84,18 @@ def crm_migrations():
     return [
         Migration("0001_initial", create_tables(*INITIAL_MODELS)),
         Migration("0002_generated_text", create_tables(GeneratedTextRecord)),
+        Migration("0003_conversation_sentiment", _conversation_sentiment),
     ]
+
+
+def _conversation_sentiment(database: Any) -> None:
+    """``conversation_id`` of channel messages' sentiments (and its partial index) and of
+    reply drafts."""
+    for model in (InteractionSentiment, GeneratedTextRecord):
+        columns = {c.name for c in database.get_columns(model._meta.table_name)}
+        if "conversation_id" not in columns:  # a new database got it from 0001/0002 (the model as it is now)
+            add_columns(model, "conversation_id")(database)
+    create_indexes(InteractionSentiment)(database)
 
 
 @hookimpl
@@ -108,6 +130,7 @@ def crm_signal_receivers():
         SignalReceiver("entity_deleted", on_entity_deleted),
         SignalReceiver("deal_stage_changed", on_stage_changed),
         SignalReceiver("chat_message_received", on_chat_message),
+        SignalReceiver("message_received", on_channel_message),  # the channels plugin's (email, SMS ...)
     ]
 
 

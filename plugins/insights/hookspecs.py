@@ -16,8 +16,9 @@ def crm_insights_generate_text(tenant: Any, purpose: str, instruction: str, text
     never in a request, with ``text`` already redacted when the tenant asks for it.
 
     :param tenant: the tenant the text is for.
-    :param purpose: ``"summary"`` (a record's summary) for now; later meeting briefs and
-        reply drafts.
+    :param purpose: ``"summary"`` (a record's summary) or ``"reply"`` (a reply draft to
+        the customer's latest message in a conversation; ``text`` is the customer's
+        messages there, newest first, separated by blank lines).
     :param instruction: what to do, in English ("Summarise the customer's history ...").
     :param text: the material (the record's notes and activities, newest first).
     :return: a :class:`crm_plugins.insights.contrib.GeneratedText`, or None to pass.

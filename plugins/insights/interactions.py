@@ -54,14 +54,31 @@ def on_chat_message(tenant: Any, conversation: Any = None, message: Any = None, 
     enqueue(TASK_KIND, {"entity": "chat_message", "items": [item]}, tenant=tenant, idempotency_key=f"insights:sentiment:{tenant.id}:chat_message:{message.id}")
 
 
+def on_channel_message(tenant: Any, message: Any = None, conversation: Any = None, automated: bool = False, **_: Any) -> None:
+    """An inbound message of any channel (the channels plugin's ``message_received``:
+    email, SMS ...): the customer's words, scored per conversation. Auto-replies (out of
+    office) are not the customer's mood and are skipped. The row has no record links: the
+    message's timeline activity is scored as an activity and counts for the record."""
+    if message is None or automated:
+        return
+    text = " \n".join(t for t in (getattr(message, "subject", ""), getattr(message, "body_text", "")) if t)
+    created = getattr(message, "created_at", None) or sdk.utcnow()
+    conversation_id = getattr(conversation, "id", None) or getattr(message, "conversation_id", None)
+    item = {"id": message.id, "text": text, "conversation_id": conversation_id, "at": created.isoformat(sep=" ")}
+    enqueue(TASK_KIND, {"entity": "message", "items": [item]}, tenant=tenant, idempotency_key=f"insights:sentiment:{tenant.id}:message:{message.id}")
+
+
 # --------------------------------------------------------------------------- scoring
+
+#: entities whose texts travel in the task (another plugin's tables)
+CARRIED_ENTITIES = ("chat_message", "message")
 
 
 def sentiment_task(task: Any) -> None:
     payload = payload_of(task)
     entity = payload.get("entity")
-    if entity == "chat_message":
-        score_items("chat_message", payload.get("items") or [])
+    if entity in CARRIED_ENTITIES:
+        score_items(entity, payload.get("items") or [])
     elif entity in SCORED_ENTITIES:
         score_records(entity, [int(i) for i in payload.get("ids") or []])
 
@@ -95,7 +112,9 @@ def score_records(entity: str, ids: list[int]) -> int:
     return score_items(entity, _interactions(entity, ids))
 
 
-ROW_COLUMNS = ("tenant_id", "entity", "record_id", "lead_id", "contact_id", "company_id", "deal_id", "score", "status", "note", "occurred_at", "computed_at")
+ROW_COLUMNS = (
+    "tenant_id", "entity", "record_id", "lead_id", "contact_id", "company_id", "deal_id", "conversation_id", "score", "status", "note", "occurred_at", "computed_at",
+)
 
 
 def score_items(entity: str, items: list[dict[str, Any]], *, replace: bool = True) -> int:
@@ -118,7 +137,7 @@ def score_items(entity: str, items: list[dict[str, Any]], *, replace: bool = Tru
             at = at.isoformat(sep=" ")
         rows.append((
             tenant_id, entity, int(item["id"]), item.get("lead_id"), item.get("contact_id"), item.get("company_id"), item.get("deal_id"),
-            result.score, result.status, result.note[:200], at, now,
+            item.get("conversation_id"), result.score, result.status, result.note[:200], at, now,
         ))
     with sdk.atomic():
         if replace:

@@ -21,8 +21,11 @@ class InteractionSentiment(TenantModel):
     """The sentiment of one text interaction, keyed by (entity, record_id)."""
 
     tenant = _tenant()
-    entity = peewee.CharField(max_length=20)  # "activity" | "note" | "chat_message"
+    entity = peewee.CharField(max_length=20)  # "activity" | "note" | "chat_message" | "message"
     record_id = peewee.IntegerField()
+    #: a channel message's conversation (channels plugin); its row has no record links:
+    #: the message's timeline activity already counts for the record (migration 0003)
+    conversation_id = peewee.IntegerField(null=True)
     lead_id = peewee.IntegerField(null=True)
     contact_id = peewee.IntegerField(null=True)
     company_id = peewee.IntegerField(null=True)
@@ -41,7 +44,7 @@ class InteractionSentiment(TenantModel):
 # One index per link, partial (WHERE <link> IS NOT NULL): an interaction usually has one
 # or two of the four links, and a backfill writes fewer index entries (both databases
 # have partial indexes).
-for _link in ("deal_id", "lead_id", "contact_id", "company_id"):
+for _link in ("deal_id", "lead_id", "contact_id", "company_id", "conversation_id"):
     _column = getattr(InteractionSentiment, _link)
     InteractionSentiment.add_index(InteractionSentiment.index(InteractionSentiment.tenant, _column, InteractionSentiment.occurred_at, where=_column.is_null(False)))
 
@@ -131,7 +134,9 @@ class GeneratedTextRecord(TenantModel):
     tenant = _tenant()
     entity = peewee.CharField(max_length=10)
     record_id = peewee.IntegerField()
-    purpose = peewee.CharField(max_length=20)  # summary
+    purpose = peewee.CharField(max_length=20)  # summary | reply
+    #: a reply draft's conversation (channels plugin; migration 0003)
+    conversation_id = peewee.IntegerField(null=True)
     status = peewee.CharField(max_length=10)  # queued | done | failed
     text = peewee.TextField(default="")
     source = peewee.CharField(max_length=120, default="")

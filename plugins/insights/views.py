@@ -9,7 +9,15 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from markupsafe import Markup, escape
 from peewee import fn
 
-from crm_plugins.insights import actions, health, interactions, risk, sentiment, textgen
+from crm_plugins.insights import (
+    actions,
+    conversations,
+    health,
+    interactions,
+    risk,
+    sentiment,
+    textgen,
+)
 from crm_plugins.insights.models import CustomerHealth, DealRisk, GeneratedTextRecord, InsightAlert
 from crmcore import sdk
 from crmcore.sdk import Company, Contact, Deal, Lead, ListColumn, ListFilter, Stage
@@ -93,9 +101,40 @@ def summarise():
     return redirect(record_url(entity, record_id))
 
 
-def latest_summary(entity: str, record_id: int) -> Any:
+@bp.route("/replies", methods=["POST"])
+def draft_reply():
+    """The panel's "Draft a reply" button: queue a reply draft for one of the record's
+    conversations (the worker writes it; the panel offers it to edit and send)."""
+    if not sdk.has_permission("insights:act"):
+        abort(403)
+    entity = request.form.get("entity", "")
+    try:
+        record_id, conversation_id = int(request.form.get("record_id", "")), int(request.form.get("conversation_id", ""))
+    except ValueError:
+        abort(422)
+    model = {"deal": Deal, "lead": Lead, "contact": Contact}.get(entity)
+    if model is None:
+        abort(422)
+    if not sdk.visible(model.select(model.id), model).where(model.id == record_id).exists():
+        abort(404)
+    if conversation_id not in {c["conversation_id"] for c in conversations.of_record(g.tenant, entity, record_id)}:
+        abort(404)
+    textgen.request_reply(entity, record_id, conversation_id)
+    flash("Reply draft requested: it appears here in a moment.")
+    return redirect(record_url(entity, record_id))
+
+
+def latest_summary(entity: str, record_id: int, purpose: str = "summary") -> Any:
     g_ = GeneratedTextRecord
-    return g_.select().where(g_.entity == entity, g_.record_id == record_id).order_by(g_.created_at.desc(), g_.id.desc()).first()
+    return g_.select().where(g_.entity == entity, g_.record_id == record_id, g_.purpose == purpose).order_by(g_.created_at.desc(), g_.id.desc()).first()
+
+
+def _reply_parts(entity: str, record: Any) -> dict[str, Any]:
+    """The panel's conversations and the latest reply draft (with where to send it)."""
+    found = conversations.of_record(g.tenant, entity, record.id)
+    draft = latest_summary(entity, record.id, "reply") if found else None
+    can_send = bool(draft and draft.status == "done" and sdk.has_permission("channels:send") and draft.conversation_id in {c["conversation_id"] for c in found})
+    return {"conversations": found, "reply": draft, "reply_url": url_for("channels.reply", conversation_id=draft.conversation_id) if can_send else None}
 
 
 # --------------------------------------------------------------------------- panels
@@ -110,6 +149,7 @@ def deal_panel(record: Any) -> str:
         "insights/_record_panel.html", entity="deal", record=record, risk=row, lower_it=lower, closed=closed,
         actions=actions.for_record("deal", record.id), trend=interactions.trend("deal", record.id), health=None,
         label=sentiment.label, can_act=sdk.has_permission("insights:act"), here=record_url("deal", record.id), summary=latest_summary("deal", record.id),
+        **_reply_parts("deal", record),
     )
 
 
@@ -118,6 +158,7 @@ def lead_panel(record: Any) -> str:
         "insights/_record_panel.html", entity="lead", record=record, risk=None, lower_it=[],
         actions=actions.for_record("lead", record.id), trend=interactions.trend("lead", record.id), health=None,
         label=sentiment.label, can_act=sdk.has_permission("insights:act"), here=record_url("lead", record.id), summary=latest_summary("lead", record.id),
+        **_reply_parts("lead", record),
     )
 
 
@@ -127,6 +168,7 @@ def customer_panel(entity: str, record: Any) -> str:
         "insights/_record_panel.html", entity=entity, record=record, risk=None, lower_it=[], actions=[],
         trend=interactions.trend(entity, record.id), health=row, history=health.history_of(entity, record.id, 30) if row else [],
         label=sentiment.label, can_act=False, can_summarise=sdk.has_permission("insights:act"), here=record_url(entity, record.id), summary=latest_summary(entity, record.id),
+        **_reply_parts(entity, record),
     )
 
 

@@ -50,6 +50,10 @@ def test_factors_levels_and_remedies(env, captured_signals):
         assert rows[sour].factors[0]["reason"] == "Recent sentiment -0.50 (was +0.60)"
         tips = risk.explain(rows[sour].points, rows[sour].factors, {"high_points": 5, "medium_points": 2})
         assert tips == ["Call to address the concerns raised (risk medium -> low)"]
+        assert sent == []  # the tenant's first assessment announces no deal (no signal storm)
+        DealRisk.delete().where(DealRisk.deal.in_([stale, sour])).execute()
+        with captured_signals("deal_risk_changed") as sent:
+            risk.recompute(tenant)  # deals assessed for the first time later are announced
         assert {data["deal_id"]: data["level"] for _n, _s, data in sent} == {stale: "high", sour: "medium"}
 
 
@@ -138,14 +142,59 @@ def test_sentiment_factor_edges():
     from crm_plugins.insights.risk import assess
 
     settings = {"default_stage_days": 21, "no_activity_days": 14, "negative_sentiment": -0.05, "risk_points": {}}
-    row = lambda recent, previous: (1, NOW, None, NOW, "Lead", 14, NOW, 2, 1, recent, previous)
-    keys = lambda recent, previous: [f["key"] for f in assess(row(recent, previous), NOW, settings)[1]]
+    row = lambda recent, previous: (1, 0, None, None, "Lead", 14, True, 0, 2, 1, recent, previous, 1000, None, 0)
+    keys = lambda recent, previous: [f["key"] for f in assess(row(recent, previous), settings)[1]]
     assert keys(-0.05, None) == ["negative_sentiment"]
     assert keys(-0.04, None) == []
     assert keys(0.0, 0.4) == ["negative_sentiment"]  # fell to neutral
     assert keys(0.4, 0.75) == []  # cooled, still positive
     assert keys(0.0, 0.25) == []  # a small dip
     assert keys(None, 0.9) == []  # nothing recent: no verdict
+
+
+def test_value_lowered_and_close_date_pushed_from_the_audit_log(env):
+    """The deal's change history (the core's audit log): a value below one it had in the
+    window, and a close date moved later ``close_date_pushes`` times."""
+    import json
+
+    from crm_plugins.insights import risk
+    from crm_plugins.insights.models import DealRisk
+    from crmcore import sdk
+    from crmcore.sdk import AuditEntry, Deal, update_record
+
+    with in_tenant(env) as tenant:
+        day = lambda n: (NOW + dt.timedelta(days=n)).date()
+        shrunk = make_deal("Shrunk", "Qualified", value=5000, expected_close_date=day(20))
+        update_record(Deal.get_by_id(shrunk.id), {"value": 8000})
+        update_record(Deal.get_by_id(shrunk.id), {"value": 3000})
+        grown = make_deal("Grown", "Qualified", value=5000, expected_close_date=day(20))
+        update_record(Deal.get_by_id(grown.id), {"value": 2000})
+        update_record(Deal.get_by_id(grown.id), {"value": 9000})  # back above every earlier value
+        slipping = make_deal("Slipping", "Qualified", expected_close_date=day(5))
+        update_record(Deal.get_by_id(slipping.id), {"expected_close_date": day(15)})
+        update_record(Deal.get_by_id(slipping.id), {"expected_close_date": day(10)})  # earlier: not a push
+        update_record(Deal.get_by_id(slipping.id), {"expected_close_date": day(40)})
+        once = make_deal("Moved once", "Qualified", expected_close_date=day(5))
+        update_record(Deal.get_by_id(once.id), {"expected_close_date": day(25)})
+        old = make_deal("Old history", "Qualified", value=5000, expected_close_date=day(5))
+        update_record(Deal.get_by_id(old.id), {"value": 1000})
+        AuditEntry.update(at=days_ago(120)).where(AuditEntry.entity == "deal", AuditEntry.entity_id == old.id).execute()
+        risk.recompute(tenant)
+        factors = {r.deal_id: {f["key"]: f for f in r.factors} for r in DealRisk.select()}
+        assert factors[shrunk.id]["value_lowered"]["reason"] == "Value lowered from 8,000 to 3,000 in the last 90 days"
+        assert factors[shrunk.id]["value_lowered"]["remedy"].startswith("Ask what changed")
+        assert "value_lowered" not in factors[grown.id]
+        assert factors[slipping.id]["close_date_pushed"]["reason"] == "Close date pushed back 2 times in the last 90 days"
+        assert factors[slipping.id]["close_date_pushed"]["points"] == 2
+        assert "close_date_pushed" not in factors[once.id]  # once is not "repeatedly"
+        assert "value_lowered" not in factors[old.id]  # outside history_window_days
+        # the factors are written as JSONText writes them (so "unchanged" compares equal)
+        raw = dict(sdk.database.execute_sql("SELECT deal_id, factors FROM insights_deal_risk").fetchall())
+        assert raw and all(raw[r.deal_id] == json.dumps(r.factors, default=str, sort_keys=True) for r in DealRisk.select())
+        assert risk.recompute(tenant)["changed"] == 0
+        from crm_plugins.insights import actions
+
+        assert "requalify" in [a.key for a in actions.for_record("deal", shrunk.id)]
 
 
 def test_risk_points_setting_refuses_unknown_factors(crm_env):

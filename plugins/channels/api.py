@@ -68,6 +68,9 @@ class SendMessageSchema(Schema):
     idempotency_key = fields.String(validate=validate.Length(min=1, max=200), metadata={"description": "A send asked again with the same key is the same message."})
     purpose = fields.String(load_default="sales", validate=validate.OneOf(["sales", "marketing"]),
                             metadata={"description": "marketing: carries an unsubscribe link (email: RFC 8058 one-click headers); refused to who unsubscribed."})
+    channel_options = fields.Dict(keys=fields.String(validate=validate.Length(max=50)), validate=validate.Length(max=20),
+                                  metadata={"description": "Channel-specific parameters, checked by the channel (WhatsApp: "
+                                            '{"template": name, "variables": {"1": ...}}, an approved template, sent outside the 24-hour window too).'})
 
     @validates_schema
     def _about_something(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -172,6 +175,7 @@ class Messages(MethodView):
                 sdk.current_tenant(), channel_name=data["channel"], entity=entity, record=record, conversation=conversation,
                 to=data.get("to"), cc=data.get("cc"), subject=data.get("subject"), body=data.get("body"), html=data.get("html"),
                 template=template, user=user, idempotency_key=data.get("idempotency_key"), purpose=data["purpose"],
+                options=data.get("channel_options"),
             )
         except Refused as exc:
             refused(exc)

@@ -265,9 +265,14 @@ def render_template(tenant: Any, template: Any, entity: str | None, record: Any,
 
 def compose(tenant: Any, *, channel_name: str, entity: str | None, record: Any, conversation: Conversation | None,
             to: list[str] | None, cc: list[str] | None, subject: str | None, body: str | None, html: str | None,
-            template: Any, user: Any, idempotency_key: str | None = None, purpose: str = "sales") -> Message:
+            template: Any, user: Any, idempotency_key: str | None = None, purpose: str = "sales",
+            options: dict[str, Any] | None = None) -> Message:
     """Check, render and queue one outbound message about ``record`` (or a reply in
-    ``conversation``); raises :class:`Refused` (field messages) for a bad draft."""
+    ``conversation``); raises :class:`Refused` (field messages) for a bad draft.
+
+    ``options``: channel-specific parameters, passed to the channel's ``prepare`` as
+    ``draft["options"]`` (WhatsApp: an approved template and its variables); with options
+    the body may be empty when ``prepare`` supplies it."""
     channel = channels_of(tenant).get(channel_name)
     if channel is None or not channel.can("send"):
         raise Refused({"channel": [f"no channel {channel_name!r} that can send for this tenant"]})
@@ -300,14 +305,14 @@ def compose(tenant: Any, *, channel_name: str, entity: str | None, record: Any, 
         raise Refused({"subject": ["must be one line (no CR or LF)"]})
     body_html = sanitise_html(html) if html else ""
     body_text = body if body else text_of_html(body_html)
-    if not body_text.strip() and not body_html:
+    if not body_text.strip() and not body_html and not options:
         raise Refused({"body": ["the message is empty"]})
     if not to:
         raise Refused({"to": ["no recipient: give one (the record has no address on this channel)"]})
     if channel.max_length and len(body_text) > channel.max_length:
         raise Refused({"body": [f"longer than the channel's {channel.max_length} characters"]})
     draft = {"to": list(to), "cc": list(cc or []), "subject": subject, "body_text": body_text, "body_html": body_html,
-             "conversation": conversation, "purpose": purpose}
+             "conversation": conversation, "purpose": purpose, "options": dict(options or {})}
     prepared = channel.prepare(tenant, draft) if channel.prepare else {}
     if conversation is None and not channel.has_subject:  # chat-like: one running thread per (normalised) address
         address = prepared.get("to", draft["to"])[0]
@@ -315,6 +320,8 @@ def compose(tenant: Any, *, channel_name: str, entity: str | None, record: Any, 
                         .order_by(Conversation.last_message_at.desc()).first())
     body_text = prepared.get("body_text", body_text)
     body_html = prepared.get("body_html", body_html)
+    if not body_text.strip() and not body_html:
+        raise Refused({"body": ["the message is empty"]})
     return queue_outbound(
         tenant, channel, conversation, links=links, to=prepared.get("to", draft["to"]), cc=prepared.get("cc", draft["cc"]),
         subject=subject, body_text=body_text, body_html=body_html, author_id=getattr(user, "id", None),

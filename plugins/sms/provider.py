@@ -5,7 +5,6 @@ auth) and the request signature of its callbacks (X-Twilio-Signature)."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -17,9 +16,8 @@ from typing import Any
 
 import crm_plugins.channels.contrib as channels
 from crm_plugins.channels.contrib import PermanentFailure, Refused, TemporaryFailure
-from crm_plugins.sms import text
+from crm_plugins.sms import text, whatsapp
 from crmcore import sdk
-from crmcore.sdk import utcnow
 
 PLUGIN = "sms"
 
@@ -48,22 +46,21 @@ def opt_out_reason(row: Any) -> str:
     return f"{row.address} opted out ({row.source or row.channel} on {row.changed_at:%Y-%m-%d %H:%M} UTC): nothing is sent to it"
 
 
-def window_closes_at(conf: dict[str, Any], address: str) -> dt.datetime | None:
-    """The end of WhatsApp's customer-service window with ``address`` (None: never opened)."""
-    last = channels.last_received_at("whatsapp", address)
-    return last + dt.timedelta(hours=conf["whatsapp_window_hours"]) if last else None
-
-
 def prepare_for(channel: str) -> Any:
     def prepare(tenant: Any, draft: dict[str, Any]) -> dict[str, Any]:
-        """Numbers to E.164 (the tenant's region), one recipient, consent and the window."""
+        """Numbers to E.164 (the tenant's region), one recipient, consent, and for
+        WhatsApp the window (free text) or an approved template (``options``)."""
         conf = settings(tenant)
+        options = draft.get("options") or {}
         problems: dict[str, list[str]] = {}
         if not configured(conf, channel):
             sender = "whatsapp_from" if channel == "whatsapp" else "from_number"
             problems["channel"] = [f"{channel} is not configured for this tenant (settings.sms account_sid, auth_token, {sender})"]
         if draft["cc"]:
             problems["cc"] = [f"{channel} has no copies"]
+        unknown = sorted(set(options) - ({"template", "variables"} if channel == "whatsapp" else set()))
+        if unknown:
+            problems["channel_options"] = [f"{channel} takes no {', '.join(unknown)[:200]}" + (" (templates are WhatsApp's)" if "template" in unknown else "")]
         to: list[str] = []
         if len(draft["to"]) != 1:
             problems.setdefault("to", []).append(f"{channel} goes to one number")
@@ -76,16 +73,19 @@ def prepare_for(channel: str) -> Any:
             refused = channels.opted_out([number_of(to[0])])
             for row in refused.values():
                 problems.setdefault("to", []).append(opt_out_reason(row))
-        if to and channel == "whatsapp" and not problems:
-            closes = window_closes_at(conf, to[0])
-            if closes is None or closes <= utcnow():
-                problems.setdefault("body", []).append(
-                    "outside WhatsApp's 24-hour window (no message from this customer in the last "
-                    f"{conf['whatsapp_window_hours']:g} hours): only an approved template may be sent")
+        prepared: dict[str, Any] = {}
+        if channel == "whatsapp" and "template" in options and not problems:
+            template, variables = whatsapp.check_template(conf, options)
+            prepared = {"body_text": whatsapp.render(template["body"], variables),
+                        "headers": {"template": template["name"], "content_sid": template["content_sid"], "content_variables": variables}}
+        elif to and channel == "whatsapp" and not problems and not whatsapp.window(conf, to[0]).open:
+            problems.setdefault("body", []).append(
+                "outside WhatsApp's 24-hour window (no message from this customer in the last "
+                f"{conf['whatsapp_window_hours']:g} hours): only an approved template may be sent")
         if problems:
             raise Refused(problems)
         sender = address_of(channel, conf["whatsapp_from"]) if channel == "whatsapp" else conf["from_number"]
-        return {"to": to, "cc": [], "sender": sender, "message_id": f"crm-{uuid.uuid4().hex}"}
+        return {"to": to, "cc": [], "sender": sender, "message_id": f"crm-{uuid.uuid4().hex}", **prepared}
 
     return prepare
 
@@ -143,7 +143,12 @@ def send(tenant: Any, message: Any, conversation: Any) -> None:
     refused = channels.opted_out([number_of(message.recipients[0])])
     if refused:  # opted out after it was queued: never reaches the provider
         raise PermanentFailure(opt_out_reason(next(iter(refused.values()))))
-    form = {"To": message.recipients[0], "From": message.sender, "Body": message.body_text}
+    headers = message.headers or {}
+    if headers.get("content_sid"):  # an approved WhatsApp template: the provider has its text
+        form = {"To": message.recipients[0], "From": message.sender, "ContentSid": headers["content_sid"],
+                "ContentVariables": json.dumps(headers.get("content_variables") or {}, sort_keys=True)}
+    else:
+        form = {"To": message.recipients[0], "From": message.sender, "Body": message.body_text}
     callback = status_callback_url(conf, message.message_id)
     if callback:
         form["StatusCallback"] = callback

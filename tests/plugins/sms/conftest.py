@@ -21,6 +21,9 @@ SID = "AC0123456789abcdef0123456789abcdef"
 AUTH_TOKEN = "sms-test-auth-token"
 FROM = "+14155550100"
 PUBLIC_URL = "https://crm.acme.example"
+#: an approved WhatsApp template (the provider's content id)
+APPOINTMENT = {"name": "appointment_reminder", "content_sid": "HX0123456789abcdef0123456789abcdef",
+               "body": "Hello {{1}}, your appointment is on {{2}}. Reply here to change it.", "variables": ["First name", "Date and time"]}
 
 
 class FakeProvider:
@@ -95,7 +98,8 @@ def provider() -> Iterator[FakeProvider]:
 
 def sms_settings(provider: FakeProvider, **extra: Any) -> dict[str, Any]:
     return {"base_url": provider.url, "account_sid": SID, "auth_token": {"$env": "SMS_TEST_AUTH_TOKEN"}, "from_number": FROM,
-            "whatsapp_from": "+14155550199", "default_region": "GB", "public_url": PUBLIC_URL, "timeout_seconds": 5, **extra}
+            "whatsapp_from": "+14155550199", "default_region": "GB", "public_url": PUBLIC_URL, "timeout_seconds": 5,
+            "whatsapp_templates": [APPOINTMENT], **extra}
 
 
 @pytest.fixture

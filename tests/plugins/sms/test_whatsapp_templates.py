@@ -70,3 +70,27 @@ def test_a_bad_template_registry_stops_the_config_with_the_reason(crm_env, provi
     with pytest.raises(ConfigError) as failure:
         crm_env.create_app()
     assert reason in str(failure.value)
+
+
+def test_the_panel_form_sends_a_template_and_the_window_route_answers_for_any_number(env, provider, callbacks):
+    lead = make_lead(env)
+    client = env.client("acme")
+    env.login(client)
+    page = client.get(f"/app/leads/{lead.id}").get_data(as_text=True)
+    assert "WhatsApp window: <span data-wa-window-text>closed: only an approved template can be sent" in page
+    assert 'name="wa_var_appointment_reminder_2"' in page
+    csrf = env.csrf(client)
+    form = {"csrf_token": csrf, "channel": "whatsapp", "to": "07911 123456", "body": "", "wa_template": "appointment_reminder",
+            "wa_var_appointment_reminder_1": "Ada", "wa_var_appointment_reminder_2": ""}
+    refused = client.post(f"/app/sms/compose/lead/{lead.id}", data=form)
+    assert refused.status_code == 422 and "{{2}} (Date and time) is missing" in refused.get_data(as_text=True)
+    assert 'value="Ada"' in refused.get_data(as_text=True) and "&lt;form" not in refused.get_data(as_text=True)  # the form again, as typed
+    assert client.post(f"/app/sms/compose/lead/{lead.id}", data={**form, "wa_var_appointment_reminder_2": "Friday"}).status_code == 302
+    drain(env)
+    assert provider.sent[0]["ContentVariables"] == '{"1": "Ada", "2": "Friday"}'
+    assert client.get("/app/sms/window?to=07911%20123456").get_json() == {"open": False, "closes_at": None, "text": "closed: only an approved template can be sent"}
+    callbacks.inbound(WA, "Thanks", "SMwa-t1")
+    state = client.get("/app/sms/window?to=%2B447911123456").get_json()
+    assert state["open"] is True and state["text"].startswith("open until ") and state["closes_at"].endswith("Z")
+    assert client.get("/app/sms/window?to=12").get_json()["text"] == "unknown until the number is valid"
+    assert client.get("/app/sms/window").status_code == 422

@@ -72,13 +72,21 @@ def links_of(entity: str | None, record: Any) -> dict[str, int | None]:
 # --------------------------------------------------------------------------- timeline
 
 
+def attachment_lines(message: Message) -> str:
+    """The message's attachments (``headers["attachments"]``: ``[{"url", "content_type"}]``,
+    a channel's convention) as lines under the timeline entry's text."""
+    attachments = (message.headers or {}).get("attachments") or []
+    lines = [f"[{a.get('content_type') or 'file'}] {a.get('url') or a.get('refused', '')}" for a in attachments[:10] if isinstance(a, dict)]
+    return ("\n" if (message.body_text or "").strip() and lines else "") + "\n".join(lines)
+
+
 def _timeline(message: Message, conversation: Conversation, channel: Channel | None) -> None:
     if not (conversation.lead_id or conversation.contact_id or conversation.deal_id):
         return
     activity = sdk.log_activity({
         "kind": channel.activity_kind if channel else "email", "channel": message.channel,
         "direction": message.direction, "subject": (message.subject or "")[:300],
-        "content": (message.body_text or "")[:5000], "outcome": message.status,
+        "content": (message.body_text or "")[:5000] + attachment_lines(message), "outcome": message.status,
         "lead": conversation.lead_id, "contact": conversation.contact_id, "deal": conversation.deal_id,
         "user": message.author_id,
     })
@@ -320,7 +328,7 @@ def compose(tenant: Any, *, channel_name: str, entity: str | None, record: Any, 
                         .order_by(Conversation.last_message_at.desc()).first())
     body_text = prepared.get("body_text", body_text)
     body_html = prepared.get("body_html", body_html)
-    if not body_text.strip() and not body_html:
+    if not body_text.strip() and not body_html and not (prepared.get("headers") or {}).get("attachments"):
         raise Refused({"body": ["the message is empty"]})
     return queue_outbound(
         tenant, channel, conversation, links=links, to=prepared.get("to", draft["to"]), cc=prepared.get("cc", draft["cc"]),

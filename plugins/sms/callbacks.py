@@ -16,7 +16,7 @@ from xml.sax.saxutils import escape
 from flask import Blueprint, Response, abort, request
 
 import crm_plugins.channels.contrib as channels
-from crm_plugins.sms import provider, text
+from crm_plugins.sms import media, provider, text
 from crmcore import sdk
 
 bp = Blueprint("sms_public", __name__, url_prefix="/sms/twilio")
@@ -34,6 +34,8 @@ ERROR_TEXT = {
     "30007": "filtered by the carrier",
     "30008": "unknown error",
     "63016": "outside WhatsApp's 24-hour window: use a template",
+    "11751": "the media is larger than the provider accepts",
+    "12300": "the media's content type is not accepted",
 }
 
 
@@ -99,10 +101,12 @@ def inbound() -> Any:
     except text.BadNumber:
         return twiml()  # a short code or an alphanumeric sender: nothing to thread on
     body = params.get("Body", "")
+    attachments = media.inbound(channel, params, conf["base_url"])
     stored = channels.receive(
         tenant, channel, address=provider.address_of(channel, number), name=params.get("ProfileName", ""), body_text=body,
         message_id=params.get("MessageSid") or None, recipients=[params.get("To", "")],
         create_lead=conf["unknown_sender"] == "lead", match=text.forms(number),
+        headers={"attachments": attachments} if attachments else None,
     )
     if stored is None:
         return twiml()  # seen before (the provider retried): answered then

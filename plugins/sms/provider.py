@@ -16,7 +16,7 @@ from typing import Any
 
 import crm_plugins.channels.contrib as channels
 from crm_plugins.channels.contrib import PermanentFailure, Refused, TemporaryFailure
-from crm_plugins.sms import text, whatsapp
+from crm_plugins.sms import media, text, whatsapp
 from crmcore import sdk
 
 PLUGIN = "sms"
@@ -58,7 +58,7 @@ def prepare_for(channel: str) -> Any:
             problems["channel"] = [f"{channel} is not configured for this tenant (settings.sms account_sid, auth_token, {sender})"]
         if draft["cc"]:
             problems["cc"] = [f"{channel} has no copies"]
-        unknown = sorted(set(options) - ({"template", "variables"} if channel == "whatsapp" else set()))
+        unknown = sorted(set(options) - ({"template", "variables", "media"} if channel == "whatsapp" else {"media"}))
         if unknown:
             problems["channel_options"] = [f"{channel} takes no {', '.join(unknown)[:200]}" + (" (templates are WhatsApp's)" if "template" in unknown else "")]
         to: list[str] = []
@@ -73,7 +73,11 @@ def prepare_for(channel: str) -> Any:
             refused = channels.opted_out([number_of(to[0])])
             for row in refused.values():
                 problems.setdefault("to", []).append(opt_out_reason(row))
+        if "template" in options and options.get("media"):
+            problems["media"] = ["a template's media is in its approved content: send the template alone"]
         prepared: dict[str, Any] = {}
+        if options.get("media") and not problems:
+            prepared["headers"] = {"attachments": media.check_outbound(channel, options["media"])}
         if channel == "whatsapp" and "template" in options and not problems:
             template, variables = whatsapp.check_template(conf, options)
             prepared = {"body_text": whatsapp.render(template["body"], variables),
@@ -105,7 +109,7 @@ def status_callback_url(conf: dict[str, Any], ref: str) -> str | None:
     return f"{conf['public_url'].rstrip('/')}/sms/twilio/status?" + urllib.parse.urlencode({"ref": ref})
 
 
-def post_message(conf: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
+def post_message(conf: dict[str, Any], form: list[tuple[str, str]]) -> dict[str, Any]:
     """POST one message; the provider's JSON answer. Raises TemporaryFailure (a 429, a 5xx,
     no answer) or PermanentFailure (another 4xx: the provider's code and message)."""
     data = urllib.parse.urlencode(form).encode()
@@ -149,10 +153,12 @@ def send(tenant: Any, message: Any, conversation: Any) -> None:
                 "ContentVariables": json.dumps(headers.get("content_variables") or {}, sort_keys=True)}
     else:
         form = {"To": message.recipients[0], "From": message.sender, "Body": message.body_text}
+        if not message.body_text and headers.get("attachments"):
+            del form["Body"]  # media alone
     callback = status_callback_url(conf, message.message_id)
     if callback:
         form["StatusCallback"] = callback
-    answer = post_message(conf, form)
+    answer = post_message(conf, list(form.items()) + media.form_fields(headers.get("attachments") or []))
     sid = str(answer.get("sid") or "")[:500]
     # committed at once (the drain task is not transactional); a callback that comes
     # before it finds the message by the ``ref`` of its URL

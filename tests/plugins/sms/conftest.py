@@ -47,7 +47,10 @@ class FakeProvider:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-                form = dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
+                pairs = urllib.parse.parse_qsl(body, keep_blank_values=True)
+                form: dict[str, Any] = dict(pairs)
+                if any(key == "MediaUrl" for key, _ in pairs):  # repeated: every link, in order
+                    form["MediaUrl"] = [value for key, value in pairs if key == "MediaUrl"]
                 if provider.hold is not None:
                     hold, provider.hold = provider.hold, None
                     provider.holding.set()

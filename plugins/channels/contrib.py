@@ -170,16 +170,33 @@ def set_consent(address: str, *, opted_out: bool, channel: str, source: str = ""
         conflict_target=[Consent.tenant, Consent.address], update=values).execute()
 
 
-def note(message: Any, *, message_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
+def note(message: Any, *, message_id: str | None = None, headers: dict[str, Any] | None = None,
+         merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None) -> None:
     """Store what a channel learnt about one of its messages, committed at once: its
     provider's id (``message_id``, e.g. an SMS provider's sid, known after the send) and
-    headers merged into ``message.headers`` (a provider's status, error code)."""
-    from crm_plugins.channels.models import Message
+    headers merged into the stored headers (a provider's status, error code).
 
-    fields: dict[str, Any] = {}
-    if message_id:
-        fields["message_id"] = message.message_id = message_id[:500]
-    if headers:
-        fields["headers"] = message.headers = {**(message.headers or {}), **headers}
-    if fields:
-        Message.update(**fields).where(Message.id == message.id).execute()
+    The row is read again, locked, so two notes at once (a status callback while the
+    worker notes the send) both land: ``merge(stored, new)`` returns the headers to keep
+    (default: ``new`` over ``stored``; a channel whose statuses must not move back keeps
+    the stored one). ``message`` is refreshed from the row: its ``status`` may have
+    moved on (a delivery report came before the send finished)."""
+    from crm_plugins.channels.models import Message
+    from crmcore.sdk import atomic, is_postgres
+
+    with atomic():
+        query = Message.select().where(Message.id == message.id)
+        stored = (query.for_update() if is_postgres() else query).get_or_none()
+        if stored is None:
+            return
+        fields: dict[str, Any] = {}
+        if message_id:
+            fields["message_id"] = message_id[:500]
+        if headers:
+            kept = (merge or (lambda old, new: {**old, **new}))(dict(stored.headers or {}), headers)
+            if kept != (stored.headers or {}):
+                fields["headers"] = kept
+        if fields:
+            Message.update(**fields).where(Message.id == message.id).execute()
+        for name in ("message_id", "headers", "status", "failure_reason", "sent_at"):
+            setattr(message, name, fields.get(name, getattr(stored, name)))

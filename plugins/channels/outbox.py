@@ -31,6 +31,9 @@ DRAIN_TASK = "channels.drain"
 BATCH = 100
 BUDGET_SECONDS = 10.0
 STALE_SECONDS = 600.0
+#: a drain task's outcome is written only over "queued": a delivery report (a status
+#: callback) may have come while the send was under way, and it stands
+QUEUED = ("queued",)
 
 
 def schedule(tenant: Any, channel: str, at: dt.datetime | None = None) -> None:
@@ -100,22 +103,22 @@ def drain_task(task: Any) -> None:
             if conversation is None:
                 conversation = conversations[message.conversation_id] = Conversation.get_by_id(message.conversation_id)
             if channel is None or channel.send is None:
-                service.finish(tenant, message, "failed", f"channel {name!r} is not available", conversation)
+                service.finish(tenant, message, "failed", f"channel {name!r} is not available", conversation, only_from=QUEUED)
                 continue
             message.failure_reason = None  # the channel may note a partial failure of this attempt
             try:
                 channel.send(tenant, message, conversation)
             except PermanentFailure as exc:
-                service.finish(tenant, message, "failed", str(exc) or type(exc).__name__, conversation)
+                service.finish(tenant, message, "failed", str(exc) or type(exc).__name__, conversation, only_from=QUEUED)
             except TemporaryFailure as exc:
                 if message.attempts >= conf["send_attempts"]:
-                    service.finish(tenant, message, "failed", f"gave up after {message.attempts} attempts: {exc}", conversation)
+                    service.finish(tenant, message, "failed", f"gave up after {message.attempts} attempts: {exc}", conversation, only_from=QUEUED)
                 else:
                     retry_at = utcnow() + dt.timedelta(seconds=_backoff(conf, message.attempts))
                     Message.update(held_by=None, next_attempt_at=retry_at, failure_reason=f"attempt {message.attempts}: {exc}"[:2000]).where(
-                        Message.id == message.id).execute()
+                        (Message.id == message.id) & (Message.status == "queued")).execute()
             else:
-                service.finish(tenant, message, "sent", message.failure_reason, conversation)
+                service.finish(tenant, message, "sent", message.failure_reason, conversation, only_from=QUEUED)
     # what is left: due now (the budget ran out) or later (retries, other tasks' holds)
     upcoming = Message.select(fn.MIN(Message.next_attempt_at)).where(
         (Message.channel == name) & (Message.status == "queued") & Message.next_attempt_at.is_null(False)).scalar()

@@ -149,33 +149,41 @@ def queue_outbound(tenant: Any, channel: Channel, conversation: Conversation | N
     return message
 
 
-def finish(tenant: Any, message: Message, status: str, reason: str | None = None, conversation: Conversation | None = None) -> None:
+def finish(tenant: Any, message: Message, status: str, reason: str | None = None, conversation: Conversation | None = None,
+           only_from: tuple[str, ...] | None = None) -> bool:
     """Record a message's new status (its timeline entry too) and announce it, in one
-    transaction."""
+    transaction; False (nothing announced) when ``only_from`` is given and the stored
+    status is not one of them: it moved on meanwhile (a delivery report that came before
+    the send finished is not overwritten by "sent")."""
     conversation = conversation or Conversation.get_by_id(message.conversation_id)
     with atomic():
         fields: dict[str, Any] = {"status": status, "failure_reason": reason, "held_by": None, "next_attempt_at": None}
         if status == "sent":
             fields["sent_at"] = utcnow()
-        Message.update(**fields).where(Message.id == message.id).execute()
+        query = Message.update(**fields).where(Message.id == message.id)
+        if only_from is not None and not query.where(Message.status.in_(only_from)).execute():
+            if status == "sent":  # it was sent, whatever the provider reported first
+                Message.update(sent_at=fields["sent_at"], held_by=None).where((Message.id == message.id) & Message.sent_at.is_null()).execute()
+            return False
+        if only_from is None:
+            query.execute()
         for key, value in fields.items():
             setattr(message, key, value)
         if message.activity_id:
             outcome = f"{status}: {reason}" if reason else status
             Activity.update(outcome=outcome[:200]).where(Activity.id == message.activity_id).execute()
         _announce(tenant, f"message_{status}", message, conversation, **({"reason": reason} if status == "failed" else {}))
+    return True
 
 
 def mark_delivered(tenant: Any, message: Message) -> None:
     """The channel learnt that ``message`` arrived (a delivery report)."""
-    if message.status in ("queued", "sent"):
-        finish(tenant, message, "delivered")
+    finish(tenant, message, "delivered", only_from=("queued", "sent"))
 
 
 def mark_failed(tenant: Any, message: Message, reason: str) -> None:
     """The channel learnt that ``message`` did not arrive (a bounce): failed with ``reason``."""
-    if message.status != "failed":
-        finish(tenant, message, "failed", reason)
+    finish(tenant, message, "failed", reason, only_from=("queued", "sent", "delivered"))
 
 
 # --------------------------------------------------------------------------- inbound

@@ -39,6 +39,18 @@ def number_of(address: str) -> str:
     return address[len(text.WHATSAPP):] if address.startswith(text.WHATSAPP) else address
 
 
+#: how far along a message is at the provider; a status of a lower rank than the stored
+#: one is ignored (callbacks come out of order, and may come before the send is noted)
+RANK = {"accepted": 0, "queued": 1, "sending": 2, "sent": 3, "delivered": 4, "undelivered": 4, "failed": 4, "read": 5}
+
+
+def forward_only(stored: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``contrib.note``'s merge: ``new`` headers only if their ``provider_status`` is
+    further along than the stored one (else what is stored stays, error code and all)."""
+    before = RANK.get(stored.get("provider_status", "queued"), 0)
+    return {**stored, **new} if RANK.get(new.get("provider_status", ""), -1) > before else stored
+
+
 # --------------------------------------------------------------------------- prepare
 
 
@@ -161,8 +173,9 @@ def send(tenant: Any, message: Any, conversation: Any) -> None:
     answer = post_message(conf, list(form.items()) + media.form_fields(headers.get("attachments") or []))
     sid = str(answer.get("sid") or "")[:500]
     # committed at once (the drain task is not transactional); a callback that comes
-    # before it finds the message by the ``ref`` of its URL
-    channels.note(message, message_id=sid or None, headers={"provider_status": str(answer.get("status") or "queued")[:20]})
+    # before it finds the message by the ``ref`` of its URL, and its status stands
+    # ("delivered" is not turned back into "queued", nor the message into "sent")
+    channels.note(message, message_id=sid or None, headers={"provider_status": str(answer.get("status") or "queued")[:20]}, merge=forward_only)
 
 
 # --------------------------------------------------------------------------- signatures

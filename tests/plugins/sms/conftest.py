@@ -39,6 +39,9 @@ class FakeProvider:
         #: unanswered and not taken (a send in progress, to kill its worker)
         self.hold: threading.Event | None = None
         self.holding = threading.Event()
+        #: called with (form, sid) after a message is taken and before the answer goes
+        #: back (the provider's status callback racing the worker's note of the sid)
+        self.before_answer: Any = None
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -71,6 +74,8 @@ class FakeProvider:
                         answer = {"sid": f"SM{len(provider.sent):032x}", "status": "queued", "to": form.get("To"), "body": form.get("Body")}
                     if status == 201:
                         provider.sent.append(form)
+                if status == 201 and provider.before_answer is not None:
+                    provider.before_answer(form, answer["sid"])
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -1,6 +1,8 @@
 """In a real Chromium: a rep texts a lead from its page (the segment counter counts as
 they type), the worker sends it to the loopback provider, and the lead's reply arrives
-on the lead's timeline live (screenshot in artifacts/screenshots/)."""
+on the lead's timeline live; WhatsApp's window and templates in the composer (with
+axe-core); an inbound text arriving live in the inbox (screenshots in
+artifacts/screenshots/)."""
 
 from __future__ import annotations
 
@@ -157,4 +159,38 @@ def test_whatsapp_composer_shows_the_window_and_offers_only_templates_once_it_ha
     page.get_by_text("Write a text").click()
     page.locator("form[data-sms-compose]").get_by_label("Channel").select_option("whatsapp")
     assert serious_violations(page) == []
+    context.close()
+
+
+def test_an_inbound_sms_arrives_live_in_the_inbox(browser, server, crm_env, provider):
+    """The inbox is open when a text (with a photo) comes from a number nobody has: the
+    page says so live, a reload lists the new conversation, which shows the text and
+    the photo's link."""
+    context = browser.new_context(base_url=server, viewport={"width": 1280, "height": 1000})
+    context.set_default_timeout(8000)
+    page = sign_in(context)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
+    page.goto("/app/conversations/")
+    expect(page.get_by_text("No conversation yet.")).to_be_visible()
+    expect(page.locator("[data-live-status]")).to_have_text("Live")  # subscribed before the text comes
+    photo = f"{provider.url}/2010-04-01/Accounts/AC1/Messages/MM9/Media/ME9"
+    Callbacks(crm_env).inbound("+447400123456", "Is the blue sofa still available?", "SMlive1", NumMedia="1",
+                               MediaUrl0=photo, MediaContentType0="image/jpeg")
+    notice = page.locator("[data-live-notice]")
+    expect(notice).to_contain_text("New or changed records.")
+    notice.get_by_role("button", name="Reload").click()
+    row = page.locator("tr[data-conversation]")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("+447400123456")
+    expect(row).to_contain_text("SMS")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "sms-inbox-live.png"), full_page=True)
+    row.get_by_role("link").click()
+    message = page.locator('[data-message][data-status="received"]')
+    expect(message).to_contain_text("Is the blue sofa still available?")
+    expect(message.get_by_role("link", name="image/jpeg 1")).to_have_attribute("href", photo)
+    page.screenshot(path=str(SCREENSHOTS / "sms-inbox-conversation.png"), full_page=True)
+    assert errors == []
     context.close()

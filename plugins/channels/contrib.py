@@ -33,12 +33,26 @@ class Refused(ValueError):
 
 
 @dataclass(frozen=True)
+class Learnt:
+    """What ``send`` learnt from the provider, stored with the message's "sent" status in
+    the same commit: its id there (an SMS provider's sid) and headers to merge. Should the
+    headers have changed since the batch was read (a status callback came first),
+    ``merge(stored, new)`` decides under a lock, as in :func:`note`."""
+
+    message_id: str | None = None
+    headers: dict[str, Any] | None = None
+    merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
 class Channel:
     """A way of talking to customers, registered by a plugin through ``crm_channels``.
 
     ``send(tenant, message, conversation)`` sends ONE outbound message (a
     :class:`crm_plugins.channels.models.Message` row, with its ``message_id`` already
-    fixed) and returns None, or raises :class:`TemporaryFailure` / :class:`PermanentFailure`.
+    fixed) and returns None, or a :class:`Learnt` (what the provider answered, stored
+    with the "sent" status in one commit), or raises :class:`TemporaryFailure` /
+    :class:`PermanentFailure`.
     It runs in the outbox's drain task (the worker), never in a request; it may run again after
     a crash, so it must be idempotent towards the outside world where it can (email: the
     same Message-ID on every attempt).
@@ -63,6 +77,10 @@ class Channel:
     #: adds to them (an unsubscribe footer).
     #: It raises :class:`Refused` for a draft the channel will not take (the API: 422).
     prepare: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None
+    #: the consent record's address of a recipient (SMS: the number, without ``whatsapp:``);
+    #: given, the outbox reads the consent of a batch's recipients in one query and fails
+    #: a message to an opted-out address before ``send`` is called
+    consent_address: Callable[[str], str] | None = None
 
     def can(self, capability: str) -> bool:
         return capability in self.capabilities
@@ -158,6 +176,11 @@ def opted_out(addresses: list[str]) -> dict[str, Any]:
         return {}
     rows = Consent.select().where(Consent.address.in_(list(addresses)) & (Consent.opted_out == True))  # noqa: E712
     return {row.address: row for row in rows}
+
+
+def opt_out_reason(row: Any) -> str:
+    """Why nothing is sent to an opted-out address (a Consent row), as messages say it."""
+    return f"{row.address} opted out ({row.source or row.channel} on {row.changed_at:%Y-%m-%d %H:%M} UTC): nothing is sent to it"
 
 
 def set_consent(address: str, *, opted_out: bool, channel: str, source: str = "") -> None:

@@ -22,7 +22,13 @@ from typing import Any
 
 from peewee import fn
 
-from crm_plugins.channels.contrib import PermanentFailure, TemporaryFailure
+from crm_plugins.channels.contrib import (
+    Learnt,
+    PermanentFailure,
+    TemporaryFailure,
+    opt_out_reason,
+    opted_out,
+)
 from crm_plugins.channels.models import Conversation, Message, Outbox
 from crmcore import sdk
 from crmcore.sdk import atomic, utcnow
@@ -70,6 +76,16 @@ def _release(messages: list[Message]) -> None:
             Message.id.in_([m.id for m in messages]) & (Message.status == "queued")).execute()
 
 
+def _opted_out(channel: Any, batch: list[Message]) -> dict[int, Any]:
+    """The batch's messages to an opted-out address (message id -> Consent row), in one
+    query, for a channel that says how its recipients are kept in consent."""
+    if channel is None or channel.consent_address is None:
+        return {}
+    addresses = {m.id: channel.consent_address(m.recipients[0]) for m in batch if m.recipients}
+    rows = opted_out(sorted(set(addresses.values())))
+    return {message_id: rows[address] for message_id, address in addresses.items() if address in rows}
+
+
 def _backoff(conf: Any, attempts: int) -> float:
     return min(3600.0, conf["retry_seconds"] * (2 ** max(0, attempts - 1)))
 
@@ -95,6 +111,7 @@ def drain_task(task: Any) -> None:
         missing = {m.conversation_id for m in batch} - set(conversations)
         if missing:  # the batch's conversations in one query
             conversations.update({c.id: c for c in Conversation.select().where(Conversation.id.in_(sorted(missing)))})
+        refused = _opted_out(channel, batch)
         for i, message in enumerate(batch):
             if time.monotonic() >= deadline:
                 _release(batch[i:])
@@ -105,9 +122,12 @@ def drain_task(task: Any) -> None:
             if channel is None or channel.send is None:
                 service.finish(tenant, message, "failed", f"channel {name!r} is not available", conversation, only_from=QUEUED)
                 continue
+            if message.id in refused:  # opted out after it was queued: never reaches the provider
+                service.finish(tenant, message, "failed", opt_out_reason(refused[message.id]), conversation, only_from=QUEUED)
+                continue
             message.failure_reason = None  # the channel may note a partial failure of this attempt
             try:
-                channel.send(tenant, message, conversation)
+                learnt = channel.send(tenant, message, conversation)
             except PermanentFailure as exc:
                 service.finish(tenant, message, "failed", str(exc) or type(exc).__name__, conversation, only_from=QUEUED)
             except TemporaryFailure as exc:
@@ -118,7 +138,8 @@ def drain_task(task: Any) -> None:
                     Message.update(held_by=None, next_attempt_at=retry_at, failure_reason=f"attempt {message.attempts}: {exc}"[:2000]).where(
                         (Message.id == message.id) & (Message.status == "queued")).execute()
             else:
-                service.finish(tenant, message, "sent", message.failure_reason, conversation, only_from=QUEUED)
+                service.finish(tenant, message, "sent", message.failure_reason, conversation, only_from=QUEUED,
+                               learnt=learnt if isinstance(learnt, Learnt) else None)
     # what is left: due now (the budget ran out) or later (retries, other tasks' holds)
     upcoming = Message.select(fn.MIN(Message.next_attempt_at)).where(
         (Message.channel == name) & (Message.status == "queued") & Message.next_attempt_at.is_null(False)).scalar()

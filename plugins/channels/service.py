@@ -150,23 +150,43 @@ def queue_outbound(tenant: Any, channel: Channel, conversation: Conversation | N
 
 
 def finish(tenant: Any, message: Message, status: str, reason: str | None = None, conversation: Conversation | None = None,
-           only_from: tuple[str, ...] | None = None) -> bool:
+           only_from: tuple[str, ...] | None = None, learnt: Any = None) -> bool:
     """Record a message's new status (its timeline entry too) and announce it, in one
     transaction; False (nothing announced) when ``only_from`` is given and the stored
     status is not one of them: it moved on meanwhile (a delivery report that came before
-    the send finished is not overwritten by "sent")."""
+    the send finished is not overwritten by "sent"). ``learnt`` (a contrib.Learnt: the
+    provider's id and headers) is stored in the same commit when the stored headers are
+    still those read with the message; otherwise merged under a lock first."""
     conversation = conversation or Conversation.get_by_id(message.conversation_id)
     with atomic():
         fields: dict[str, Any] = {"status": status, "failure_reason": reason, "held_by": None, "next_attempt_at": None}
         if status == "sent":
             fields["sent_at"] = utcnow()
-        query = Message.update(**fields).where(Message.id == message.id)
-        if only_from is not None and not query.where(Message.status.in_(only_from)).execute():
+        where = Message.id == message.id
+        if only_from is not None:
+            where &= Message.status.in_(only_from)
+        written = False
+        if learnt is not None:
+            noted: dict[str, Any] = {}
+            if learnt.message_id:
+                noted["message_id"] = learnt.message_id[:500]
+            if learnt.headers:
+                noted["headers"] = {**(message.headers or {}), **learnt.headers}
+            # one UPDATE while nobody changed the headers since the batch was read
+            written = bool(Message.update(**fields, **noted).where(where & (Message.headers == (message.headers or {}))).execute())
+            if written:
+                for key, value in noted.items():
+                    setattr(message, key, value)
+            else:  # a callback came first: merge under a lock (the status may have moved on too)
+                from crm_plugins.channels import contrib
+
+                contrib.note(message, message_id=learnt.message_id, headers=learnt.headers, merge=learnt.merge)
+        if not written:
+            written = bool(Message.update(**fields).where(where).execute())
+        if not written:
             if status == "sent":  # it was sent, whatever the provider reported first
                 Message.update(sent_at=fields["sent_at"], held_by=None).where((Message.id == message.id) & Message.sent_at.is_null()).execute()
             return False
-        if only_from is None:
-            query.execute()
         for key, value in fields.items():
             setattr(message, key, value)
         if message.activity_id:

@@ -54,8 +54,7 @@ def forward_only(stored: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- prepare
 
 
-def opt_out_reason(row: Any) -> str:
-    return f"{row.address} opted out ({row.source or row.channel} on {row.changed_at:%Y-%m-%d %H:%M} UTC): nothing is sent to it"
+opt_out_reason = channels.opt_out_reason
 
 
 def prepare_for(channel: str) -> Any:
@@ -150,15 +149,13 @@ def _reason(status: int, body: bytes) -> str:
         return f"HTTP {status}: {body[:300].decode('utf-8', 'replace')}"
 
 
-def send(tenant: Any, message: Any, conversation: Any) -> None:
+def send(tenant: Any, message: Any, conversation: Any) -> channels.Learnt | None:
     """Send one message; the provider's message sid becomes the message's channel id
     (status callbacks find it by that)."""
     conf = settings(tenant)
     if not message.message_id.startswith("crm-"):
         return  # the provider took it already (its sid is noted): a crash came before "sent" was stored
-    refused = channels.opted_out([number_of(message.recipients[0])])
-    if refused:  # opted out after it was queued: never reaches the provider
-        raise PermanentFailure(opt_out_reason(next(iter(refused.values()))))
+    # consent: the outbox has checked the batch's numbers (Channel.consent_address)
     headers = message.headers or {}
     if headers.get("content_sid"):  # an approved WhatsApp template: the provider has its text
         form = {"To": message.recipients[0], "From": message.sender, "ContentSid": headers["content_sid"],
@@ -172,10 +169,10 @@ def send(tenant: Any, message: Any, conversation: Any) -> None:
         form["StatusCallback"] = callback
     answer = post_message(conf, list(form.items()) + media.form_fields(headers.get("attachments") or []))
     sid = str(answer.get("sid") or "")[:500]
-    # committed at once (the drain task is not transactional); a callback that comes
-    # before it finds the message by the ``ref`` of its URL, and its status stands
-    # ("delivered" is not turned back into "queued", nor the message into "sent")
-    channels.note(message, message_id=sid or None, headers={"provider_status": str(answer.get("status") or "queued")[:20]}, merge=forward_only)
+    # stored with "sent" in one commit; a callback that comes before it finds the message
+    # by the ``ref`` of its URL, and its status stands ("delivered" is not turned back
+    # into "queued", nor the message into "sent")
+    return channels.Learnt(message_id=sid or None, headers={"provider_status": str(answer.get("status") or "queued")[:20]}, merge=forward_only)
 
 
 # --------------------------------------------------------------------------- signatures

@@ -75,6 +75,9 @@ class SendMessageSchema(Schema):
     purpose = fields.String(load_default="sales", validate=validate.OneOf(["sales", "marketing"]),
                             metadata={"description": "marketing: carries an unsubscribe link (email: RFC 8058 one-click headers); refused to who unsubscribed."})
     urgent = fields.Boolean(load_default=False, metadata={"description": "Send during the recipient's quiet hours too (never for marketing); otherwise it waits for them to end."})
+    channel_options = fields.Dict(keys=fields.String(validate=validate.Length(max=50)), validate=validate.Length(max=20),
+                                  metadata={"description": "Channel-specific parameters, checked by the channel (WhatsApp: "
+                                            '{"template": name, "variables": {"1": ...}}, an approved template, sent outside the 24-hour window too).'})
 
     @validates_schema
     def _about_something(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -180,6 +183,7 @@ class Messages(MethodView):
                 to=data.get("to"), cc=data.get("cc"), subject=data.get("subject"), body=data.get("body"), html=data.get("html"),
                 template=template, user=user, idempotency_key=data.get("idempotency_key"), purpose=data["purpose"],
                 urgent=data["urgent"],
+                options=data.get("channel_options"),
             )
         except Refused as exc:
             refused(exc)

@@ -48,11 +48,17 @@ def set_consent(address: str, *, opted_out: bool, channel: str, source: str = ""
     return was_out != opted_out
 
 
-def blocked(messages: list[Any]) -> dict[int, str]:
+def blocked(messages: list[Any], address_of: Any = None) -> dict[int, str]:
     """{message id: reason} of the outbound ``messages`` one of whose recipients opted
-    out of their purpose since they were queued; one query for the batch."""
+    out of their purpose since they were queued; one query for the batch.
+    ``address_of``: the channel's ``consent_address`` (SMS: ``whatsapp:+1...`` is kept
+    in consent as ``+1...``)."""
     if not messages:
         return {}
+
+    def _bare(address: str) -> str:
+        return _key(address_of(address)) if address_of is not None else _bare_email(address)
+
     addresses = {_bare(a) for m in messages for a in [*(m.recipients or []), *(m.cc or [])]}
     rows = {r.address: r for r in Consent.select().where(Consent.address.in_(sorted(addresses)) & (Consent.opted_out == True))}  # noqa: E712
     if not rows:
@@ -68,7 +74,7 @@ def blocked(messages: list[Any]) -> dict[int, str]:
     return reasons
 
 
-def _bare(address: str) -> str:
+def _bare_email(address: str) -> str:
     """The address of ``Name <address>`` (an email recipient), lower case."""
     if "<" in address and address.rstrip().endswith(">"):
         address = address.rsplit("<", 1)[1].rstrip().rstrip(">")

@@ -38,12 +38,26 @@ class Refused(ValueError):
 
 
 @dataclass(frozen=True)
+class Learnt:
+    """What ``send`` learnt from the provider, stored with the message's "sent" status in
+    the same commit: its id there (an SMS provider's sid) and headers to merge. Should the
+    headers have changed since the batch was read (a status callback came first),
+    ``merge(stored, new)`` decides under a lock, as in :func:`note`."""
+
+    message_id: str | None = None
+    headers: dict[str, Any] | None = None
+    merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
 class Channel:
     """A way of talking to customers, registered by a plugin through ``crm_channels``.
 
     ``send(tenant, message, conversation)`` sends ONE outbound message (a
     :class:`crm_plugins.channels.models.Message` row, with its ``message_id`` already
-    fixed) and returns None, or raises :class:`TemporaryFailure` / :class:`PermanentFailure`.
+    fixed) and returns None, or a :class:`Learnt` (what the provider answered, stored
+    with the "sent" status in one commit), or raises :class:`TemporaryFailure` /
+    :class:`PermanentFailure`.
     It runs in the outbox's drain task (the worker), never in a request; it may run again after
     a crash, so it must be idempotent towards the outside world where it can (email: the
     same Message-ID on every attempt).
@@ -78,6 +92,10 @@ class Channel:
     #: ``live_topics()``: the realtime topics on which the channel announces changes of
     #: its conversations to the caller (the inbox page listens to them and refreshes)
     live_topics: Callable[[], list[str]] | None = None
+    #: the consent record's address of a recipient (SMS: the number, without ``whatsapp:``);
+    #: given, the outbox reads the consent of a batch's recipients in one query and fails
+    #: a message to an opted-out address before ``send`` is called
+    consent_address: Callable[[str], str] | None = None
 
     def can(self, capability: str) -> bool:
         return capability in self.capabilities
@@ -179,6 +197,11 @@ def opted_out(addresses: list[str], purpose: str = "sales") -> dict[str, Any]:
     return consent.opted_out(addresses, purpose)
 
 
+def opt_out_reason(row: Any) -> str:
+    """Why nothing is sent to an opted-out address (a Consent row), as messages say it."""
+    return f"{row.address} opted out ({row.source or row.channel} on {row.changed_at:%Y-%m-%d %H:%M} UTC): nothing is sent to it"
+
+
 def set_consent(address: str, *, opted_out: bool, channel: str, source: str = "", scope: str = "all") -> bool:
     """Record that ``address`` opted out of ``scope`` (``all`` or ``marketing``), or back
     in, through ``channel``, saying ``source``. An opt-out of marketing does not narrow
@@ -189,16 +212,33 @@ def set_consent(address: str, *, opted_out: bool, channel: str, source: str = ""
     return consent.set_consent(address, opted_out=opted_out, channel=channel, source=source, scope=scope)
 
 
-def note(message: Any, *, message_id: str | None = None, headers: dict[str, Any] | None = None) -> None:
+def note(message: Any, *, message_id: str | None = None, headers: dict[str, Any] | None = None,
+         merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None) -> None:
     """Store what a channel learnt about one of its messages, committed at once: its
     provider's id (``message_id``, e.g. an SMS provider's sid, known after the send) and
-    headers merged into ``message.headers`` (a provider's status, error code)."""
-    from crm_plugins.channels.models import Message
+    headers merged into the stored headers (a provider's status, error code).
 
-    fields: dict[str, Any] = {}
-    if message_id:
-        fields["message_id"] = message.message_id = message_id[:500]
-    if headers:
-        fields["headers"] = message.headers = {**(message.headers or {}), **headers}
-    if fields:
-        Message.update(**fields).where(Message.id == message.id).execute()
+    The row is read again, locked, so two notes at once (a status callback while the
+    worker notes the send) both land: ``merge(stored, new)`` returns the headers to keep
+    (default: ``new`` over ``stored``; a channel whose statuses must not move back keeps
+    the stored one). ``message`` is refreshed from the row: its ``status`` may have
+    moved on (a delivery report came before the send finished)."""
+    from crm_plugins.channels.models import Message
+    from crmcore.sdk import atomic, is_postgres
+
+    with atomic():
+        query = Message.select().where(Message.id == message.id)
+        stored = (query.for_update() if is_postgres() else query).get_or_none()
+        if stored is None:
+            return
+        fields: dict[str, Any] = {}
+        if message_id:
+            fields["message_id"] = message_id[:500]
+        if headers:
+            kept = (merge or (lambda old, new: {**old, **new}))(dict(stored.headers or {}), headers)
+            if kept != (stored.headers or {}):
+                fields["headers"] = kept
+        if fields:
+            Message.update(**fields).where(Message.id == message.id).execute()
+        for name in ("message_id", "headers", "status", "failure_reason", "sent_at"):
+            setattr(message, name, fields.get(name, getattr(stored, name)))

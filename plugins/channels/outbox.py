@@ -23,7 +23,7 @@ from typing import Any
 from peewee import fn
 
 from crm_plugins.channels import consent, quiet_hours
-from crm_plugins.channels.contrib import PermanentFailure, TemporaryFailure
+from crm_plugins.channels.contrib import Learnt, PermanentFailure, TemporaryFailure
 from crm_plugins.channels.models import Conversation, Message, Outbox
 from crmcore import sdk
 from crmcore.sdk import atomic, utcnow
@@ -32,6 +32,9 @@ DRAIN_TASK = "channels.drain"
 BATCH = 100
 BUDGET_SECONDS = 10.0
 STALE_SECONDS = 600.0
+#: a drain task's outcome is written only over "queued": a delivery report (a status
+#: callback) may have come while the send was under way, and it stands
+QUEUED = ("queued",)
 
 
 def schedule(tenant: Any, channel: str, at: dt.datetime | None = None) -> None:
@@ -95,7 +98,7 @@ def drain_task(task: Any) -> None:
         if missing:  # the batch's conversations in one query
             conversations.update({c.id: c for c in Conversation.select().where(Conversation.id.in_(sorted(missing)))})
         # opted out since it was queued: failed; in its recipient's quiet hours: later
-        refused = consent.blocked(batch)
+        refused = consent.blocked(batch, channel.consent_address if channel is not None else None)
         waiting = quiet_hours.postponed(conf, [m for m in batch if m.id not in refused], conversations, utcnow())
         for i, message in enumerate(batch):
             if time.monotonic() >= deadline:
@@ -105,28 +108,29 @@ def drain_task(task: Any) -> None:
             if conversation is None:
                 conversation = conversations[message.conversation_id] = Conversation.get_by_id(message.conversation_id)
             if channel is None or channel.send is None:
-                service.finish(tenant, message, "failed", f"channel {name!r} is not available", conversation)
+                service.finish(tenant, message, "failed", f"channel {name!r} is not available", conversation, only_from=QUEUED)
                 continue
-            if message.id in refused:
-                service.finish(tenant, message, "failed", refused[message.id], conversation)
+            if message.id in refused:  # opted out after it was queued: never reaches the provider
+                service.finish(tenant, message, "failed", refused[message.id], conversation, only_from=QUEUED)
                 continue
             if message.id in waiting:
                 _release([message], waiting[message.id])
                 continue
             message.failure_reason = None  # the channel may note a partial failure of this attempt
             try:
-                channel.send(tenant, message, conversation)
+                learnt = channel.send(tenant, message, conversation)
             except PermanentFailure as exc:
-                service.finish(tenant, message, "failed", str(exc) or type(exc).__name__, conversation)
+                service.finish(tenant, message, "failed", str(exc) or type(exc).__name__, conversation, only_from=QUEUED)
             except TemporaryFailure as exc:
                 if message.attempts >= conf["send_attempts"]:
-                    service.finish(tenant, message, "failed", f"gave up after {message.attempts} attempts: {exc}", conversation)
+                    service.finish(tenant, message, "failed", f"gave up after {message.attempts} attempts: {exc}", conversation, only_from=QUEUED)
                 else:
                     retry_at = utcnow() + dt.timedelta(seconds=_backoff(conf, message.attempts))
                     Message.update(held_by=None, next_attempt_at=retry_at, failure_reason=f"attempt {message.attempts}: {exc}"[:2000]).where(
-                        Message.id == message.id).execute()
+                        (Message.id == message.id) & (Message.status == "queued")).execute()
             else:
-                service.finish(tenant, message, "sent", message.failure_reason, conversation)
+                service.finish(tenant, message, "sent", message.failure_reason, conversation, only_from=QUEUED,
+                               learnt=learnt if isinstance(learnt, Learnt) else None)
     # what is left: due now (the budget ran out) or later (retries, other tasks' holds)
     upcoming = Message.select(fn.MIN(Message.next_attempt_at)).where(
         (Message.channel == name) & (Message.status == "queued") & Message.next_attempt_at.is_null(False)).scalar()

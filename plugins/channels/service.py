@@ -72,13 +72,21 @@ def links_of(entity: str | None, record: Any) -> dict[str, int | None]:
 # --------------------------------------------------------------------------- timeline
 
 
+def attachment_lines(message: Message) -> str:
+    """The message's attachments (``headers["attachments"]``: ``[{"url", "content_type"}]``,
+    a channel's convention) as lines under the timeline entry's text."""
+    attachments = (message.headers or {}).get("attachments") or []
+    lines = [f"[{a.get('content_type') or 'file'}] {a.get('url') or a.get('refused', '')}" for a in attachments[:10] if isinstance(a, dict)]
+    return ("\n" if (message.body_text or "").strip() and lines else "") + "\n".join(lines)
+
+
 def _timeline(message: Message, conversation: Conversation, channel: Channel | None) -> None:
     if not (conversation.lead_id or conversation.contact_id or conversation.deal_id):
         return
     activity = sdk.log_activity({
         "kind": channel.activity_kind if channel else "email", "channel": message.channel,
         "direction": message.direction, "subject": (message.subject or "")[:300],
-        "content": (message.body_text or "")[:5000], "outcome": message.status,
+        "content": (message.body_text or "")[:5000] + attachment_lines(message), "outcome": message.status,
         "lead": conversation.lead_id, "contact": conversation.contact_id, "deal": conversation.deal_id,
         "user": message.author_id,
     })
@@ -193,33 +201,61 @@ def _quiet_hours_end(tenant: Any, contact_id: int | None, now: Any) -> Any:
     return quiet_hours.opening_for(conf, contact_zone, now)
 
 
-def finish(tenant: Any, message: Message, status: str, reason: str | None = None, conversation: Conversation | None = None) -> None:
+def finish(tenant: Any, message: Message, status: str, reason: str | None = None, conversation: Conversation | None = None,
+           only_from: tuple[str, ...] | None = None, learnt: Any = None) -> bool:
     """Record a message's new status (its timeline entry too) and announce it, in one
-    transaction."""
+    transaction; False (nothing announced) when ``only_from`` is given and the stored
+    status is not one of them: it moved on meanwhile (a delivery report that came before
+    the send finished is not overwritten by "sent"). ``learnt`` (a contrib.Learnt: the
+    provider's id and headers) is stored in the same commit when the stored headers are
+    still those read with the message; otherwise merged under a lock first."""
     conversation = conversation or Conversation.get_by_id(message.conversation_id)
     with atomic():
         fields: dict[str, Any] = {"status": status, "failure_reason": reason, "held_by": None, "next_attempt_at": None}
         if status == "sent":
             fields["sent_at"] = utcnow()
-        Message.update(**fields).where(Message.id == message.id).execute()
+        where = Message.id == message.id
+        if only_from is not None:
+            where &= Message.status.in_(only_from)
+        written = False
+        if learnt is not None:
+            noted: dict[str, Any] = {}
+            if learnt.message_id:
+                noted["message_id"] = learnt.message_id[:500]
+            if learnt.headers:
+                noted["headers"] = {**(message.headers or {}), **learnt.headers}
+            # one UPDATE while nobody changed the headers since the batch was read
+            written = bool(Message.update(**fields, **noted).where(where & (Message.headers == (message.headers or {}))).execute())
+            if written:
+                for key, value in noted.items():
+                    setattr(message, key, value)
+            else:  # a callback came first: merge under a lock (the status may have moved on too)
+                from crm_plugins.channels import contrib
+
+                contrib.note(message, message_id=learnt.message_id, headers=learnt.headers, merge=learnt.merge)
+        if not written:
+            written = bool(Message.update(**fields).where(where).execute())
+        if not written:
+            if status == "sent":  # it was sent, whatever the provider reported first
+                Message.update(sent_at=fields["sent_at"], held_by=None).where((Message.id == message.id) & Message.sent_at.is_null()).execute()
+            return False
         for key, value in fields.items():
             setattr(message, key, value)
         if message.activity_id:
             outcome = f"{status}: {reason}" if reason else status
             Activity.update(outcome=outcome[:200]).where(Activity.id == message.activity_id).execute()
         _announce(tenant, f"message_{status}", message, conversation, **({"reason": reason} if status == "failed" else {}))
+    return True
 
 
 def mark_delivered(tenant: Any, message: Message) -> None:
     """The channel learnt that ``message`` arrived (a delivery report)."""
-    if message.status in ("queued", "sent"):
-        finish(tenant, message, "delivered")
+    finish(tenant, message, "delivered", only_from=("queued", "sent"))
 
 
 def mark_failed(tenant: Any, message: Message, reason: str) -> None:
     """The channel learnt that ``message`` did not arrive (a bounce): failed with ``reason``."""
-    if message.status != "failed":
-        finish(tenant, message, "failed", reason)
+    finish(tenant, message, "failed", reason, only_from=("queued", "sent", "delivered"))
 
 
 # --------------------------------------------------------------------------- inbound
@@ -317,11 +353,16 @@ def render_template(tenant: Any, template: Any, entity: str | None, record: Any,
 
 def compose(tenant: Any, *, channel_name: str, entity: str | None, record: Any, conversation: Conversation | None,
             to: list[str] | None, cc: list[str] | None, subject: str | None, body: str | None, html: str | None,
-            template: Any, user: Any, idempotency_key: str | None = None, purpose: str = "sales", urgent: bool = False) -> Message:
+            template: Any, user: Any, idempotency_key: str | None = None, purpose: str = "sales", urgent: bool = False,
+            options: dict[str, Any] | None = None) -> Message:
     """Check, render and queue one outbound message about ``record`` (or a reply in
     ``conversation``); raises :class:`Refused` (field messages) for a bad draft. A
     message that is not ``urgent`` (marketing never is) waits out the recipient's quiet
-    hours in the outbox."""
+    hours in the outbox.
+
+    ``options``: channel-specific parameters, passed to the channel's ``prepare`` as
+    ``draft["options"]`` (WhatsApp: an approved template and its variables); with options
+    the body may be empty when ``prepare`` supplies it."""
     if urgent and purpose == "marketing":
         raise Refused({"urgent": ["marketing is never urgent: it waits for quiet hours to end"]})
     channel = channels_of(tenant).get(channel_name)
@@ -356,14 +397,15 @@ def compose(tenant: Any, *, channel_name: str, entity: str | None, record: Any, 
         raise Refused({"subject": ["must be one line (no CR or LF)"]})
     body_html = sanitise_html(html) if html else ""
     body_text = body if body else text_of_html(body_html)
-    if not body_text.strip() and not body_html:
+    if not body_text.strip() and not body_html and not options:
         raise Refused({"body": ["the message is empty"]})
     if not to:
         raise Refused({"to": ["no recipient: give one (the record has no address on this channel)"]})
     if channel.max_length and len(body_text) > channel.max_length:
         raise Refused({"body": [f"longer than the channel's {channel.max_length} characters"]})
     draft = {"to": list(to), "cc": list(cc or []), "subject": subject, "body_text": body_text, "body_html": body_html,
-             "conversation": conversation, "purpose": purpose, "author_id": getattr(user, "id", None)}
+             "conversation": conversation, "purpose": purpose, "author_id": getattr(user, "id", None),
+             "options": dict(options or {})}
     prepared = channel.prepare(tenant, draft) if channel.prepare else {}
     if conversation is None and not channel.has_subject:  # chat-like: one running thread per (normalised) address
         address = prepared.get("to", draft["to"])[0]
@@ -371,6 +413,8 @@ def compose(tenant: Any, *, channel_name: str, entity: str | None, record: Any, 
                         .order_by(Conversation.last_message_at.desc()).first())
     body_text = prepared.get("body_text", body_text)
     body_html = prepared.get("body_html", body_html)
+    if not body_text.strip() and not body_html and not (prepared.get("headers") or {}).get("attachments"):
+        raise Refused({"body": ["the message is empty"]})
     return queue_outbound(
         tenant, channel, conversation, links=links, to=prepared.get("to", draft["to"]), cc=prepared.get("cc", draft["cc"]),
         subject=subject, body_text=body_text, body_html=body_html, author_id=getattr(user, "id", None),

@@ -16,14 +16,13 @@ from xml.sax.saxutils import escape
 from flask import Blueprint, Response, abort, request
 
 import crm_plugins.channels.contrib as channels
-from crm_plugins.sms import provider, text
+from crm_plugins.sms import media, provider, text
 from crmcore import sdk
 
 bp = Blueprint("sms_public", __name__, url_prefix="/sms/twilio")
 bp.crm_public = True
 
-#: how far along a message is; a callback of a lower rank than the stored one is ignored
-RANK = {"accepted": 0, "queued": 1, "sending": 2, "sent": 3, "delivered": 4, "undelivered": 4, "failed": 4, "read": 5}
+RANK = provider.RANK
 #: the text of common provider error codes (a callback carries the code only)
 ERROR_TEXT = {
     "21610": "the recipient replied STOP to this sender",
@@ -34,6 +33,8 @@ ERROR_TEXT = {
     "30007": "filtered by the carrier",
     "30008": "unknown error",
     "63016": "outside WhatsApp's 24-hour window: use a template",
+    "11751": "the media is larger than the provider accepts",
+    "12300": "the media's content type is not accepted",
 }
 
 
@@ -70,15 +71,22 @@ def status() -> Any:
         message = channels.message_by_channel_id(channel, request.args["ref"])
     if message is None or message.direction != "out":
         return Response(status=204)  # not ours (another system on the account): nothing to do
-    current = (message.headers or {}).get("provider_status", "queued")
-    if RANK[new] <= RANK.get(current, 0):
-        return Response(status=204)  # out of order: never backwards
     code = params.get("ErrorCode", "")
     error = params.get("ErrorMessage") or ERROR_TEXT.get(code, "")
     noted: dict[str, Any] = {"provider_status": new}
     if code:
         noted.update(error_code=code[:20], error_message=error[:300])
-    channels.note(message, message_id=params.get("MessageSid") or None, headers=noted)
+    moved: list[bool] = []
+
+    def forward(stored: dict[str, Any], headers: dict[str, Any]) -> dict[str, Any]:
+        kept = provider.forward_only(stored, headers)
+        moved.append(kept is not stored)
+        return kept
+
+    # the stored status is read locked (the worker may be noting the send this moment)
+    channels.note(message, message_id=params.get("MessageSid") or None, headers=noted, merge=forward)
+    if not any(moved):
+        return Response(status=204)  # out of order: never backwards
     if new in ("delivered", "read"):
         channels.mark_delivered(tenant, message)
     elif new in ("undelivered", "failed"):
@@ -99,10 +107,12 @@ def inbound() -> Any:
     except text.BadNumber:
         return twiml()  # a short code or an alphanumeric sender: nothing to thread on
     body = params.get("Body", "")
+    attachments = media.inbound(channel, params, conf["base_url"])
     stored = channels.receive(
         tenant, channel, address=provider.address_of(channel, number), name=params.get("ProfileName", ""), body_text=body,
         message_id=params.get("MessageSid") or None, recipients=[params.get("To", "")],
         create_lead=conf["unknown_sender"] == "lead", match=text.forms(number),
+        headers={"attachments": attachments} if attachments else None,
     )
     if stored is None:
         return twiml()  # seen before (the provider retried): answered then

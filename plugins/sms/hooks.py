@@ -9,12 +9,12 @@ from crmcore.sdk import RecordPanel, hookimpl
 SMS = Channel(
     name="sms", label="SMS", send=provider.send, prepare=provider.prepare_for("sms"),
     capabilities=frozenset({"send", "receive", "delivery_status"}),
-    max_length=1600, identity="phone", activity_kind="sms", has_subject=False,
+    max_length=1600, identity="phone", activity_kind="sms", has_subject=False, consent_address=provider.number_of,
 )
 WHATSAPP = Channel(
     name="whatsapp", label="WhatsApp", send=provider.send, prepare=provider.prepare_for("whatsapp"),
     capabilities=frozenset({"send", "receive", "delivery_status"}),
-    max_length=4096, identity="phone", activity_kind="sms", has_subject=False,
+    max_length=4096, identity="phone", activity_kind="sms", has_subject=False, consent_address=provider.number_of,
 )
 
 

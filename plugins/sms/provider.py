@@ -5,7 +5,6 @@ auth) and the request signature of its callbacks (X-Twilio-Signature)."""
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -17,9 +16,8 @@ from typing import Any
 
 import crm_plugins.channels.contrib as channels
 from crm_plugins.channels.contrib import PermanentFailure, Refused, TemporaryFailure
-from crm_plugins.sms import text
+from crm_plugins.sms import media, text, whatsapp
 from crmcore import sdk
-from crmcore.sdk import utcnow
 
 PLUGIN = "sms"
 
@@ -41,29 +39,39 @@ def number_of(address: str) -> str:
     return address[len(text.WHATSAPP):] if address.startswith(text.WHATSAPP) else address
 
 
+#: how far along a message is at the provider; a status of a lower rank than the stored
+#: one is ignored (callbacks come out of order, and may come before the send is noted)
+RANK = {"accepted": 0, "queued": 1, "sending": 2, "sent": 3, "delivered": 4, "undelivered": 4, "failed": 4, "read": 5}
+
+
+def forward_only(stored: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``contrib.note``'s merge: ``new`` headers only if their ``provider_status`` is
+    further along than the stored one (else what is stored stays, error code and all)."""
+    before = RANK.get(stored.get("provider_status", "queued"), 0)
+    return {**stored, **new} if RANK.get(new.get("provider_status", ""), -1) > before else stored
+
+
 # --------------------------------------------------------------------------- prepare
 
 
-def opt_out_reason(row: Any) -> str:
-    return f"{row.address} opted out ({row.source or row.channel} on {row.changed_at:%Y-%m-%d %H:%M} UTC): nothing is sent to it"
-
-
-def window_closes_at(conf: dict[str, Any], address: str) -> dt.datetime | None:
-    """The end of WhatsApp's customer-service window with ``address`` (None: never opened)."""
-    last = channels.last_received_at("whatsapp", address)
-    return last + dt.timedelta(hours=conf["whatsapp_window_hours"]) if last else None
+opt_out_reason = channels.opt_out_reason
 
 
 def prepare_for(channel: str) -> Any:
     def prepare(tenant: Any, draft: dict[str, Any]) -> dict[str, Any]:
-        """Numbers to E.164 (the tenant's region), one recipient, consent and the window."""
+        """Numbers to E.164 (the tenant's region), one recipient, consent, and for
+        WhatsApp the window (free text) or an approved template (``options``)."""
         conf = settings(tenant)
+        options = draft.get("options") or {}
         problems: dict[str, list[str]] = {}
         if not configured(conf, channel):
             sender = "whatsapp_from" if channel == "whatsapp" else "from_number"
             problems["channel"] = [f"{channel} is not configured for this tenant (settings.sms account_sid, auth_token, {sender})"]
         if draft["cc"]:
             problems["cc"] = [f"{channel} has no copies"]
+        unknown = sorted(set(options) - ({"template", "variables", "media"} if channel == "whatsapp" else {"media"}))
+        if unknown:
+            problems["channel_options"] = [f"{channel} takes no {', '.join(unknown)[:200]}" + (" (templates are WhatsApp's)" if "template" in unknown else "")]
         to: list[str] = []
         if len(draft["to"]) != 1:
             problems.setdefault("to", []).append(f"{channel} goes to one number")
@@ -76,16 +84,23 @@ def prepare_for(channel: str) -> Any:
             refused = channels.opted_out([number_of(to[0])])
             for row in refused.values():
                 problems.setdefault("to", []).append(opt_out_reason(row))
-        if to and channel == "whatsapp" and not problems:
-            closes = window_closes_at(conf, to[0])
-            if closes is None or closes <= utcnow():
-                problems.setdefault("body", []).append(
-                    "outside WhatsApp's 24-hour window (no message from this customer in the last "
-                    f"{conf['whatsapp_window_hours']:g} hours): only an approved template may be sent")
+        if "template" in options and options.get("media"):
+            problems["media"] = ["a template's media is in its approved content: send the template alone"]
+        prepared: dict[str, Any] = {}
+        if options.get("media") and not problems:
+            prepared["headers"] = {"attachments": media.check_outbound(channel, options["media"])}
+        if channel == "whatsapp" and "template" in options and not problems:
+            template, variables = whatsapp.check_template(conf, options)
+            prepared = {"body_text": whatsapp.render(template["body"], variables),
+                        "headers": {"template": template["name"], "content_sid": template["content_sid"], "content_variables": variables}}
+        elif to and channel == "whatsapp" and not problems and not whatsapp.window(conf, to[0]).open:
+            problems.setdefault("body", []).append(
+                "outside WhatsApp's 24-hour window (no message from this customer in the last "
+                f"{conf['whatsapp_window_hours']:g} hours): only an approved template may be sent")
         if problems:
             raise Refused(problems)
         sender = address_of(channel, conf["whatsapp_from"]) if channel == "whatsapp" else conf["from_number"]
-        return {"to": to, "cc": [], "sender": sender, "message_id": f"crm-{uuid.uuid4().hex}"}
+        return {"to": to, "cc": [], "sender": sender, "message_id": f"crm-{uuid.uuid4().hex}", **prepared}
 
     return prepare
 
@@ -105,7 +120,7 @@ def status_callback_url(conf: dict[str, Any], ref: str) -> str | None:
     return f"{conf['public_url'].rstrip('/')}/sms/twilio/status?" + urllib.parse.urlencode({"ref": ref})
 
 
-def post_message(conf: dict[str, Any], form: dict[str, str]) -> dict[str, Any]:
+def post_message(conf: dict[str, Any], form: list[tuple[str, str]]) -> dict[str, Any]:
     """POST one message; the provider's JSON answer. Raises TemporaryFailure (a 429, a 5xx,
     no answer) or PermanentFailure (another 4xx: the provider's code and message)."""
     data = urllib.parse.urlencode(form).encode()
@@ -134,24 +149,30 @@ def _reason(status: int, body: bytes) -> str:
         return f"HTTP {status}: {body[:300].decode('utf-8', 'replace')}"
 
 
-def send(tenant: Any, message: Any, conversation: Any) -> None:
+def send(tenant: Any, message: Any, conversation: Any) -> channels.Learnt | None:
     """Send one message; the provider's message sid becomes the message's channel id
     (status callbacks find it by that)."""
     conf = settings(tenant)
     if not message.message_id.startswith("crm-"):
         return  # the provider took it already (its sid is noted): a crash came before "sent" was stored
-    refused = channels.opted_out([number_of(message.recipients[0])])
-    if refused:  # opted out after it was queued: never reaches the provider
-        raise PermanentFailure(opt_out_reason(next(iter(refused.values()))))
-    form = {"To": message.recipients[0], "From": message.sender, "Body": message.body_text}
+    # consent: the outbox has checked the batch's numbers (Channel.consent_address)
+    headers = message.headers or {}
+    if headers.get("content_sid"):  # an approved WhatsApp template: the provider has its text
+        form = {"To": message.recipients[0], "From": message.sender, "ContentSid": headers["content_sid"],
+                "ContentVariables": json.dumps(headers.get("content_variables") or {}, sort_keys=True)}
+    else:
+        form = {"To": message.recipients[0], "From": message.sender, "Body": message.body_text}
+        if not message.body_text and headers.get("attachments"):
+            del form["Body"]  # media alone
     callback = status_callback_url(conf, message.message_id)
     if callback:
         form["StatusCallback"] = callback
-    answer = post_message(conf, form)
+    answer = post_message(conf, list(form.items()) + media.form_fields(headers.get("attachments") or []))
     sid = str(answer.get("sid") or "")[:500]
-    # committed at once (the drain task is not transactional); a callback that comes
-    # before it finds the message by the ``ref`` of its URL
-    channels.note(message, message_id=sid or None, headers={"provider_status": str(answer.get("status") or "queued")[:20]})
+    # stored with "sent" in one commit; a callback that comes before it finds the message
+    # by the ``ref`` of its URL, and its status stands ("delivered" is not turned back
+    # into "queued", nor the message into "sent")
+    return channels.Learnt(message_id=sid or None, headers={"provider_status": str(answer.get("status") or "queued")[:20]}, merge=forward_only)
 
 
 # --------------------------------------------------------------------------- signatures

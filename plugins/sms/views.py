@@ -33,13 +33,20 @@ def compose(entity: str, record_id: int) -> Any:
     record = _record_or_404(entity, record_id)
     form = request.form
     channel = form.get("channel") if form.get("channel") in ("sms", "whatsapp") else "sms"
-    template = channels.template(int(form["template_id"])) if (form.get("template_id") or "").isdigit() else None
-    values = {"to": form.get("to", ""), "body": form.get("body", ""), "channel": channel}
+    values = {"to": form.get("to", ""), "body": form.get("body", ""), "channel": channel,
+              **{key: value for key, value in form.items() if key == "wa_template" or key.startswith("wa_var_")}}
+    options = None
+    if channel == "whatsapp" and form.get("wa_template"):  # an approved template: its variables, no free text
+        name = form["wa_template"]
+        prefix = f"wa_var_{name}_"
+        options = {"template": name, "variables": {k[len(prefix):]: v for k, v in form.items() if k.startswith(prefix)}}
+    template = channels.template(int(form["template_id"])) if (form.get("template_id") or "").isdigit() and not options else None
     try:
         channels.compose(
             sdk.current_tenant(), channel_name=channel, entity=entity, record=record, conversation=None,
-            to=[values["to"]] if values["to"].strip() else None, cc=[], subject=None, body=values["body"] or None, html=None,
-            template=template, user=sdk.current_user(), idempotency_key=(form.get("idempotency_key") or "")[:200] or None,
+            to=[values["to"]] if values["to"].strip() else None, cc=[], subject=None, body=None if options else values["body"] or None,
+            html=None, template=template, user=sdk.current_user(), idempotency_key=(form.get("idempotency_key") or "")[:200] or None,
+            options=options,
         )
     except Refused as exc:
         from crm_plugins.sms import panel
@@ -48,6 +55,20 @@ def compose(entity: str, record_id: int) -> Any:
         return render_template("sms/compose.html", panel=html, back=url_for(DETAIL[entity], record_id=record.id)), 422
     flash("Text queued.")
     return redirect(url_for(DETAIL[entity], record_id=record.id))
+
+
+@bp.route("/window")
+def window() -> Any:
+    """``?to=<number>`` → WhatsApp's window with it: ``open``, ``closes_at`` (UTC), ``text``
+    (what the composer shows when the rep changes the number)."""
+    if sdk.current_user() is None or not sdk.has_permission("channels:read"):
+        abort(403)
+    to = request.args.get("to", "")
+    if not to.strip() or len(to) > 64:
+        return jsonify({"errors": {"to": ["a phone number"]}}), 422
+    from crm_plugins.sms import panel, provider
+
+    return jsonify(panel.window_state(provider.settings(sdk.current_tenant()), to))
 
 
 @bp.route("/segments", methods=["POST"])

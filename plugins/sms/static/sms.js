@@ -37,7 +37,46 @@
     update();
   }
 
-  function init() { document.querySelectorAll("[data-sms-compose]").forEach(wire); }
+  // WhatsApp: the window with the number (asked again when the number changes) and the
+  // approved templates; free text is hidden when a template is chosen or the window is
+  // closed (only a template may go then).
+  function wireWhatsApp(form) {
+    var channel = form.querySelector("[data-sms-channel]"), only = form.querySelector("[data-whatsapp-only]");
+    if (!channel || !only) { return; }
+    var free = form.querySelector("[data-sms-free-text]"), choice = form.querySelector("[data-wa-template]");
+    var windowNote = form.querySelector("[data-wa-window]"), to = form.querySelector("[data-sms-to]");
+    function update() {
+      var wa = channel.value === "whatsapp", chosen = wa && choice ? choice.value : "";
+      var closed = windowNote && windowNote.dataset.open !== "yes";
+      only.hidden = !wa;
+      form.querySelectorAll("[data-wa-variables]").forEach(function (set) {
+        set.hidden = set.dataset.waVariables !== chosen;
+        set.querySelectorAll("input").forEach(function (input) { input.required = set.dataset.waVariables === chosen; });
+      });
+      if (free) { free.hidden = wa && (chosen !== "" || closed); }
+      if (choice && choice.options.length) { choice.options[0].disabled = wa && closed; }
+      if (wa && closed && choice && choice.value === "" && choice.options.length > 1) { choice.value = choice.options[1].value; update(); }
+    }
+    function refreshWindow() {
+      if (!windowNote || !to.value.trim()) { return; }
+      fetch(windowNote.dataset.windowUrl + "?to=" + encodeURIComponent(to.value), {credentials: "same-origin"})
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (state) {
+          if (!state) { return; }
+          windowNote.dataset.open = state.open ? "yes" : "no";
+          windowNote.querySelector("[data-wa-window-text]").textContent = state.text;
+          update();
+        });
+    }
+    channel.addEventListener("change", update);
+    if (choice) { choice.addEventListener("change", update); }
+    if (to) { to.addEventListener("change", refreshWindow); }
+    update();
+  }
+
+  function init() {
+    document.querySelectorAll("[data-sms-compose]").forEach(function (form) { wire(form); wireWhatsApp(form); });
+  }
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", init); } else { init(); }
   window.crmSmsSegments = segments;
 })();

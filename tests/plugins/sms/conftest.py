@@ -21,6 +21,9 @@ SID = "AC0123456789abcdef0123456789abcdef"
 AUTH_TOKEN = "sms-test-auth-token"
 FROM = "+14155550100"
 PUBLIC_URL = "https://crm.acme.example"
+#: an approved WhatsApp template (the provider's content id)
+APPOINTMENT = {"name": "appointment_reminder", "content_sid": "HX0123456789abcdef0123456789abcdef",
+               "body": "Hello {{1}}, your appointment is on {{2}}. Reply here to change it.", "variables": ["First name", "Date and time"]}
 
 
 class FakeProvider:
@@ -36,6 +39,9 @@ class FakeProvider:
         #: unanswered and not taken (a send in progress, to kill its worker)
         self.hold: threading.Event | None = None
         self.holding = threading.Event()
+        #: called with (form, sid) after a message is taken and before the answer goes
+        #: back (the provider's status callback racing the worker's note of the sid)
+        self.before_answer: Any = None
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,7 +50,10 @@ class FakeProvider:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
-                form = dict(urllib.parse.parse_qsl(body, keep_blank_values=True))
+                pairs = urllib.parse.parse_qsl(body, keep_blank_values=True)
+                form: dict[str, Any] = dict(pairs)
+                if any(key == "MediaUrl" for key, _ in pairs):  # repeated: every link, in order
+                    form["MediaUrl"] = [value for key, value in pairs if key == "MediaUrl"]
                 if provider.hold is not None:
                     hold, provider.hold = provider.hold, None
                     provider.holding.set()
@@ -65,6 +74,8 @@ class FakeProvider:
                         answer = {"sid": f"SM{len(provider.sent):032x}", "status": "queued", "to": form.get("To"), "body": form.get("Body")}
                     if status == 201:
                         provider.sent.append(form)
+                if status == 201 and provider.before_answer is not None:
+                    provider.before_answer(form, answer["sid"])
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -95,7 +106,8 @@ def provider() -> Iterator[FakeProvider]:
 
 def sms_settings(provider: FakeProvider, **extra: Any) -> dict[str, Any]:
     return {"base_url": provider.url, "account_sid": SID, "auth_token": {"$env": "SMS_TEST_AUTH_TOKEN"}, "from_number": FROM,
-            "whatsapp_from": "+14155550199", "default_region": "GB", "public_url": PUBLIC_URL, "timeout_seconds": 5, **extra}
+            "whatsapp_from": "+14155550199", "default_region": "GB", "public_url": PUBLIC_URL, "timeout_seconds": 5,
+            "whatsapp_templates": [APPOINTMENT], **extra}
 
 
 @pytest.fixture

@@ -4,10 +4,14 @@ deduplicated by MessageSid)."""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
 from crm_plugins.channels.models import Conversation, Message
 from crmcore.sdk import Activity, Lead
 from tests.plugins.channels.conftest import drain, in_tenant
-from tests.plugins.sms.conftest import make_lead
+from tests.plugins.sms.conftest import Callbacks, make_lead
 from tests.plugins.sms.test_send import send
 
 
@@ -107,3 +111,31 @@ def _settings(env):
     import tomllib
 
     return tomllib.loads((env.config_dir / "tenants" / "acme.toml").read_text())["settings"]["sms"]
+
+
+@pytest.mark.parametrize("report, final", [("delivered", "delivered"), ("undelivered", "failed")])
+def test_a_delivery_report_that_comes_before_the_worker_notes_the_send_stands(env, admin, provider, captured_signals, report, final):
+    """The provider calls back (from its own thread, through the app) while the worker
+    still waits for the POST's answer: "sent" must not overwrite the report, nor the
+    worker's "queued" the provider's status, and nothing is posted twice."""
+    lead = make_lead(env)
+    queued = send(admin, lead)
+    answered: list[int] = []
+
+    def report_first(form, sid):
+        ref = parse_qs(urlsplit(form["StatusCallback"]).query)["ref"][0]
+        params = {"MessageSid": sid, "MessageStatus": report, "To": form["To"], "From": form["From"], **({"ErrorCode": "30003"} if final == "failed" else {})}
+        answered.append(Callbacks(env).post("status", params, query=f"ref={ref}").status_code)
+
+    provider.before_answer = report_first
+    with captured_signals("message_sent", "message_delivered", "message_failed") as signals:
+        drain(env)
+        drain(env)
+    assert answered == [204] and len(provider.sent) == 1
+    assert [name for name, _, _ in signals] == [f"message_{final}"]
+    answer = admin("GET", f"/messages/{queued['id']}")
+    assert answer["status"] == final and answer["message_id"].startswith("SM") and answer["sent_at"]
+    with in_tenant(env):
+        stored = Message.get_by_id(queued["id"])
+        assert stored.headers["provider_status"] == report and stored.held_by is None
+        assert Activity.get_by_id(stored.activity_id).outcome.startswith(final)

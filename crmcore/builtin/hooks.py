@@ -11,6 +11,7 @@ from flask_smorest import Blueprint as ApiBlueprint
 
 from crmcore import hookimpl, notifications
 from crmcore.contrib import Migration, NavItem, ScheduledJob, SignalReceiver
+from crmcore.entities import saved_views
 from crmcore.entities.models import ENTITY_MODELS, AuditEntry, Entity, Lead, Task
 from crmcore.migrations import CORE_MIGRATIONS, add_columns, create_indexes, create_tables
 from crmcore.models import CORE_MODELS
@@ -34,7 +35,7 @@ def on_tenant_created(tenant, **_):
 
 @hookimpl(trylast=True)
 def crm_models():
-    return list(CORE_MODELS) + list(ENTITY_MODELS) + [RateCounter] + notifications.MODELS
+    return list(CORE_MODELS) + list(ENTITY_MODELS) + [RateCounter] + notifications.MODELS + saved_views.MODELS
 
 
 def _add_audit_actor_name(database: Any) -> None:
@@ -79,6 +80,7 @@ def crm_migrations():
         Migration("0006_rate_limits", create_tables(RateCounter)),  # crmcore.ratelimit
         Migration("0007_notifications", _notifications),  # crmcore.notifications
         Migration("0008_finite_custom_numbers", _drop_non_finite_custom_numbers),
+        Migration("0011_saved_views", create_tables(*saved_views.MODELS)),  # crmcore.entities.saved_views
     ]
 
 

@@ -270,6 +270,13 @@ def int_list(values: Iterable[str]) -> list[int]:
     return sorted(set(out))
 
 
+def saved_views_context(entity: str) -> dict[str, Any]:
+    """The list's saved views (:mod:`crmcore.web.views_saved`, which imports this module)."""
+    from crmcore.web.views_saved import list_context
+
+    return list_context(entity)
+
+
 # --------------------------------------------------------------------------- the pages
 
 
@@ -491,6 +498,7 @@ class RecordPages:
             can_delete=can_bulk and can("records:delete"),
             live_topics=[f"list:{self.entity}"],  # "new or changed records" (crmcore/live.py)
         )
+        context.update(saved_views_context(self.entity))
         context.update(self.extra_context("list"))
         return self.render(f"crm/{self.plural}/list.html", **context)
 

@@ -25,7 +25,14 @@ from werkzeug.datastructures import MultiDict
 from crmcore.api import common
 from crmcore.api import saved_views as views_api
 from crmcore.entities import saved_views as domain
-from crmcore.entities.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, StaleVersion
+from crmcore.entities.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    StaleVersion,
+)
 from crmcore.web.records import require
 
 bp = Blueprint("saved_view_pages", __name__, url_prefix="/app/views")

@@ -9,7 +9,17 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.e2e.conftest import DESKTOP, MOBILE, _new_context, _watched, expect, flash, no_horizontal_overflow, shot, sign_in
+from tests.e2e.conftest import (
+    DESKTOP,
+    MOBILE,
+    _new_context,
+    _watched,
+    expect,
+    flash,
+    no_horizontal_overflow,
+    shot,
+    sign_in,
+)
 from tests.e2e.test_accessibility import violations
 
 

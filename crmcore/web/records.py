@@ -270,6 +270,13 @@ def int_list(values: Iterable[str]) -> list[int]:
     return sorted(set(out))
 
 
+def inline_config(entity: str, record: Any) -> dict[str, Any] | None:
+    """The fields the record's page edits in place (:mod:`crmcore.web.inline_edit`)."""
+    from crmcore.web.inline_edit import inline_config as config
+
+    return config(entity, record)
+
+
 def saved_views_context(entity: str) -> dict[str, Any]:
     """The list's saved views (:mod:`crmcore.web.views_saved`, which imports this module)."""
     from crmcore.web.views_saved import list_context
@@ -715,6 +722,7 @@ class RecordPages:
             # someone else's change or a new timeline item shows up live (crmcore/live.py)
             live_topics=[f"record:{self.entity}:{record.id}"],
             live_label=self.title(record),
+            inline_edit=inline_config(self.entity, record),
         )
         context.update(self.extra_context("detail", record))
         return self.render(f"crm/{self.plural}/detail.html", status, **context)

@@ -277,6 +277,17 @@ def inline_config(entity: str, record: Any) -> dict[str, Any] | None:
     return config(entity, record)
 
 
+def likely_duplicates(pages: Any, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Visible records like the one about to be created, with links and reasons
+    (:mod:`crmcore.entities.duplicates`)."""
+    from crmcore.entities import duplicates
+
+    return [
+        {"title": pages.title(found["record"]), "url": pages.url("detail", record_id=found["record"].id), "reasons": found["reasons"]}
+        for found in duplicates.likely(pages.entity, data, common.request_context())
+    ]
+
+
 def saved_views_context(entity: str) -> dict[str, Any]:
     """The list's saved views (:mod:`crmcore.web.views_saved`, which imports this module)."""
     from crmcore.web.views_saved import list_context
@@ -658,6 +669,12 @@ class RecordPages:
             if not errors:
                 try:
                     self.check_refs(data, record)
+                    if record is None and request.form.get("confirm_duplicates") != "yes":
+                        similar = likely_duplicates(self, data)
+                        if similar:  # warn first; "Create anyway" sends confirm_duplicates
+                            context = dict(record=None, values=request.form.to_dict(), errors={}, likely_duplicates=similar, duplicate=None, stale=False, version=None, custom_fields=self.custom_inputs(), owners=user_options(), tag_options=tag_suggestions())
+                            context.update(self.extra_context("form", None))
+                            return self.render(f"crm/{self.plural}/form.html", 200, **context)
                     saved = self.save(data, record, version)
                 except Invalid as exc:
                     errors = self.input_errors(field_errors(domain_errors(exc)))

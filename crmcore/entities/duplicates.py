@@ -75,9 +75,10 @@ def _any(*conditions: Any) -> Any:
     return out
 
 
-def likely(entity: str, data: dict[str, Any], ctx: Context | None = None) -> list[dict[str, Any]]:
+def likely(entity: str, data: dict[str, Any], ctx: Context | None = None, exclude_id: int | None = None) -> list[dict[str, Any]]:
     """``[{"record", "reasons"}]``: up to LIMIT visible records like ``data`` (a create
-    form's loaded input), each with why it looks the same ("same name", "same domain")."""
+    form's loaded input, or a record's fields), each with why it looks the same ("same
+    name", "same domain"); ``exclude_id``: the record itself."""
     if entity == "lead":
         model, domain = Lead, domain_of(data.get("email"))
         condition = _any(_same_name(Lead.name, data.get("name")), _company_like(Lead.company_name, data.get("company_name")) if data.get("company_name") else None, _at_domain(Lead.email, domain))
@@ -94,6 +95,8 @@ def likely(entity: str, data: dict[str, Any], ctx: Context | None = None) -> lis
         return []
     if condition is None:
         return []
+    if exclude_id is not None:
+        condition = (condition) & (model.id != exclude_id)
     query = visibility.visible(model.select().where(condition), model, ctx) if ctx is not None else model.select().where(condition)
     found = []
     for record in query.order_by(model.id.desc()).limit(LIMIT):
@@ -117,3 +120,9 @@ def reasons(entity: str, data: dict[str, Any], record: Any, domain: str | None) 
     if domain and record_domain == domain:
         out.append(f"same domain ({domain})")
     return out or ["similar"]
+
+
+def fields_of(record: Any) -> dict[str, Any]:
+    """A stored record's fields as :func:`likely` reads them."""
+    names = ("name", "email", "company_name", "first_name", "last_name", "domain", "website")
+    return {n: getattr(record, n, None) for n in names}

@@ -280,8 +280,17 @@ def inline_config(entity: str, record: Any) -> dict[str, Any] | None:
 def likely_duplicates(pages: Any, data: dict[str, Any]) -> list[dict[str, Any]]:
     """Visible records like the one about to be created, with links and reasons
     (:mod:`crmcore.entities.duplicates`)."""
-    from crmcore.entities import duplicates
+    from crmcore.entities import checks, duplicates
 
+    # The same address is a hard conflict (409, with a link), not a warning: raised first.
+    if pages.entity == "contact":
+        checks.contact_duplicate_emails(data)
+    email = str(data.get("email") or "").strip().lower()
+    model = pages.model
+    if email and "email" in model._meta.fields:
+        existing = model.select().where(peewee.fn.LOWER(model.email) == email).first()
+        if existing is not None:
+            raise service.Conflict(f"a {pages.label} with email {email} already exists", existing, "email")
     return [
         {"title": pages.title(found["record"]), "url": pages.url("detail", record_id=found["record"].id), "reasons": found["reasons"]}
         for found in duplicates.likely(pages.entity, data, common.request_context())

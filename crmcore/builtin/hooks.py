@@ -19,6 +19,7 @@ from crmcore.contrib import (
     SignalReceiver,
     TaskHandler,
 )
+from crmcore.entities import saved_views
 from crmcore.entities.models import ENTITY_MODELS, AuditEntry, Entity, Lead, Task
 from crmcore.migrations import CORE_MIGRATIONS, add_columns, create_indexes, create_tables
 from crmcore.models import CORE_MODELS
@@ -42,7 +43,7 @@ def on_tenant_created(tenant, **_):
 
 @hookimpl(trylast=True)
 def crm_models():
-    return list(CORE_MODELS) + list(ENTITY_MODELS) + [RateCounter] + notifications.MODELS + accounts.MODELS + attachments.MODELS
+    return list(CORE_MODELS) + list(ENTITY_MODELS) + [RateCounter] + notifications.MODELS + accounts.MODELS + attachments.MODELS + saved_views.MODELS
 
 
 def _add_audit_actor_name(database: Any) -> None:
@@ -89,6 +90,7 @@ def crm_migrations():
         Migration("0008_finite_custom_numbers", _drop_non_finite_custom_numbers),
         Migration("0009_accounts", _accounts),  # crmcore.accounts
         Migration("0010_attachments", create_tables(*attachments.MODELS)),  # crmcore.attachments
+        Migration("0011_saved_views", create_tables(*saved_views.MODELS)),  # crmcore.entities.saved_views
         Migration("0012_teams", _teams),
     ]
 

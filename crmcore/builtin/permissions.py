@@ -36,6 +36,7 @@ CORE_PERMISSIONS: tuple[Permission, ...] = (
     Permission("audit:read", ("admin", "manager"), "Read the audit log."),
     Permission("analytics:read", EVERYONE, "Read the analytics."),
     Permission("notifications:own", EVERYONE, "Read and mark one's own in-app notifications, set one's preferences."),
+    Permission("views:manage", ("admin", "manager"), "Change and delete the saved views others shared (everyone keeps their own)."),
     Permission("analytics:goals", ("admin", "manager"), "Set and delete goals (the analytics plugin's; everyone who reads the analytics sees them)."),
 )
 

@@ -270,6 +270,40 @@ def int_list(values: Iterable[str]) -> list[int]:
     return sorted(set(out))
 
 
+def inline_config(entity: str, record: Any) -> dict[str, Any] | None:
+    """The fields the record's page edits in place (:mod:`crmcore.web.inline_edit`)."""
+    from crmcore.web.inline_edit import inline_config as config
+
+    return config(entity, record)
+
+
+def likely_duplicates(pages: Any, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Visible records like the one about to be created, with links and reasons
+    (:mod:`crmcore.entities.duplicates`)."""
+    from crmcore.entities import checks, duplicates
+
+    # The same address is a hard conflict (409, with a link), not a warning: raised first.
+    if pages.entity == "contact":
+        checks.contact_duplicate_emails(data)
+    email = str(data.get("email") or "").strip().lower()
+    model = pages.model
+    if email and "email" in model._meta.fields:
+        existing = model.select().where(peewee.fn.LOWER(model.email) == email).first()
+        if existing is not None:
+            raise service.Conflict(f"a {pages.label} with email {email} already exists", existing, "email")
+    return [
+        {"title": pages.title(found["record"]), "url": pages.url("detail", record_id=found["record"].id), "reasons": found["reasons"]}
+        for found in duplicates.likely(pages.entity, data, common.request_context())
+    ]
+
+
+def saved_views_context(entity: str) -> dict[str, Any]:
+    """The list's saved views (:mod:`crmcore.web.views_saved`, which imports this module)."""
+    from crmcore.web.views_saved import list_context
+
+    return list_context(entity)
+
+
 # --------------------------------------------------------------------------- the pages
 
 
@@ -491,6 +525,7 @@ class RecordPages:
             can_delete=can_bulk and can("records:delete"),
             live_topics=[f"list:{self.entity}"],  # "new or changed records" (crmcore/live.py)
         )
+        context.update(saved_views_context(self.entity))
         context.update(self.extra_context("list"))
         return self.render(f"crm/{self.plural}/list.html", **context)
 
@@ -643,6 +678,12 @@ class RecordPages:
             if not errors:
                 try:
                     self.check_refs(data, record)
+                    if record is None and request.form.get("confirm_duplicates") != "yes":
+                        similar = likely_duplicates(self, data)
+                        if similar:  # warn first; "Create anyway" sends confirm_duplicates
+                            context = dict(record=None, values=request.form.to_dict(), errors={}, likely_duplicates=similar, duplicate=None, stale=False, version=None, custom_fields=self.custom_inputs(), owners=user_options(), tag_options=tag_suggestions())
+                            context.update(self.extra_context("form", None))
+                            return self.render(f"crm/{self.plural}/form.html", 200, **context)
                     saved = self.save(data, record, version)
                 except Invalid as exc:
                     errors = self.input_errors(field_errors(domain_errors(exc)))
@@ -707,6 +748,7 @@ class RecordPages:
             # someone else's change or a new timeline item shows up live (crmcore/live.py)
             live_topics=[f"record:{self.entity}:{record.id}"],
             live_label=self.title(record),
+            inline_edit=inline_config(self.entity, record),
         )
         context.update(self.extra_context("detail", record))
         return self.render(f"crm/{self.plural}/detail.html", status, **context)

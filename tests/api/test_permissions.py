@@ -52,6 +52,8 @@ CORE_MATRIX_BEFORE = {
     # Added with the analytics plugin (issue 15): the core owns the "analytics" area, so
     # the plugin's goal-setting permission is declared here.
     "analytics:goals": ("admin", "manager"),
+    # added with saved views (issue 16): tidying the views others shared
+    "views:manage": ("admin", "manager"),
 }
 
 

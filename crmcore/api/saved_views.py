@@ -107,7 +107,7 @@ class SavedViewSchema(Schema):
         load_default=dict,
         metadata={"description": "The list's filters and sort as its query string has them: {\"status\": [\"new\"], \"sort\": \"-created_at\", \"custom.region\": \"north\"}."},
     )
-    owner_id = fields.Integer(dump_only=True)
+    owner_id = fields.Integer(dump_only=True, allow_none=True, metadata={"description": "Who saved it; null for a tenant-wide view saved by a token without a user."})
     owner_name = fields.String(dump_only=True)
     mine = fields.Boolean(dump_only=True, metadata={"description": "You own it (and may change it)."})
     created_at = fields.DateTime(dump_only=True)

@@ -29,12 +29,14 @@ def _fill(api) -> dict[str, int]:
     task = api.post("/api/v1/tasks", json={"title": "Send offer", "due_at": "2027-01-10T09:00:00", "priority": "high", "lead_id": lead["id"]}).get_json()
     tag = api.get("/api/v1/tags").get_json()["items"][0]
     field = api.get("/api/v1/custom-fields").get_json()["items"][0]
-    for record in (company, contact, lead, deal, activity, note, task):
+    view = api.post("/api/v1/views", json={"entity": "lead", "name": "Hot north", "query": {"status": ["contacted"], "custom.region": "north"}, "shared": True}).get_json()
+    for record in (company, contact, lead, deal, activity, note, task, view):
         assert "id" in record, record
     return {
         "activity_id": activity["id"], "company_id": company["id"], "contact_id": contact["id"],
         "deal_id": deal["id"], "lead_id": lead["id"], "note_id": note["id"], "task_id": task["id"],
         "tag_id": tag["id"], "field_id": field["id"], "pipeline_id": pipeline["id"], "stage_id": stages[1]["id"],
+        "view_id": view["id"],
     }
 
 

@@ -137,12 +137,14 @@ def _left_in_range(f: Filters, stage_ids: list[int]) -> Any:
 
 
 def time_in_stage_rows(f: Filters) -> list[dict[str, Any]]:
+    # COUNT(*), not COUNT(id): the id column would widen the rows the per-deal grouping
+    # hashes (and spills at 1,000,000 deals on PostgreSQL) for a count that is the same.
     stages = [s for s in _funnel_stages(f) if not s.is_won]
     if not stages:
         return []
     per_deal = (
         _left_in_range(f, [s.id for s in stages])
-        .select(DealStageChange.from_stage.alias("stage_id"), fn.SUM(DealStageChange.seconds_in_previous).alias("seconds"), fn.COUNT(DealStageChange.id).alias("visits"))
+        .select(DealStageChange.from_stage.alias("stage_id"), fn.SUM(DealStageChange.seconds_in_previous).alias("seconds"), fn.COUNT(peewee.SQL("*")).alias("visits"))
         .group_by(DealStageChange.from_stage, DealStageChange.deal)
         .alias("per_deal")
     )

@@ -26,6 +26,14 @@ def in_stages(condition: Any) -> Any:
     return Deal.stage.in_(Stage.select(Stage.id).where(condition))
 
 
+def is_won_deal() -> Any:
+    """The deal's stage is a won stage, as ``stage_id IN (<ids>)`` with the won stages' ids
+    read first (one small query). For the CASE of a per-deal sum: an IN (subquery) there is
+    probed once per deal and branch (four hash probes a deal on PostgreSQL, which made the
+    closed-deal metrics 1.3x the hand-written join at 1,000,000 deals)."""
+    return Deal.stage.in_([i for (i,) in Stage.select(Stage.id).where(Stage.is_won == True).tuples()])  # noqa: E712
+
+
 def _stage_label(stage: Stage, pipeline_name: str, several: bool) -> str:
     return f"{pipeline_name} · {stage.name}" if several else stage.name
 
@@ -129,12 +137,14 @@ def _left_in_range(f: Filters, stage_ids: list[int]) -> Any:
 
 
 def time_in_stage_rows(f: Filters) -> list[dict[str, Any]]:
+    # COUNT(*), not COUNT(id): the id column would widen the rows the per-deal grouping
+    # hashes (and spills at 1,000,000 deals on PostgreSQL) for a count that is the same.
     stages = [s for s in _funnel_stages(f) if not s.is_won]
     if not stages:
         return []
     per_deal = (
         _left_in_range(f, [s.id for s in stages])
-        .select(DealStageChange.from_stage.alias("stage_id"), fn.SUM(DealStageChange.seconds_in_previous).alias("seconds"), fn.COUNT(DealStageChange.id).alias("visits"))
+        .select(DealStageChange.from_stage.alias("stage_id"), fn.SUM(DealStageChange.seconds_in_previous).alias("seconds"), fn.COUNT(peewee.SQL("*")).alias("visits"))
         .group_by(DealStageChange.from_stage, DealStageChange.deal)
         .alias("per_deal")
     )
@@ -163,8 +173,15 @@ def time_in_stage_records(f: Filters, key: str) -> Any:
 
 
 def closed_rows(f: Filters) -> list[dict[str, Any]]:
-    """Deals closed (won or lost) in the range, per owner and in total, in one query."""
-    won = in_stages(Stage.is_won == True)  # noqa: E712
+    """Deals closed (won or lost) in the range, per owner and in total, in one query
+    (after the won stages' ids), plus one for the owners' names."""
+    raw = closed_figures(f)
+    return closed_rows_of(raw, sql.user_names(owner for owner, *_ in raw))
+
+
+def closed_figures(f: Filters) -> list[tuple[Any, ...]]:
+    """(owner id, won, lost, won value, seconds from creation to win) of the deals closed in the range."""
+    won = is_won_deal()
     query = (
         sql.deals(
             f,
@@ -178,8 +195,11 @@ def closed_rows(f: Filters) -> list[dict[str, Any]]:
         .group_by(Deal.owner)
         .tuples()
     )
-    raw = [(owner, int(w or 0), int(lost or 0), money(value), float(seconds or 0)) for owner, w, lost, value, seconds in query]
-    names = sql.user_names(owner for owner, *_ in raw)
+    return [(owner, int(w or 0), int(lost or 0), money(value), float(seconds or 0)) for owner, w, lost, value, seconds in query]
+
+
+def closed_rows_of(raw: list[tuple[Any, ...]], names: dict[int, str]) -> list[dict[str, Any]]:
+    """The rows of :func:`closed_rows` from its figures and the owners' names."""
     rows = [_closed_row(sql.owner_key(owner), names.get(owner, "(no owner)") if owner else "(no owner)", *figures) for owner, *figures in raw]
     rows.sort(key=lambda r: r["label"].lower())
     totals = [sum(r[k] for r in rows) for k in ("won", "lost")] + [sum((r["won_value"] for r in rows), money(0)), sum(r["_seconds"] for r in rows)]

@@ -10,10 +10,18 @@ import peewee
 from peewee import fn
 
 from crm_plugins.analytics import sql
-from crm_plugins.analytics.deal_metrics import CLOSED, DEALS_NOTE, OPEN, closed_rows, in_stages
+from crm_plugins.analytics.deal_metrics import (
+    CLOSED,
+    DEALS_NOTE,
+    OPEN,
+    closed_figures,
+    closed_rows_of,
+    in_stages,
+    is_won_deal,
+)
 from crm_plugins.analytics.filters import Filters
 from crm_plugins.analytics.registry import Column, Metric, money, ratio
-from crmcore.sdk import Deal, Stage
+from crmcore.sdk import Deal
 
 NO_REASON = "(no reason given)"
 
@@ -29,7 +37,7 @@ def _closed_in_range(f: Filters, *columns: Any) -> Any:
 
 def reason_rows(f: Filters) -> list[dict[str, Any]]:
     """Deals closed in the range per reason: won, lost, value lost, share of the losses."""
-    won = in_stages(Stage.is_won == True)  # noqa: E712
+    won = is_won_deal()
     query = (
         _closed_in_range(f, Deal.lost_reason, fn.SUM(peewee.Case(None, [(won, 1)], 0)), fn.SUM(peewee.Case(None, [(won, 0)], 1)), fn.SUM(peewee.Case(None, [(won, 0)], Deal.value)))
         .group_by(Deal.lost_reason)
@@ -67,8 +75,9 @@ def reason_records(f: Filters, key: str) -> Any:
 def velocity_rows(f: Filters) -> list[dict[str, Any]]:
     """Per owner: open deals (now) × win rate × average won deal size ÷ sales cycle days."""
     open_counts = dict(sql.deals(f, Deal.owner, fn.COUNT(Deal.id)).where(in_stages(OPEN)).group_by(Deal.owner).tuples())
-    closed = {r["key"]: r for r in closed_rows(f)}
-    names = sql.user_names(o for o in open_counts)
+    raw = closed_figures(f)
+    names = sql.user_names([*open_counts, *(owner for owner, *_ in raw)])  # one query for both
+    closed = {r["key"]: r for r in closed_rows_of(raw, names)}
     owners = {sql.owner_key(o): o for o in open_counts}
     for key in closed:
         if key != sql.ALL:

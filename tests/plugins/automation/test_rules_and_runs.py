@@ -311,3 +311,26 @@ def test_hot_lead_template_with_the_scoring_plugins_threshold_signal(env: Any) -
     with in_tenant(env, "gamma"):
         assert [n.title for n in Notification.select().where(Notification.user == owner.id)] == ["Hedy is hot"]
         assert [(t.title, t.assignee_id) for t in Task.select()] == [("Call Hedy", owner.id)]
+
+
+def test_a_matching_fact_is_one_start_task_in_its_transaction_and_a_rollback_leaves_nothing(admin: Any, env: Any) -> None:
+    """The outbox: the receiver writes one task row in the sender's transaction (not the
+    run itself); a write that rolls back leaves no task and so starts no run."""
+    from crmcore.sdk import atomic, create_record
+
+    admin("POST", "/automation/rules", rule_body(conditions={}, steps=[{"action": "add_tag", "params": {"tag": "seen"}}]), status=201)
+    admin("POST", "/automation/rules", rule_body(name="Second", conditions={}, steps=[{"action": "add_tag", "params": {"tag": "again"}}]), status=201)
+    with in_tenant(env):
+        try:
+            with atomic():
+                create_record(Lead, {"name": "Rolled back"})
+                assert QueuedTask.select().where(QueuedTask.kind == runs.START_TASK).count() == 1  # both rules, one row
+                raise RuntimeError("the sender fails after the fact")
+        except RuntimeError:
+            pass
+        assert QueuedTask.select().where(QueuedTask.kind == runs.START_TASK).count() == 0
+    lead = admin("POST", "/leads", {"name": "Kept"}, status=201)
+    drain(env)
+    assert sorted((r.record_id, r.status) for r in all_runs()) == [(lead["id"], "done"), (lead["id"], "done")]
+    with in_tenant(env):
+        assert tag_names("lead", [lead["id"]])[lead["id"]] == ["again", "seen"]

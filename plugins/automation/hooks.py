@@ -104,7 +104,8 @@ def connect_trigger_signals(app: Any) -> list[str]:
 
 @hookimpl
 def crm_task_handlers():
-    return [TaskHandler(runs.STEP_TASK, runs.run_step, max_attempts=3, transactional=False)]
+    return [TaskHandler(runs.STEP_TASK, runs.run_step, max_attempts=3, transactional=False),
+            TaskHandler(runs.START_TASK, runs.start_matched)]
 
 
 @hookimpl

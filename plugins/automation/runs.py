@@ -1,5 +1,6 @@
-"""Runs: started by signal receivers (which only create the run row and queue its first
-step), advanced one step per task, woken from waits by a sweep.
+"""Runs: started by a task that signal receivers queue (one row in the sender's
+transaction; the task writes the runs and queues their first steps), advanced one step
+per task, woken from waits by a sweep.
 
 Exactly once per step: a step task carries ``(run_id, step, tries)`` (also its
 idempotency key) and runs its action in one transaction that first claims the run with
@@ -28,6 +29,7 @@ from crmcore.sdk import atomic, enqueue, enqueue_many, payload_of, tag_names, ut
 log = logging.getLogger("crm_plugins.automation")
 
 STEP_TASK = "automation.step"
+START_TASK = "automation.start"
 PLUGIN = "automation"
 #: rule ids of the run whose step is executing (its writes' signals start runs with it)
 _chain: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("automation_chain", default=None)
@@ -78,10 +80,9 @@ def on_signal(signal_name: str) -> Any:
                 tested = {**tested, **field_paths.extra_values(event.entity, [record], rule.conditions)[record.id]}
             if conditions.evaluate(rule.conditions, tested):
                 matched.append((rule, event))
-        if matched:
-            with _one_transaction():  # one commit for every run this fact starts
-                for rule, event in matched:
-                    start(tenant, rule, event.entity, event.record_id, rule.trigger_type)
+        if matched:  # one task row in the sender's transaction; the worker writes the runs
+            enqueue(START_TASK, {"chain": _chain.get() or [], "runs": [[rule.id, rule.version, event.entity, event.record_id, rule.trigger_type]
+                                                                      for rule, event in matched]}, tenant=tenant)
 
     receiver.__name__ = f"automation_on_{signal_name}"
     return receiver
@@ -157,7 +158,33 @@ def learn_triggers(found: list[Any]) -> None:
         _BY_SIGNAL[signal_name] = tuple(sorted(set(_BY_SIGNAL.get(signal_name, ())) | names))
 
 
-def start(tenant: Any, rule: AutomationRule, entity: str, record_id: int, trigger: str) -> AutomationRun:
+@dataclass(frozen=True)
+class RuleVersion:
+    """The rule (and the version of it) a fact matched, as a start task carries it."""
+
+    id: int
+    version: int
+
+
+def start_matched(task: Any) -> None:
+    """The ``automation.start`` task (transactional: its runs and their first step tasks
+    commit with the task's done mark, so exactly once). A receiver only queues this task,
+    one row in the sender's transaction (the outbox: a rollback leaves nothing); the runs
+    start under the chain of the run whose step sent the fact (the depth guard)."""
+    p = payload_of(task)
+    tenant = sdk.current_tenant()
+    wanted = p.get("runs") or []
+    existing = {row[0] for row in AutomationRule.select(AutomationRule.id).where(AutomationRule.id.in_([item[0] for item in wanted])).tuples()}
+    token = _chain.set(p.get("chain") or None)
+    try:
+        for rule_id, version, entity, record_id, trigger in wanted:
+            if rule_id in existing:  # a rule deleted meanwhile starts nothing
+                start(tenant, RuleVersion(rule_id, version), entity, record_id, trigger)
+    finally:
+        _chain.reset(token)
+
+
+def start(tenant: Any, rule: AutomationRule | RuleVersion, entity: str, record_id: int, trigger: str) -> AutomationRun:
     """A new run of ``rule`` (its current version) for a record, unless a loop guard
     stops it (then the run row says which guard and why)."""
     settings = _settings(tenant)

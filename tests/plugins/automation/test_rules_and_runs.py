@@ -54,7 +54,7 @@ def test_a_matching_record_runs_every_step_once(admin: Any, admin_user: Any, env
     ada = admin("POST", "/leads", {"name": "Ada", "source": "form"}, status=201)
     admin("POST", "/leads", {"name": "Bob", "source": "manual"}, status=201)  # no match
     grace = admin("POST", "/leads", {"name": "Grace", "source": "form"}, status=201)
-    assert {r.status for r in all_runs()} == {"queued"}  # receivers only queue
+    assert all_runs() == []  # receivers only queue a start task; the worker writes the runs
     drain(env)
     assert [(r.record_id, r.status, r.step, len(r.log)) for r in all_runs()] == [(ada["id"], "done", 4, 5), (grace["id"], "done", 4, 5)]
     with in_tenant(env):
@@ -106,6 +106,8 @@ def test_waits_resume_from_the_sweep_on_the_version_they_started(admin: Any, env
 def test_a_step_task_run_twice_does_its_step_once(admin: Any, env: Any) -> None:
     admin("POST", "/automation/rules", rule_body(steps=[{"action": "create_task", "params": {"title": "Once"}}]), status=201)
     admin("POST", "/leads", {"name": "Ada", "source": "form"}, status=201)
+    with in_tenant(env):  # the start task writes the run and queues its step
+        runs.start_matched(QueuedTask.get(QueuedTask.kind == runs.START_TASK))
     with db.database.connection_context():
         task = QueuedTask.get(QueuedTask.kind == runs.STEP_TASK)
     with in_tenant(env):
@@ -173,6 +175,7 @@ def test_loop_guards_stop_runs_and_say_why(admin: Any, admin_user: Any, env: Any
                                                   steps=[{"action": "add_tag", "params": {"tag": "n"}}]), status=201)
     for i in range(6):
         admin("PATCH", f"/leads/{lead['id']}", {"phone": f"+4930123456{i}"})
+    drain(env)
     limited = [r for r in all_runs() if r.guard == "rate_limit"]
     assert len(limited) == 1 and "limit 5" in limited[0].error
 
@@ -308,3 +311,26 @@ def test_hot_lead_template_with_the_scoring_plugins_threshold_signal(env: Any) -
     with in_tenant(env, "gamma"):
         assert [n.title for n in Notification.select().where(Notification.user == owner.id)] == ["Hedy is hot"]
         assert [(t.title, t.assignee_id) for t in Task.select()] == [("Call Hedy", owner.id)]
+
+
+def test_a_matching_fact_is_one_start_task_in_its_transaction_and_a_rollback_leaves_nothing(admin: Any, env: Any) -> None:
+    """The outbox: the receiver writes one task row in the sender's transaction (not the
+    run itself); a write that rolls back leaves no task and so starts no run."""
+    from crmcore.sdk import atomic, create_record
+
+    admin("POST", "/automation/rules", rule_body(conditions={}, steps=[{"action": "add_tag", "params": {"tag": "seen"}}]), status=201)
+    admin("POST", "/automation/rules", rule_body(name="Second", conditions={}, steps=[{"action": "add_tag", "params": {"tag": "again"}}]), status=201)
+    with in_tenant(env):
+        try:
+            with atomic():
+                create_record(Lead, {"name": "Rolled back"})
+                assert QueuedTask.select().where(QueuedTask.kind == runs.START_TASK).count() == 1  # both rules, one row
+                raise RuntimeError("the sender fails after the fact")
+        except RuntimeError:
+            pass
+        assert QueuedTask.select().where(QueuedTask.kind == runs.START_TASK).count() == 0
+    lead = admin("POST", "/leads", {"name": "Kept"}, status=201)
+    drain(env)
+    assert sorted((r.record_id, r.status) for r in all_runs()) == [(lead["id"], "done"), (lead["id"], "done")]
+    with in_tenant(env):
+        assert tag_names("lead", [lead["id"]])[lead["id"]] == ["again", "seen"]

@@ -199,6 +199,9 @@ def write_config(config_dir: Path, database_url: str, instance_dir: Path) -> Non
         "redis_url": "",
         "secret_key": "bench-secret-not-for-production",
         "instance_dir": str(instance_dir),
+        # counted on every request as in production, but high enough that the bench's
+        # thousands of requests a minute are never refused
+        "api_rate_per_minute": 1_000_000,
     }))
     for slug, name in TENANTS:
         (config_dir / "tenants" / f"{slug}.toml").write_text(tomli_w.dumps({"name": name, "hostnames": [f"{slug}.test"], "plugins": []}))
